@@ -1,0 +1,57 @@
+# imagefactory — the two commands a fresh machine needs:
+#   make golden-ztest DISTRO=debian13     build a ztest golden
+#   make test                             install everything and run the project's tests
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CLI    := $(BIN)/imagefactory
+DISTRO ?=
+SOURCE ?=
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv host-deps test test-fast lint golden golden-ztest clean
+
+help:
+	@echo "make golden-ztest DISTRO=<name|all> [SOURCE=bootstrap]  build ztest golden(s)"
+	@echo "make golden DISTRO=<name|all> [SOURCE=bootstrap]        build lean golden(s)"
+	@echo "make test        host tools + venv + ruff + mypy + pytest (all tests, incl. VMs)"
+	@echo "make test-fast   the same without tests that boot VMs"
+	@echo "make lint        ruff + mypy"
+	@echo "make clean       remove the venv and caches (never goldens or the image cache)"
+
+# The venv sees system site-packages so Debian's python3-pyzfs (module libzfs_core) can be
+# imported by the zfs store when this venv is made from Debian's /usr/bin/python3.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+host-deps:
+	bash scripts/host-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check imagefactory tests bench
+	$(BIN)/ruff format --check imagefactory tests bench
+	$(BIN)/mypy
+
+test: host-deps lint
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m 'not vm'
+
+golden-ztest: host-deps $(STAMP)
+	@test -n "$(DISTRO)" || { echo "usage: make golden-ztest DISTRO=<name|all>"; exit 2; }
+	$(CLI) golden-ztest $(DISTRO) $(if $(SOURCE),--source $(SOURCE))
+
+golden: host-deps $(STAMP)
+	@test -n "$(DISTRO)" || { echo "usage: make golden DISTRO=<name|all>"; exit 2; }
+	$(CLI) golden $(DISTRO) $(if $(SOURCE),--source $(SOURCE))
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,5 @@
+"""Shared pytest configuration; fixture modules live in tests/fixtures/ and are listed here."""
+
+pytest_plugins = [
+    "tests.fixtures.cache_dirs",
+]
