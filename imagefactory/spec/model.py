@@ -1,0 +1,248 @@
+"""The distro spec: the one source of truth for validation, defaults, `plan`, schema and docs.
+
+Every field a golden depends on is declared here once.  Models forbid unknown keys (a typo
+must fail loudly, never be ignored) and are frozen, so a resolved spec cannot drift while a
+build runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from imagefactory.spec.source import SourceSpec
+from imagefactory.spec.types import Duration, HttpUrl, Identifier, Size, StrictModel
+
+Family = Literal["el", "fedora", "debian", "ubuntu"]
+Lineage = Literal["regular", "ztest"]
+LINEAGES: tuple[Lineage, ...] = ("regular", "ztest")
+
+# The names the lab's documentation uses for goldens; specs are versioned files, names are not.
+ShortName = Literal["centos", "rocky", "fedora", "debian", "ubuntu"]
+
+
+class DiskSpec(StrictModel):
+    """Virtual size of the golden per lineage; ztest needs room for vdevs and the suite."""
+
+    regular: Size = Field(description="lean golden size, e.g. 10GiB")
+    ztest: Size = Field(description="ztest golden size, e.g. 40GiB")
+    volblocksize: Size = Field(16384, description="zvol volblocksize in the zfs store")
+
+    @field_validator("volblocksize")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value < 4096 or value > 131072 or value & (value - 1):
+            raise ValueError("volblocksize must be a power of two between 4KiB and 128KiB")
+        return value
+
+    def for_lineage(self, lineage: Lineage) -> int:
+        return int(self.ztest if lineage == "ztest" else self.regular)
+
+
+class VmSpec(StrictModel):
+    """How the build VM is started; extra_args add to the built-in QEMU arguments, never replace."""
+
+    memory: Size = Field(2 * 1024**3, description="guest memory, e.g. 4GiB")
+    cpus: int = Field(2, ge=1, le=64)
+    firmware: Literal["bios", "uefi"] = "bios"
+    secure_boot: bool = Field(
+        False, description="must stay off: DKMS-built ZFS modules are not signed"
+    )
+    machine: str = "q35"
+    cpu_model: str = Field("max", description="EL9 needs x86-64-v2 or better")
+    boot_timeout: Duration = Field(1800.0, description="whole build boot, all hooks included")
+    extra_args: list[str] = Field(default_factory=list, description="added to QEMU's arguments")
+
+    @field_validator("secure_boot")
+    @classmethod
+    def _secure_boot_off(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("secure boot must be off: unsigned DKMS ZFS modules would not load")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _enough_memory(cls, value: int) -> int:
+        if value < 512 * 1024**2:
+            raise ValueError("memory must be at least 512MiB")
+        return value
+
+
+class DefaultUser(StrictModel):
+    """The image's cloud user; login is by a per-build SSH key only, never a password."""
+
+    name: Identifier
+    sudo: bool = True
+
+
+class CloudInitSpec(StrictModel):
+    default_user: DefaultUser
+    fragments: list[str] = Field(
+        default_factory=list, description="user-data fragments under the repository's cloud-init/"
+    )
+
+
+class HookSpec(StrictModel):
+    """One guest script, run in order by the in-guest runner with its own timeout."""
+
+    script: str = Field(description="path under the repository's hooks/ directory")
+    timeout: Duration = 600.0
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("script")
+    @classmethod
+    def _relative_script(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("script must be a path inside hooks/ (relative, no '..')")
+        if not re.search(r"(^|/)\d\d-[A-Za-z0-9_.-]+\.sh$", value):
+            raise ValueError("hook scripts are named NN-name.sh")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+                raise ValueError(f"environment variable names are upper case: {key!r}")
+        return value
+
+
+class HooksSpec(StrictModel):
+    regular: list[HookSpec] = Field(default_factory=list)
+    ztest: list[HookSpec] = Field(default_factory=list)
+
+    def for_lineage(self, lineage: Lineage) -> list[HookSpec]:
+        return self.ztest if lineage == "ztest" else self.regular
+
+
+class SealSpec(StrictModel):
+    """What the last hook removes so every clone boots as a new machine."""
+
+    machine_id: bool = True
+    ssh_host_keys: bool = True
+    cloud_init: bool = True
+    random_seed: bool = True
+    dhcp_leases: bool = True
+    logs: bool = True
+    shell_history: bool = True
+    package_cache: bool = True
+    keep: list[str] = Field(
+        default_factory=lambda: ["/var/tmp/zfs-test-vdevs"],
+        description="paths sealing must never remove",
+    )
+
+
+class GitSource(StrictModel):
+    """An OpenZFS tree to build in the guest instead of packages (PR builds)."""
+
+    url: HttpUrl
+    branch: str = Field(min_length=1)
+
+    @field_validator("branch")
+    @classmethod
+    def _safe_branch(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._/+-]+", value) or ".." in value:
+            raise ValueError(f"not a valid git branch name: {value!r}")
+        return value
+
+
+ZfsProvider = Literal["zfsonlinux", "distro", "kernel", "git"]
+
+
+class ZfsSpec(StrictModel):
+    """Which OpenZFS a ztest golden carries and where it comes from."""
+
+    version: str = Field(description="expected version pattern, e.g. 2.2.9 or 2.3.*")
+    provider: ZfsProvider = Field(
+        description="zfsonlinux repo (DKMS), distro packages (DKMS), in-kernel module, or git"
+    )
+    repo: str | None = Field(None, description="zfsonlinux repo id to enable, e.g. zfs-2.2")
+    release_rpm: HttpUrl | None = Field(None, description="the zfs-release RPM (zfsonlinux)")
+    packages: list[str] = Field(default_factory=list, description="packages the ZFS hook installs")
+    kernel_max: str | None = Field(
+        None, description="highest kernel series this OpenZFS builds for; the hook holds the kernel"
+    )
+    git: GitSource | None = None
+    suite_mismatch: Literal["fail", "rebuild", "allow"] = Field(
+        "rebuild",
+        description="module and test-suite versions differ: fail, rebuild the suite from the tag, "
+        "or allow",
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version_pattern(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+\.\d+(\.(\d+|\*))?", value):
+            raise ValueError("version must look like 2.2.9 or 2.3.*")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> ZfsSpec:
+        if self.provider == "zfsonlinux" and (self.repo is None or self.release_rpm is None):
+            raise ValueError("provider zfsonlinux needs repo and release_rpm")
+        if self.provider == "git" and self.git is None:
+            raise ValueError("provider git needs git.url and git.branch")
+        if self.provider != "git" and self.git is not None:
+            raise ValueError("git is only used with provider git")
+        return self
+
+    def matches(self, measured: str) -> bool:
+        """Whether a measured version (e.g. `2.3.9-0+deb13u1`) fits the expected pattern."""
+        core = re.match(r"\d+\.\d+\.\d+", measured.removeprefix("zfs-"))
+        if core is None:
+            return False
+        pattern = re.escape(self.version).replace(r"\*", r"\d+")
+        return (
+            re.fullmatch(
+                pattern + (r"\.\d+" if self.version.count(".") == 1 else ""), core.group(0)
+            )
+            is not None
+        )
+
+
+class VdevSpec(StrictModel):
+    count: int = Field(8, ge=1, le=32)
+    size: Size = Field(1024**3)
+    directory: str = "/var/tmp/zfs-test-vdevs"
+
+
+class TestSpec(StrictModel):
+    """How the test stage runs the suite in a clone of the ztest golden."""
+
+    __test__ = False  # not a pytest class despite the name
+
+    user: Identifier = "zfs"
+    vdevs: VdevSpec = Field(default_factory=VdevSpec)
+    runfiles: list[Literal["quick", "linux", "linux-fault"]] = Field(
+        default_factory=lambda: ["quick", "linux", "linux-fault"]
+    )
+    timeout: Duration = Field(4 * 3600.0, description="whole test run in one clone")
+
+
+class DistroSpec(StrictModel):
+    """One distro's golden images: identity, source, VM, payload, sealing and testing."""
+
+    name: Identifier = Field(description="versioned spec name, e.g. fedora44")
+    short: ShortName = Field(description="name used in golden names, e.g. fedora")
+    family: Family
+    release: str
+    aliases: list[Identifier] = Field(default_factory=list)
+    description: str = ""
+    source: SourceSpec
+    disk: DiskSpec
+    vm: VmSpec = Field(default_factory=VmSpec)
+    cloud_init: CloudInitSpec
+    hooks: HooksSpec = Field(default_factory=HooksSpec)
+    seal: SealSpec = Field(default_factory=SealSpec)
+    zfs: ZfsSpec
+    test: TestSpec = Field(default_factory=TestSpec)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistroSpec:
+        if self.source.bootstrap is not None and self.family not in ("debian", "ubuntu"):
+            raise ValueError("a bootstrap source is only for Debian-family specs")
+        if self.family == "ubuntu" and self.zfs.provider == "zfsonlinux":
+            raise ValueError("Ubuntu carries ZFS in its kernel: provider must be kernel or git")
+        return self

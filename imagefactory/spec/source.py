@@ -1,0 +1,120 @@
+"""Where a golden's base image comes from: a vendor cloud image, or a bootstrap from a mirror.
+
+Checksum provenance is explicit: either a digest pinned in the spec, or the vendor's
+checksum file (optionally signed) that is trusted only as far as its signature goes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+
+from imagefactory.spec.digest import Digest
+from imagefactory.spec.types import HttpUrl, StrictModel
+
+ChecksumFormat = Literal["auto", "gnu", "bsd", "clearsigned"]
+
+
+class ChecksumFile(StrictModel):
+    """The vendor's checksum file; the image's file name is looked up in it."""
+
+    url: HttpUrl
+    format: ChecksumFormat = Field(
+        "auto", description="gnu (`hex  name`), bsd (`SHA256 (name) = hex`), clearsigned (PGP)"
+    )
+    algorithm: Literal["sha256", "sha512"] | None = Field(
+        None, description="the algorithm of the listed digests; auto-detected from length if unset"
+    )
+
+    @property
+    def file_name(self) -> str:
+        return posixpath.basename(urlsplit(self.url).path)
+
+
+class Signature(StrictModel):
+    """A GPG signature over the checksum file, checked against pinned fingerprints only."""
+
+    kind: Literal["detached", "clearsigned"]
+    url: HttpUrl | None = Field(None, description="the detached signature (.gpg/.sign/.asc)")
+    keyring: str = Field(description="public key file shipped in the repository's keys/ directory")
+    fingerprints: list[str] = Field(min_length=1, description="the only keys trusted to sign")
+
+    @model_validator(mode="after")
+    def _detached_needs_url(self) -> Signature:
+        if self.kind == "detached" and self.url is None:
+            raise ValueError("a detached signature needs its url")
+        if self.kind == "clearsigned" and self.url is not None:
+            raise ValueError("a clear-signed checksum file carries its own signature: drop url")
+        for fingerprint in self.fingerprints:
+            compact = fingerprint.replace(" ", "")
+            if len(compact) != 40 or any(c not in "0123456789abcdefABCDEF" for c in compact):
+                raise ValueError(f"fingerprint must be 40 hex digits: {fingerprint!r}")
+        return self
+
+    @property
+    def normalized_fingerprints(self) -> list[str]:
+        return [f.replace(" ", "").upper() for f in self.fingerprints]
+
+
+class CloudImageSource(StrictModel):
+    """A vendor cloud image, with mirrors tried in order after the primary URL."""
+
+    url: HttpUrl
+    mirrors: list[HttpUrl] = Field(default_factory=list)
+    format: Literal["qcow2", "raw"] = "qcow2"
+    digest: Digest | None = Field(None, description="pinned sha256:<hex> or sha512:<hex>")
+    checksum: ChecksumFile | None = None
+    signature: Signature | None = None
+
+    @model_validator(mode="after")
+    def _one_checksum_source(self) -> CloudImageSource:
+        if (self.digest is None) == (self.checksum is None):
+            raise ValueError("give exactly one of digest (pinned) or checksum (vendor file)")
+        if self.signature is not None and self.checksum is None:
+            raise ValueError("a signature verifies a checksum file: add checksum")
+        if (
+            self.checksum is not None
+            and self.signature is not None
+            and (self.signature.kind == "clearsigned") != (self.checksum.format == "clearsigned")
+            and self.checksum.format != "auto"
+        ):
+            raise ValueError("a clear-signed signature needs checksum.format clearsigned or auto")
+        return self
+
+    @property
+    def file_name(self) -> str:
+        return posixpath.basename(urlsplit(self.url).path)
+
+
+class BootstrapSource(StrictModel):
+    """A Debian-family base image built with mmdebstrap from a package mirror (air-gapped sites)."""
+
+    suite: str
+    components: list[str] = Field(default_factory=lambda: ["main"])
+    packages: list[str] = Field(default_factory=list)
+    kernel: str = Field(description="kernel metapackage, e.g. linux-image-cloud-amd64")
+    ztest_packages: list[str] = Field(
+        default_factory=list,
+        description="added for the ztest lineage; DKMS modules among them are built at bootstrap "
+        "for the image's kernel",
+    )
+    mirror: HttpUrl | None = Field(
+        None, description="package mirror; default: the one in the host's apt configuration"
+    )
+
+
+class SourceSpec(StrictModel):
+    """The spec's sources; `default` picks one unless the command line says otherwise."""
+
+    default: Literal["cloud_image", "bootstrap"] = "cloud_image"
+    cloud_image: CloudImageSource | None = None
+    bootstrap: BootstrapSource | None = None
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> SourceSpec:
+        if getattr(self, self.default) is None:
+            raise ValueError(f"default source is {self.default} but no {self.default} is given")
+        return self
