@@ -20,10 +20,12 @@ help:
 	@echo "make lint        ruff + mypy"
 	@echo "make clean       remove the venv and caches (never goldens or the image cache)"
 
-# The venv sees system site-packages so Debian's python3-pyzfs (module libzfs_core) can be
-# imported by the zfs store when this venv is made from Debian's /usr/bin/python3.
+# The zfs store imports Debian's python3-pyzfs (module libzfs_core), which lives in the
+# system site-packages of Debian's own python3: on a ZFS host build the venv with
+#   make PYTHON=/usr/bin/python3 VENV_FLAGS=--system-site-packages
+VENV_FLAGS ?=
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
@@ -39,10 +41,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: host-deps lint
-	$(BIN)/pytest
+	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m 'not vm'
+	$(BIN)/python -m pytest -m 'not vm'
 
 golden-ztest: host-deps $(STAMP)
 	@test -n "$(DISTRO)" || { echo "usage: make golden-ztest DISTRO=<name|all>"; exit 2; }

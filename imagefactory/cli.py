@@ -24,7 +24,7 @@ from imagefactory.log import configure_logging
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagefactory",
-        description="Golden VM images for the OpenZFS ztest lineage, and test runs in their clones.",
+        description="Golden VM images for the OpenZFS ztest lineage and test runs in their clones.",
     )
     parser.add_argument("--version", action="version", version=f"imagefactory {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")

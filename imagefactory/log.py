@@ -67,5 +67,7 @@ def configure_logging(verbosity: int = 0, *, json_lines: bool | None = None) -> 
     root.handlers[:] = [handler]
     root.setLevel(level)
     # qemu.qmp logs every failed connect attempt at ERROR and is chatty at DEBUG.
-    logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL if level > logging.DEBUG else logging.INFO)
+    logging.getLogger("qemu.qmp").setLevel(
+        logging.CRITICAL if level > logging.DEBUG else logging.INFO
+    )
     logging.getLogger("urllib3").setLevel(max(level, logging.INFO))

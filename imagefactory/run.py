@@ -57,7 +57,9 @@ def run(
     except FileNotFoundError as exc:
         raise InfrastructureError(f"{args[0]} is not installed", hint=hint) from exc
     except subprocess.TimeoutExpired as exc:
-        raise InfrastructureError(f"{args[0]} timed out after {timeout}s: {' '.join(args)}") from exc
+        raise InfrastructureError(
+            f"{args[0]} timed out after {timeout}s: {' '.join(args)}"
+        ) from exc
     if check and proc.returncode != 0:
         raise CommandError(args, proc.returncode, proc.stderr or "", hint=hint)
     return proc

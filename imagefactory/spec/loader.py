@@ -24,6 +24,7 @@ from imagefactory.paths import distros_dir
 from imagefactory.spec.located import LocatedDoc, Origin, PathKey, dotted, load_hcl, load_yaml
 from imagefactory.spec.model import DistroSpec, Lineage
 from imagefactory.spec.names import golden_leaf
+from imagefactory.spec.references import missing_references
 
 DEFAULTS_FILE = "_defaults.yaml"
 SPEC_SUFFIXES = (".yaml", ".yml", ".hcl")
@@ -170,7 +171,11 @@ def validate_document(doc: LocatedDoc) -> DistroSpec:
 
 
 def load_spec_file(
-    path: Path, *, env: Mapping[str, str] | None = None, defaults: Path | None = None
+    path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    defaults: Path | None = None,
+    check_files: bool = True,
 ) -> tuple[DistroSpec, dict[str, str]]:
     """Validate one spec file on top of the defaults layer next to it (if any)."""
     env = os.environ if env is None else env
@@ -181,7 +186,12 @@ def load_spec_file(
     if defaults.is_file() and defaults.resolve() != path.resolve():
         doc = merge(read_document(defaults), doc)
     applied = apply_environment(doc, env)
-    return validate_document(doc), applied
+    spec = validate_document(doc)
+    if check_files:
+        problems = missing_references(spec, doc)
+        if problems:
+            raise SpecError("\n".join(problems))
+    return spec, applied
 
 
 def spec_files(directory: Path | None = None) -> list[Path]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ByteSize, Field, field_validator, model_validator
 
 from imagefactory.spec.source import SourceSpec
 from imagefactory.spec.types import Duration, HttpUrl, Identifier, Size, StrictModel
@@ -28,7 +28,7 @@ class DiskSpec(StrictModel):
 
     regular: Size = Field(description="lean golden size, e.g. 10GiB")
     ztest: Size = Field(description="ztest golden size, e.g. 40GiB")
-    volblocksize: Size = Field(16384, description="zvol volblocksize in the zfs store")
+    volblocksize: Size = Field(ByteSize(16384), description="zvol volblocksize in the zfs store")
 
     @field_validator("volblocksize")
     @classmethod
@@ -44,7 +44,7 @@ class DiskSpec(StrictModel):
 class VmSpec(StrictModel):
     """How the build VM is started; extra_args add to the built-in QEMU arguments, never replace."""
 
-    memory: Size = Field(2 * 1024**3, description="guest memory, e.g. 4GiB")
+    memory: Size = Field(ByteSize(2 * 1024**3), description="guest memory, e.g. 4GiB")
     cpus: int = Field(2, ge=1, le=64)
     firmware: Literal["bios", "uefi"] = "bios"
     secure_boot: bool = Field(
@@ -204,8 +204,12 @@ class ZfsSpec(StrictModel):
 
 class VdevSpec(StrictModel):
     count: int = Field(8, ge=1, le=32)
-    size: Size = Field(1024**3)
+    size: Size = Field(ByteSize(1024**3))
     directory: str = "/var/tmp/zfs-test-vdevs"
+
+
+Runfile = Literal["quick", "linux", "linux-fault"]
+RUNFILES: tuple[Runfile, ...] = ("quick", "linux", "linux-fault")
 
 
 class TestSpec(StrictModel):
@@ -215,9 +219,7 @@ class TestSpec(StrictModel):
 
     user: Identifier = "zfs"
     vdevs: VdevSpec = Field(default_factory=VdevSpec)
-    runfiles: list[Literal["quick", "linux", "linux-fault"]] = Field(
-        default_factory=lambda: ["quick", "linux", "linux-fault"]
-    )
+    runfiles: list[Runfile] = Field(default_factory=lambda: list(RUNFILES))
     timeout: Duration = Field(4 * 3600.0, description="whole test run in one clone")
 
 
