@@ -1,0 +1,274 @@
+"""The console parser on hand-written logs in each zfs-tests.sh format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagefactory.testrun.results import (
+    NoResultsError,
+    TestResult,
+    category,
+    locate_test_logs,
+    name_from_path,
+    parse_file,
+    parse_log,
+)
+
+LOGS = Path(__file__).parent / "logs"
+
+
+def by_key(tests: list[TestResult]) -> dict[str, TestResult]:
+    return {t.key: t for t in tests}
+
+
+def test_old_format_is_parsed_with_summary_report_and_removed_tests() -> None:
+    run = parse_file(LOGS / "zts-2.2-sanity.log")
+
+    assert run.line_format == "2.2"
+    assert run.complete and run.summary_printed
+    assert run.summary == {"PASS": 16, "FAIL": 2, "SKIP": 1}
+    assert len(run.tests) == 19
+    assert run.running_time_s == 3 * 60 + 11
+    assert run.percent_passed == 84.2
+    assert run.log_dir == "/var/tmp/test_results/20260301T101500"
+    tests = by_key(run.tests)
+    create = tests["cli_root/zpool_create/zpool_create_001_pos"]
+    assert (create.result, create.duration_s, create.reran) == ("PASS", 72.0, False)
+    assert tests["cli_user/misc/zfs_get_001_neg"].user == "zfs"
+    # A :Linux section's setup shares its name with the plain section's setup.
+    assert tests["atime/setup (Linux)"].identifier == "Linux"
+    assert tests["atime/setup"].identifier is None
+    assert run.removed == ["raidz/raidz_expand_001_pos", "raidz/raidz_expand_002_pos"]
+    assert run.report_present
+    assert [(e.result, e.name) for e in run.expected] == [
+        ("FAIL", "casenorm/mixed_formd_lookup"),
+        ("SKIP", "l2arc/l2arc_arcstats_pos"),
+    ]
+    assert run.expected[0].detail == "https://github.com/openzfs/zfs/issues/7633"
+    assert run.unexpected_pass == []
+    assert [e.name for e in run.unexpected] == ["cli_root/zpool_create/zpool_create_002_pos"]
+    # The expected casenorm FAIL does not count against the run; the zpool_create one does.
+    assert run.unexpected_failures() == ["cli_root/zpool_create/zpool_create_002_pos"]
+
+
+def test_timestamped_format_keeps_killed_reran_and_long_durations() -> None:
+    run = parse_file(LOGS / "zts-2.4-timestamps.log")
+
+    assert run.line_format == "2.4"
+    assert run.complete
+    assert run.summary == {"PASS": 5, "FAIL": 1, "SKIP": 1, "KILLED": 1, "RERAN": 1}
+    tests = by_key(run.tests)
+    killed = tests["fault/auto_replace_001_pos (Linux)"]
+    assert (killed.result, killed.duration_s, killed.identifier) == ("KILLED", 600.0, "Linux")
+    assert killed.timestamp == "2026-04-22T03:45:02.000001"
+    reran = tests["fault/auto_spare_001_pos (Linux)"]
+    assert (reran.result, reran.reran) == ("PASS", True)
+    assert tests["raidz/raidz_expand_001_pos"].duration_s == 122 * 60.0
+    assert run.running_time_s == 2 * 3600 + 14 * 60 + 24
+    assert [e.name for e in run.unexpected_pass] == ["raidz/raidz_expand_001_pos"]
+    assert sorted(run.unexpected_failures()) == [
+        "fault/auto_replace_001_pos",
+        "removal/removal_with_add",
+    ]
+
+
+def test_aborted_run_without_summary_is_incomplete_and_counted_from_lines() -> None:
+    run = parse_file(LOGS / "zts-aborted.log")
+
+    assert not run.complete
+    assert not run.summary_printed
+    assert run.summary == {"PASS": 2, "FAIL": 1}
+    assert run.has_results
+    assert run.log_dir is None
+    # Without a zts-report, every FAIL/KILLED is unexpected.
+    assert not run.report_present
+    assert run.unexpected_failures() == ["cli_root/zpool_import/import_cachefile_device_removed"]
+
+
+def test_zero_tests_matched_is_no_results_and_an_error() -> None:
+    run = parse_file(LOGS / "zts-zero-tests.log")
+
+    assert not run.has_results
+    assert not run.complete
+    assert run.tests == [] and run.summary == {}
+    assert run.log_dir is None  # "Could not determine log directory." is not a path
+    assert "zts-report: no test results were found" in run.diagnostics
+    with pytest.raises(NoResultsError, match="no test results") as info:
+        run.require_results("zero.log")
+    assert info.value.exit_status == 1
+
+
+def test_rerun_of_maybes_supersedes_the_first_result_and_its_counts() -> None:
+    run = parse_file(LOGS / "zts-rerun-maybes.log")
+
+    assert run.complete
+    assert by_key(run.tests)["l2arc/l2arc_l2miss_pos"].result == "PASS"
+    assert [t.name for t in run.tests] == [
+        "l2arc/setup",
+        "l2arc/l2arc_l2miss_pos",
+        "l2arc/persist_l2arc_001_pos",
+        "l2arc/cleanup",
+    ]
+    assert run.summary == {"PASS": 4}
+    assert run.running_time_s == 44 + 30
+    assert run.percent_passed == 100.0
+    assert run.log_dir == "/var/tmp/test_results/20260301T120100"
+    assert run.report_present and run.unexpected == []
+
+
+def test_concatenated_consoles_of_two_vms_add_up() -> None:
+    first = (LOGS / "zts-2.2-sanity.log").read_text()
+    second = (LOGS / "zts-2.4-timestamps.log").read_text()
+
+    run = parse_log(first + second)
+
+    assert run.summary == {"PASS": 21, "FAIL": 3, "SKIP": 2, "KILLED": 1, "RERAN": 1}
+    assert len(run.tests) == 19 + 8
+    assert run.percent_passed == round(100 * 21 / 27, 1)
+    assert run.line_format == "2.4"
+
+
+def test_quiet_mode_counts_passes_from_the_summary_only() -> None:
+    log = (
+        "Test: /usr/share/zfs/zfs-tests/tests/functional/arc/arcstats_runtime_tuning "
+        "(run as root) [00:02] [FAIL]\n"
+        "\nResults Summary\nPASS\t 120\nFAIL\t   1\n\nRunning Time:\t00:20:00\n"
+        "Percent passed:\t99.2%\nLog directory:\t/var/tmp/test_results/20260301T000000\n"
+    )
+
+    run = parse_log(log)
+
+    assert run.summary == {"PASS": 120, "FAIL": 1}
+    assert len(run.tests) == 1
+    assert run.has_results and run.complete
+
+
+def test_only_a_summary_of_passes_still_has_results() -> None:
+    run = parse_log("\nResults Summary\nPASS\t   7\n\nRunning Time:\t00:00:09\n")
+
+    assert run.tests == []
+    assert run.has_results and run.complete
+
+
+def test_noise_from_other_hosts_is_tolerated() -> None:
+    """ANSI colours, CI line prefixes, CRLF, and an unknown result word."""
+    green, reset = "\x1b[1;32m", "\x1b[0m"
+    log = (
+        "[vm1: 10:00:01 count(1|2)] Test: /usr/share/zfs/zfs-tests/tests/functional/"
+        f"mount/mount_loopback (run as root) [00:03] [{green}PASS{reset}]\r\n"
+        "[vm1: 10:00:04 count(2|2)] Test: /usr/share/zfs/zfs-tests/tests/perf/regression/"
+        "random_reads (run as root) [00:01] [UNKNOWN]\r\n"
+        "[vm1: 10:00:05] \r\n"
+        "[vm1: 10:00:05] Results Summary\r\n"
+        "[vm1: 10:00:05] PASS\t   1\r\n"
+        "[vm1: 10:00:05] FAIL\t   1\r\n"
+        "[vm1: 10:00:05] \r\n"
+        "[vm1: 10:00:05] Running Time:\t00:00:04\r\n"
+    )
+
+    run = parse_log(log)
+
+    assert [(t.name, t.result) for t in run.tests] == [
+        ("mount/mount_loopback", "PASS"),
+        ("random_reads", "UNKNOWN"),
+    ]
+    assert run.summary == {"PASS": 1, "FAIL": 1}
+    assert run.complete and run.running_time_s == 4
+    assert category("UNKNOWN") == "fail"
+    assert run.unexpected_failures() == ["random_reads"]
+
+
+def test_unknown_flag_usage_is_reported_as_a_diagnostic() -> None:
+    log = (
+        "USAGE:\n/usr/share/zfs/zfs-tests.sh [-hvqxkfS] [-s SIZE] [-r RUNFILES] [-t PATH] "
+        "[-u USER]\n\nDESCRIPTION:\n\tZFS Test Suite launch script\n"
+    )
+
+    run = parse_log(log)
+
+    assert not run.has_results
+    assert any("usage" in d for d in run.diagnostics)
+    with pytest.raises(NoResultsError, match="usage"):
+        run.require_results("usage.log")
+
+
+def test_setup_refusal_is_reported_as_a_diagnostic() -> None:
+    run = parse_log("zfs-tests.sh: Failed file exists: /var/tmp/file-vdev0\n")
+
+    assert run.diagnostics == ["zfs-tests.sh: Failed file exists: /var/tmp/file-vdev0"]
+
+
+def test_iterations_keep_the_worst_result_of_a_test() -> None:
+    path = "/usr/share/zfs/zfs-tests/tests/functional/zvol/zvol_misc/zvol_misc_snapdev"
+    log = (
+        "".join(f"Test: {path} (run as root) [00:05] [{r}]\n" for r in ("PASS", "FAIL", "PASS"))
+        + "\nResults Summary\nPASS\t   2\nFAIL\t   1\n"
+    )
+
+    run = parse_log(log)
+
+    assert [(t.name, t.result) for t in run.tests] == [("zvol/zvol_misc/zvol_misc_snapdev", "FAIL")]
+    assert run.summary == {"PASS": 2, "FAIL": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/usr/share/zfs/zfs-tests/tests/functional/atime/atime_001_pos", "atime/atime_001_pos"),
+        ("tests/functional/cli_root/zfs/zfs_001_neg.ksh", "cli_root/zfs/zfs_001_neg"),
+        ("/opt/zfs-tests/tests/perf/regression/sequential_writes", "sequential_writes"),
+        ("/home/zfs/my-checks/pool_smoke", "/home/zfs/my-checks/pool_smoke"),
+    ],
+)
+def test_test_names_are_relative_to_the_suite(path: str, name: str) -> None:
+    assert name_from_path(path) == name
+
+
+def test_json_has_the_documented_keys() -> None:
+    data = parse_file(LOGS / "zts-2.4-timestamps.log").to_json()
+
+    assert {"summary", "tests", "complete", "unexpected"} <= data.keys()
+    assert data["tests"][0] == {
+        "name": "fault/setup",
+        "result": "PASS",
+        "duration_s": 1.0,
+        "reran": False,
+        "user": "root",
+        "timestamp": "2026-04-22T03:34:17.694616",
+    }
+    assert data["unexpected"][0] == {
+        "name": "fault/auto_replace_001_pos",
+        "result": "KILLED",
+        "detail": "expected PASS",
+    }
+
+
+def test_test_logs_are_found_in_both_output_layouts(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    for rel in ("zpool_create/zpool_create_001_pos", "atime/atime_001_pos", "atime/setup"):
+        (old / rel).mkdir(parents=True)
+        (old / rel / "merged").write_text("ok\n")
+    new = tmp_path / "new" / "output"
+    for rel in ("cli_root/zpool_create/zpool_create_001_pos", "atime:Linux/root_relatime_on"):
+        (new / rel).mkdir(parents=True)
+        (new / rel / "stdout").write_text("ok\n")
+
+    old_logs = locate_test_logs(
+        old, ["cli_root/zpool_create/zpool_create_001_pos", "atime/atime_001_pos", "arc/x"]
+    )
+    new_logs = locate_test_logs(
+        tmp_path / "new",
+        ["cli_root/zpool_create/zpool_create_001_pos", "atime/root_relatime_on"],
+    )
+
+    assert old_logs == {
+        "cli_root/zpool_create/zpool_create_001_pos": old / "zpool_create/zpool_create_001_pos",
+        "atime/atime_001_pos": old / "atime/atime_001_pos",
+    }
+    assert new_logs == {
+        "cli_root/zpool_create/zpool_create_001_pos": new
+        / "cli_root/zpool_create/zpool_create_001_pos",
+        "atime/root_relatime_on": new / "atime:Linux/root_relatime_on",
+    }
