@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.cache_dirs",
+    "tests.fixtures.fault_http",
+    "tests.fixtures.gpg_keys",
 ]
