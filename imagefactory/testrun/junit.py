@@ -1,0 +1,123 @@
+"""JUnit XML for CI dashboards: a testsuite per distro, a testcase per test.
+
+JUnit has no "expected failure", so results zts-report expects (known FAILs, flaky SKIPs)
+become `<skipped>` with the reason: the XML then gates exactly like the stage's exit status.
+An absent test (not in that suite version) is skipped with a message naming the version.
+A distro that produced no results gets one `<error>` testcase so it cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
+from imagefactory.testrun.results import PASS, TestResult
+
+_STAGE_CASE = "zfs-tests.sh"
+
+
+def _case(distro: str, test: TestResult) -> ET.Element:
+    group, _, base = test.name.rpartition("/")
+    name = base if test.identifier is None else f"{base} ({test.identifier})"
+    classname = ".".join([distro, *group.split("/")]) if group else distro
+    attrs = {"classname": classname, "name": name}
+    if test.duration_s is not None:
+        attrs["time"] = f"{test.duration_s:.3f}"
+    return ET.Element("testcase", attrs)
+
+
+def _testcase(outcome: DistroOutcome, test: TestResult) -> tuple[ET.Element, str]:
+    """The element and how it counts: 'pass', 'failure' or 'skipped'."""
+    case = _case(outcome.distro, test)
+    category = test.category
+    if category == "absent":
+        ET.SubElement(case, "skipped", {"message": test.note or "absent in this suite version"})
+        return case, "skipped"
+    if test.result != PASS and not outcome.is_unexpected(test) and outcome.report_present:
+        reason = outcome.expected_reasons.get(test.name, "")
+        message = f"expected {test.result}" + (f": {reason}" if reason else "")
+        ET.SubElement(case, "skipped", {"message": message})
+        return case, "skipped"
+    if category in ("fail", "killed"):
+        element = ET.SubElement(case, "failure", {"message": test.result, "type": test.result})
+        element.text = f"{test.name}: {test.result}" + (" (RERAN)" if test.reran else "")
+        return case, "failure"
+    if category == "skip":
+        ET.SubElement(case, "skipped", {"message": test.result})
+        return case, "skipped"
+    return case, "pass"
+
+
+def _properties(suite: ET.Element, outcome: DistroOutcome) -> None:
+    props = {
+        "status": str(outcome.status),
+        "golden_build_id": outcome.golden_build_id,
+        "zfs_version": outcome.zfs_version,
+        "suite_version": outcome.suite_version,
+        "artifacts_dir": outcome.artifacts_dir,
+    }
+    element = ET.SubElement(suite, "properties")
+    for name, value in props.items():
+        if value is not None:
+            ET.SubElement(element, "property", {"name": name, "value": value})
+
+
+def testsuite(outcome: DistroOutcome) -> ET.Element:
+    suite = ET.Element("testsuite", {"name": outcome.distro})
+    _properties(suite, outcome)
+    counts = {"failure": 0, "skipped": 0, "error": 0}
+    cases = 0
+    for test in outcome.tests:
+        case, kind = _testcase(outcome, test)
+        suite.append(case)
+        cases += 1
+        if kind in counts:
+            counts[kind] += 1
+    if outcome.status not in (DistroStatus.PASSED, DistroStatus.FAILED):
+        # The stage itself did not finish: make that a visible error, not an empty suite.
+        case = ET.SubElement(suite, "testcase", {"classname": outcome.distro, "name": _STAGE_CASE})
+        error = ET.SubElement(
+            case, "error", {"message": f"{outcome.status}: {outcome.message or ''}".strip()}
+        )
+        error.text = outcome.message or str(outcome.status)
+        cases += 1
+        counts["error"] += 1
+    suite.set("tests", str(cases))
+    suite.set("failures", str(counts["failure"]))
+    suite.set("errors", str(counts["error"]))
+    suite.set("skipped", str(counts["skipped"]))
+    suite.set("time", f"{outcome.duration_s or 0.0:.3f}")
+    return suite
+
+
+def build_junit(outcomes: Sequence[DistroOutcome], *, name: str = "klab") -> ET.Element:
+    root = ET.Element("testsuites", {"name": name})
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    time = 0.0
+    for outcome in outcomes:
+        suite = testsuite(outcome)
+        root.append(suite)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+        time += float(suite.get("time", "0"))
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{time:.3f}")
+    return root
+
+
+def junit_bytes(outcomes: Sequence[DistroOutcome], *, name: str = "klab") -> bytes:
+    root = build_junit(outcomes, name=name)
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
+
+
+def write_junit(path: Path, outcomes: Sequence[DistroOutcome], *, name: str = "klab") -> Path:
+    """Write the XML next to the run's other artifacts (`.part` then rename)."""
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(junit_bytes(outcomes, name=name))
+    part.replace(path)
+    return path

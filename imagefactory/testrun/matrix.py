@@ -1,0 +1,202 @@
+"""The distro × test matrix: where a failure happens, and where distros disagree.
+
+"A test failed" becomes "it fails only on Ubuntu's 2.2.2" when results are laid side by side:
+rows are tests (or their groups, for large suites), columns distros, and a row whose distros
+disagree ends with `<-- regression`.  A test absent from a distro's suite version (∅) or a
+distro with no result for it is not a disagreement: nothing was measured there.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
+from imagefactory.testrun.results import Category, TestResult
+
+SYMBOLS: dict[Category, str] = {
+    "pass": "✅",
+    "fail": "❌",
+    "skip": "⏭",
+    "absent": "∅",
+    "killed": "💀",
+}
+NOT_RUN = "·"
+REGRESSION = "<-- regression"
+GROUP_THRESHOLD = 100
+"""More test rows than this and the matrix shows groups (directories) instead."""
+
+_GROUP_ORDER: tuple[Category, ...] = ("killed", "fail", "pass", "skip", "absent")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    category: Category | None
+    failures: int = 0
+    total: int = 0
+
+    def text(self, grouped: bool) -> str:
+        if self.category is None:
+            return NOT_RUN
+        symbol = SYMBOLS[self.category]
+        if grouped and self.failures:
+            return f"{symbol} {self.failures}/{self.total}"
+        return symbol
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    label: str
+    cells: tuple[Cell, ...]
+
+    @property
+    def regression(self) -> bool:
+        seen = {c.category for c in self.cells if c.category not in (None, "absent")}
+        return len(seen) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    distros: tuple[str, ...]
+    rows: tuple[MatrixRow, ...]
+    grouped: bool
+    summaries: tuple[str, ...]
+
+    @property
+    def regressions(self) -> list[MatrixRow]:
+        return [row for row in self.rows if row.regression]
+
+
+def format_duration(seconds: float | None) -> str:
+    """`8m13s`, `2h14m24s`, `42s`; `?` when unknown."""
+    if seconds is None:
+        return "?"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def summary_line(outcome: DistroOutcome) -> str:
+    """`debian13: 47 passed, 3 skipped, 0 failed (8m13s)`, plus what went wrong, if anything."""
+    name = outcome.distro
+    if outcome.status is DistroStatus.NOT_BUILT:
+        return f"{name}: not built: {outcome.message or 'no ztest golden'}"
+    if outcome.status is DistroStatus.INFRA_ERROR:
+        return f"{name}: infrastructure error: {outcome.message or 'unknown'}"
+    c = outcome.counts
+    parts = [f"{c.passed} passed", f"{c.skipped} skipped", f"{c.failed} failed"]
+    if c.killed:
+        parts.append(f"{c.killed} killed")
+    if c.absent:
+        parts.append(f"{c.absent} absent")
+    line = f"{name}: {', '.join(parts)} ({format_duration(outcome.duration_s)})"
+    if outcome.status is DistroStatus.FAILED:
+        line += f" — {len(outcome.unexpected)} unexpected"
+    elif outcome.status is DistroStatus.INCOMPLETE:
+        line += f" — incomplete: {outcome.message}"
+    elif outcome.status is DistroStatus.NO_RESULTS:
+        line += f" — no results: {outcome.message}"
+    elif c.failed or c.killed:
+        line += " — all as expected"
+    return line
+
+
+def _group_cell(tests: Sequence[TestResult]) -> Cell:
+    categories = {t.category for t in tests}
+    category = next(c for c in _GROUP_ORDER if c in categories)
+    ran = [t for t in tests if t.category != "absent"]
+    failures = sum(1 for t in ran if t.category in ("fail", "killed"))
+    return Cell(category, failures, len(ran))
+
+
+def build_matrix(
+    outcomes: Sequence[DistroOutcome],
+    *,
+    grouped: bool | None = None,
+    threshold: int = GROUP_THRESHOLD,
+) -> Matrix:
+    """Lay the outcomes side by side; `grouped=None` groups when rows exceed `threshold`."""
+    distros = tuple(o.distro for o in outcomes)
+    keys = sorted({t.key for o in outcomes for t in o.tests})
+    if grouped is None:
+        grouped = len(keys) > threshold
+    rows: list[MatrixRow] = []
+    if grouped:
+        per_distro: list[dict[str, list[TestResult]]] = []
+        for o in outcomes:
+            groups: dict[str, list[TestResult]] = {}
+            for t in o.tests:
+                groups.setdefault(t.group, []).append(t)
+            per_distro.append(groups)
+        for label in sorted({g for groups in per_distro for g in groups}):
+            cells = tuple(
+                _group_cell(groups[label]) if label in groups else Cell(None)
+                for groups in per_distro
+            )
+            rows.append(MatrixRow(label, cells))
+    else:
+        lookup = [{t.key: t for t in o.tests} for o in outcomes]
+        for key in keys:
+            cells = tuple(
+                Cell(tests[key].category) if key in tests else Cell(None) for tests in lookup
+            )
+            rows.append(MatrixRow(key, cells))
+    return Matrix(distros, tuple(rows), grouped, tuple(summary_line(o) for o in outcomes))
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - cell_len(text))
+
+
+def format_plain(matrix: Matrix) -> str:
+    """Aligned plain text (emoji measured in terminal cells), for logs and pipes."""
+    header = ["group" if matrix.grouped else "test", *matrix.distros]
+    body = [[row.label, *(c.text(matrix.grouped) for c in row.cells)] for row in matrix.rows]
+    widths = [max(cell_len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = []
+    for cells, row in [(header, None), *zip(body, matrix.rows, strict=True)]:
+        text = "  ".join(_pad(cell, widths[i]) for i, cell in enumerate(cells))
+        if row is not None and row.regression:
+            text += "  " + REGRESSION
+        lines.append(text.rstrip())
+    lines.append("")
+    lines.extend(matrix.summaries)
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(matrix: Matrix) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("group" if matrix.grouped else "test", overflow="fold")
+    for distro in matrix.distros:
+        table.add_column(distro, justify="center", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for row in matrix.rows:
+        mark = Text(REGRESSION if row.regression else "", style="bold red")
+        cells = (Text(c.text(matrix.grouped)) for c in row.cells)
+        table.add_row(Text(row.label), *cells, mark)
+    return table
+
+
+def print_matrix(matrix: Matrix, file: TextIO | None = None) -> None:
+    """Rich table on a terminal, plain text otherwise (CI logs, files, pipes)."""
+    stream = file if file is not None else sys.stdout
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:
+        stream.write(format_plain(matrix))
+        return
+    console.print(rich_table(matrix))
+    console.print()
+    for line in matrix.summaries:
+        console.print(line, markup=False)
