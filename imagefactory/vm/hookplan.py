@@ -1,0 +1,105 @@
+"""Which guest scripts a boot runs, in which order, each with its own timeout and environment.
+
+A plan is plain data (no spec needed), so the seed, the host-side tracker and the tests all
+work from the same list.  Hooks run in the order of their `NN-` prefix, whatever directory
+they come from: a family hook `30-zfs.sh` lands between the common `20-...` and `40-...`
+hooks, which is what the numbering is for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imagefactory.errors import SpecError, UsageError
+from imagefactory.paths import hooks_dir
+
+if TYPE_CHECKING:
+    from imagefactory.spec import DistroSpec, Lineage
+
+# The runner writes hook names into JSON and console lines unescaped: keep them plain.
+HOOK_NAME = re.compile(r"\d\d-[A-Za-z0-9][A-Za-z0-9_.-]*\.sh")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One script as it travels to the guest: its name there, its bytes, its limits."""
+
+    name: str
+    content: bytes
+    timeout: float
+    env: Mapping[str, str] = field(default_factory=dict)
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not HOOK_NAME.fullmatch(self.name):
+            raise UsageError(
+                f"hook name {self.name!r} is not NN-name.sh",
+                hint="name hook scripts like 20-packages.sh (letters, digits, '.', '_', '-')",
+            )
+        if not self.timeout > 0:
+            raise UsageError(f"hook {self.name}: timeout must be positive, got {self.timeout}")
+        for key, value in self.env.items():
+            if not ENV_NAME.fullmatch(key):
+                raise UsageError(f"hook {self.name}: invalid environment variable name {key!r}")
+            # The runner reads one KEY=VALUE per line; a newline would split a value.
+            if "\n" in value or "\0" in value:
+                raise UsageError(
+                    f"hook {self.name}: environment value of {key} contains a newline or NUL"
+                )
+
+    @classmethod
+    def from_file(cls, path: Path, *, timeout: float, env: Mapping[str, str] | None = None) -> Hook:
+        """Read a script from disk; its file name is its name in the guest."""
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise SpecError(f"cannot read hook script {path}: {exc.strerror}") from exc
+        return cls(path.name, content, timeout, dict(env or {}), path)
+
+
+@dataclass(frozen=True)
+class HookPlan:
+    """The ordered hooks of one boot; names are unique because the guest keys files by them."""
+
+    hooks: tuple[Hook, ...]
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for hook in self.hooks:
+            if hook.name in seen:
+                raise UsageError(
+                    f"two hooks are named {hook.name}",
+                    hint="hooks from different directories still share one namespace in the guest",
+                )
+            seen.add(hook.name)
+        ordered = tuple(sorted(self.hooks, key=lambda h: h.name))
+        object.__setattr__(self, "hooks", ordered)
+
+    @classmethod
+    def of(cls, hooks: Iterable[Hook]) -> HookPlan:
+        return cls(tuple(hooks))
+
+    @property
+    def names(self) -> list[str]:
+        return [hook.name for hook in self.hooks]
+
+    def get(self, name: str) -> Hook | None:
+        return next((hook for hook in self.hooks if hook.name == name), None)
+
+    def __len__(self) -> int:
+        return len(self.hooks)
+
+
+def plan_from_spec(spec: DistroSpec, kind: Lineage, *, root: Path | None = None) -> HookPlan:
+    """The hooks a spec names for one lineage, read from the repository's hooks/ directory."""
+    base = root if root is not None else hooks_dir()
+    hooks = [
+        Hook.from_file(base / entry.script, timeout=float(entry.timeout), env=entry.env)
+        for entry in spec.hooks.for_lineage(kind)
+    ]
+    return HookPlan.of(hooks)
