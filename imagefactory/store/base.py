@@ -1,0 +1,280 @@
+"""The store interface both backends implement, and the plain objects it hands out.
+
+The build pipeline and `klab status` only ever talk to `Store`; whether goldens live as zvol
+snapshots or as qcow2 files is decided once, by `open_store()`.  The objects are frozen
+snapshots of the store's state at the time they were read: methods that change the store
+take them (or their names) and re-check everything against the store itself, so a stale or
+forged object can never make a store touch something that is not its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from imagefactory import __version__
+from imagefactory.errors import InfrastructureError, UsageError
+
+ROLE_BUILD = "build"
+ROLE_GOLDEN = "golden"
+ROLE_RETIRED = "retired"
+ROLE_CLONE = "clone"
+ROLES = frozenset({ROLE_BUILD, ROLE_GOLDEN, ROLE_RETIRED, ROLE_CLONE})
+
+ImageFormat = Literal["raw", "qcow2"]
+
+
+class StoreError(InfrastructureError):
+    """The store's backend failed (qemu-img, zfs, the filesystem)."""
+
+
+class NotInStore(UsageError):
+    """The named golden, build volume or clone does not exist in this store."""
+
+
+class AlreadyInStore(UsageError):
+    """Something with that name already exists in this store."""
+
+
+_MAX_VALUE = 1024
+
+
+def _check_value(name: str, value: str) -> str:
+    """Provenance values end up in `zfs get -H` output (tab-separated lines) and JSON."""
+    if not isinstance(value, str):
+        raise UsageError(f"provenance {name} must be a string, not {type(value).__name__}")
+    if len(value) > _MAX_VALUE or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise UsageError(
+            f"provenance {name} is not storable: {value[:60]!r}",
+            hint=f"use printable text without tabs or newlines, at most {_MAX_VALUE} characters",
+        )
+    return value
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """What a golden is and where it came from; stored as `imagefactory:<field>` properties
+    on the zfs `@golden` snapshot, or in the files store's JSON manifest.
+
+    `role` is the store's marker (golden, retired...) and is set by the store; the caller
+    fills the rest.  Unknown values stay None and are simply not recorded.
+    """
+
+    distro: str
+    lineage: str
+    build_id: str
+    built_at: str = field(default_factory=_now_iso)
+    role: str = ROLE_GOLDEN
+    zfs_version: str | None = None
+    suite_version: str | None = None
+    source_digest: str | None = None
+    spec_digest: str | None = None
+    tool_version: str | None = __version__
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                _check_value(f.name, value)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def to_properties(self) -> dict[str, str]:
+        """Field name → value, without the unknown (None) fields."""
+        return {k: v for k in self.field_names() if (v := getattr(self, k)) is not None}
+
+    @classmethod
+    def from_properties(cls, props: dict[str, str]) -> Provenance:
+        """Inverse of `to_properties`; missing required fields read as empty strings."""
+        return cls(
+            distro=props.get("distro", ""),
+            lineage=props.get("lineage", ""),
+            build_id=props.get("build_id", ""),
+            built_at=props.get("built_at", ""),
+            role=props.get("role", ROLE_GOLDEN),
+            zfs_version=props.get("zfs_version"),
+            suite_version=props.get("suite_version"),
+            source_digest=props.get("source_digest"),
+            spec_digest=props.get("spec_digest"),
+            tool_version=props.get("tool_version"),
+        )
+
+
+@dataclass(frozen=True)
+class BuildVolume:
+    """The private volume one build writes into; it becomes the golden at publish.
+
+    `path` is what QEMU opens (`/dev/zvol/...` for zfs, a qcow2 file for files), in
+    `format`.  `owner` names the process that owns it (boot id, pid, start time); `gc`
+    removes build volumes whose owner is gone.
+    """
+
+    leaf: str
+    build_id: str
+    name: str
+    path: Path
+    format: ImageFormat
+    size: int
+    store: str
+    owner: str
+    volblocksize: int | None = None
+
+
+@dataclass(frozen=True)
+class Golden:
+    """A published (or retired) golden and everything `klab status` shows about it.
+
+    `name` is the store-level name (`rpool/vms/klab-ztest-fedora@golden`, or the qcow2 file's
+    path); `path` is a file QEMU can use as a read-only backing image (files store only:
+    a zfs snapshot has no device node, clone it instead).  `allocated` is the space the
+    golden's data takes (zfs `referenced`, files: blocks on disk), `clones` the names of the
+    clones that depend on it.
+    """
+
+    leaf: str
+    name: str
+    store: str
+    retired: bool
+    provenance: Provenance
+    virtual_size: int
+    allocated: int
+    created: datetime
+    readonly: bool
+    clones: tuple[str, ...]
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Clone:
+    """A throw-away copy-on-write clone of a golden, for one test run.
+
+    `path` is what QEMU opens read-write (`/dev/zvol/...` or a qcow2 overlay) in `format`;
+    `origin` is the golden's name at the time the clone was made.
+    """
+
+    leaf: str
+    clone_id: str
+    name: str
+    path: Path
+    format: ImageFormat
+    origin: str
+    origin_build_id: str
+    store: str
+    owner: str
+
+
+@dataclass
+class GcReport:
+    """What `gc` removed, and what it kept and why (e.g. a retired golden with clones)."""
+
+    removed: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Store(ABC):
+    """One store of goldens under one root (a dataset or a directory).
+
+    Contract, on every backend:
+    - Everything lives directly under the root and follows `imagefactory.store.names`.
+    - A store destroys or renames only what carries its role marker (`imagefactory:role`
+      set locally on the dataset, or a manifest next to the file) and lives under its root;
+      anything else raises `UnsafeOperation`, whatever the arguments.
+    - `publish` is atomic for readers: they see the old golden or the new one, never a
+      half-written one; the old one is retired (renamed), and a golden with clones is never
+      destroyed.  A crash at any point leaves the store recoverable by the next mutating
+      call (or `gc`), which rolls an interrupted publish back (before its commit point) or
+      forward (after it).
+    """
+
+    kind: str
+    spec: str
+
+    # --- build volumes -------------------------------------------------------------------
+
+    @abstractmethod
+    def create_build_volume(
+        self, leaf: str, build_id: str, size: int, *, volblocksize: int | None = None
+    ) -> BuildVolume:
+        """Create an empty, sparse build volume of `size` bytes (rounded up as the backend
+        needs), owned by this process.  Fails if that build volume exists already."""
+
+    @abstractmethod
+    def open_build_volume(self, leaf: str, build_id: str) -> BuildVolume | None:
+        """Find an existing build volume (to resume a build) and take ownership of it."""
+
+    @abstractmethod
+    def list_build_volumes(self) -> list[BuildVolume]:
+        """Every build volume under the root, finished or abandoned."""
+
+    @abstractmethod
+    def write_image(
+        self, volume: BuildVolume, source: Path, *, source_format: str | None = None
+    ) -> BuildVolume:
+        """Write a disk image (any format qemu-img reads) into the build volume, sparse,
+        replacing whatever it held; grows the volume if the image is larger."""
+
+    @abstractmethod
+    def grow(self, volume: BuildVolume, size: int) -> BuildVolume:
+        """Grow the build volume to `size` bytes; shrinking is refused."""
+
+    @abstractmethod
+    def destroy_build_volume(self, volume: BuildVolume | str) -> None:
+        """Destroy a build volume (the pipeline's cleanup after a failed build)."""
+
+    # --- goldens -------------------------------------------------------------------------
+
+    @abstractmethod
+    def publish(self, volume: BuildVolume, provenance: Provenance) -> Golden:
+        """Turn a finished build volume into the golden `volume.leaf`: snapshot/seal it
+        read-only with `provenance`, then atomically swap names; the previous golden, if
+        any, is retired.  `provenance.build_id` must be the volume's build id."""
+
+    @abstractmethod
+    def list_goldens(self, *, include_retired: bool = False) -> list[Golden]:
+        """The live goldens (and, if asked, the retired ones), sorted by leaf then age."""
+
+    @abstractmethod
+    def get_golden(self, leaf: str) -> Golden | None:
+        """The live golden named `leaf`, or None."""
+
+    def exists(self, leaf: str) -> bool:
+        """Whether a live golden named `leaf` exists."""
+        return self.get_golden(leaf) is not None
+
+    @abstractmethod
+    def retire(self, leaf: str) -> Golden:
+        """Retire the live golden `leaf` without a replacement; returns the retired golden."""
+
+    # --- clones --------------------------------------------------------------------------
+
+    @abstractmethod
+    def clone(self, leaf: str, clone_id: str | None = None) -> Clone:
+        """A writable copy-on-write clone of the live golden `leaf`."""
+
+    @abstractmethod
+    def list_clones(self, leaf: str | None = None) -> list[Clone]:
+        """Clones under the root, optionally only those of `leaf`."""
+
+    @abstractmethod
+    def destroy_clone(self, clone: Clone | str) -> None:
+        """Destroy one clone (a `Clone`, or its name under the root)."""
+
+    # --- housekeeping --------------------------------------------------------------------
+
+    @abstractmethod
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Finish or undo interrupted publishes, then remove retired goldens without clones
+        and build volumes (and temporary files) whose owning process is gone."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"

@@ -1,0 +1,692 @@
+"""The zfs store: goldens as held, read-only `@golden` snapshots of sparse zvols.
+
+Layout (see `names.py`), all directly under the root dataset (default `rpool/vms`):
+`<leaf>` is the golden zvol with its snapshot `@golden`; `<leaf>.build-<id>` a build volume;
+`<leaf>.retired-<stamp>` a retired golden whose snapshot is renamed `@retired` (so that
+`zfs list -t snapshot -o name | grep @golden` lists exactly the live goldens);
+`<leaf>.clone-<id>` a clone for a test run.  Every dataset the store creates carries
+`imagefactory:role` set locally at creation (build, golden, retired, clone); the snapshot
+carries it too, with the provenance as `imagefactory:<field>` properties, set atomically
+when the snapshot is taken.  An inherited marker does not count.
+
+libzfs_core does the structural work (create, snapshot, clone, rename, hold, destroy); the
+`zfs` command what libzfs_core cannot: `readonly`, `volsize`, user properties on existing
+datasets, and listing.
+
+Publishing, with the store lock held (crash points in brackets):
+1. snapshot `B@golden` with the provenance  [zfs.publish.snapshot]; hold it;
+2. `readonly=on`, `imagefactory:role=golden` on the build volume B, and, when a golden G
+   exists, `imagefactory:replaces=<the name G will be retired as>`  [zfs.publish.pending]
+3. COMMIT: rename G to its retired name R  [zfs.publish.retired] (then its snapshot to
+   `@retired` and its role to retired); without an old golden the commit is step 4;
+4. rename B to G  [zfs.publish.renamed].
+ZFS cannot swap two names in one step, so between 3 and 4 no golden has the name; a crash
+there is rolled forward by the next mutating call or `gc` (B is complete and verified),
+and a crash before 3 is rolled back (the old golden never left).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, TypeVar
+
+import structlog
+
+from imagefactory.run import run
+from imagefactory.store import qemu_img, zfs_cli
+from imagefactory.store.base import (
+    ROLE_BUILD,
+    ROLE_CLONE,
+    ROLE_GOLDEN,
+    ROLE_RETIRED,
+    ROLES,
+    AlreadyInStore,
+    BuildVolume,
+    Clone,
+    GcReport,
+    Golden,
+    NotInStore,
+    Provenance,
+    Store,
+    StoreError,
+)
+from imagefactory.store.crashpoints import crashpoint
+from imagefactory.store.lock import flocked
+from imagefactory.store.lzc import Lzc, ZfsBusy, ZfsHasDependents, load_libzfs_core
+from imagefactory.store.names import (
+    GOLDEN_SNAPSHOT,
+    RETIRED_SNAPSHOT,
+    Kind,
+    ParsedName,
+    build_child,
+    check_leaf,
+    clone_child,
+    new_clone_id,
+    parse_child,
+    unique_retired_child,
+)
+from imagefactory.store.owner import current_owner, owner_alive
+from imagefactory.store.safety import (
+    MARKER,
+    check_dataset_root,
+    child_in_dataset,
+    refuse,
+    require_role,
+)
+from imagefactory.store.zfs_cli import Prop, Props
+
+log = structlog.get_logger(__name__)
+
+PREFIX: Final = "imagefactory:"
+PROP_OWNER: Final = "imagefactory:owner"
+PROP_STATE: Final = "imagefactory:state"
+PROP_REPLACES: Final = "imagefactory:replaces"
+PROP_ORIGIN_BUILD: Final = "imagefactory:origin_build_id"
+HOLD_TAG: Final = "imagefactory"
+DEV_ZVOL = Path("/dev/zvol")
+# Without a volblocksize, sizes are rounded to 128 KiB: a multiple of every default.
+_DEFAULT_ALIGN = 128 * 1024
+_NATIVE = ("type", "volsize", "volblocksize", "referenced", "creation", "readonly", "clones",
+           "origin")  # fmt: skip
+_USER = tuple(
+    PREFIX + f for f in (*Provenance.field_names(), "owner", "state", "replaces", "origin_build_id")
+)
+_ALL_PROPS = (*_NATIVE, *_USER)
+_T = TypeVar("_T")
+
+
+def _round_up(size: int, align: int) -> int:
+    return -(-size // align) * align
+
+
+def _check_volblocksize(volblocksize: int | None) -> None:
+    if volblocksize is None:
+        return
+    if volblocksize < 512 or volblocksize > 16 * 1024 * 1024 or volblocksize & (volblocksize - 1):
+        raise StoreError(
+            f"invalid volblocksize {volblocksize}",
+            hint="a power of two between 512 and 16M, e.g. 16384",
+        )
+
+
+def _udev_settle() -> None:
+    if shutil.which("udevadm"):
+        run(["udevadm", "settle", "--timeout=30"], check=False)
+
+
+def _udev_trigger() -> None:
+    if shutil.which("udevadm"):
+        run(["udevadm", "trigger", "--subsystem-match=block", "--action=add"], check=False)
+        _udev_settle()
+
+
+def _device_size(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+class ZfsStore(Store):
+    """Goldens as zvol snapshots under one root dataset."""
+
+    kind = "zfs"
+
+    def __init__(self, root: str, *, device_timeout: float = 60.0) -> None:
+        self.root = check_dataset_root(root)
+        self.spec = f"zfs:{self.root}"
+        self.device_timeout = device_timeout
+        self._lzc: Lzc | None = None
+
+    # --- availability, locking, properties ----------------------------------------------
+
+    @property
+    def lzc(self) -> Lzc:
+        """libzfs_core, loaded on first use (raises ZfsUnavailable with what to install)."""
+        if self._lzc is None:
+            self._lzc = Lzc(load_libzfs_core())
+        return self._lzc
+
+    def check_available(self) -> None:
+        """Fail now, with what to install or create, if this store cannot work."""
+        lzc = self.lzc
+        zfs_cli.zfs_command()
+        if not lzc.exists(self.root):
+            raise StoreError(
+                f"the zfs store's root dataset {self.root} does not exist",
+                hint=f"create it: zfs create -p {self.root}",
+            )
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        directory = Path("/run/lock")
+        if not os.access(directory, os.W_OK):
+            directory = Path(tempfile.gettempdir())
+        return flocked(directory / f"imagefactory-zfs-{self.root.replace('/', '+')}.lock")
+
+    def _full(self, child: str) -> str:
+        return f"{self.root}/{child}"
+
+    def _scan(self) -> dict[str, Props]:
+        """Properties of every volume and snapshot directly under the root, by name."""
+        found = zfs_cli.get([self.root], _ALL_PROPS, depth=2, types=["volume", "snapshot"])
+        prefix = self.root + "/"
+        return {
+            name: props
+            for name, props in found.items()
+            if name.startswith(prefix) and "/" not in name[len(prefix) :]
+        }
+
+    def _props(self, name: str) -> Props:
+        return zfs_cli.get([name], _ALL_PROPS).get(name, {})
+
+    @staticmethod
+    def _role(props: Props) -> str | None:
+        """The marker, only when set on this dataset itself (inherited markers are not)."""
+        prop = props.get(MARKER)
+        if prop is None or not prop.is_local or prop.value not in ROLES:
+            return None
+        return prop.value
+
+    @staticmethod
+    def _user(props: Props, field: str) -> str | None:
+        prop = props.get(PREFIX + field)
+        return prop.value if prop is not None and prop.is_set else None
+
+    @staticmethod
+    def _int(props: Props, name: str) -> int:
+        prop = props.get(name)
+        try:
+            return int(prop.value) if prop is not None else 0
+        except ValueError:
+            return 0
+
+    def _guard(self, name: str, kinds: set[Kind], roles: set[str]) -> tuple[ParsedName, Props]:
+        """Refuse unless `name` is a volume directly under the root, named as one of
+        `kinds`, carrying one of `roles` as its own marker."""
+        parsed = child_in_dataset(self.root, name, kinds)
+        full = self._full(parsed.child)
+        if not self.lzc.exists(full):
+            raise NotInStore(f"{full} does not exist")
+        props = self._props(full)
+        if props.get("type", Prop("-", "-")).value != "volume":
+            raise refuse(f"{full} is not a volume")
+        require_role(full, self._role(props), roles)
+        return parsed, props
+
+    def _retry_busy(self, what: Callable[[], _T]) -> _T:
+        """Retry an operation that fails while udev (blkid) still has a new zvol open."""
+        for attempt in range(20):
+            try:
+                return what()
+            except ZfsBusy:
+                if attempt == 19:
+                    raise
+                _udev_settle()
+                time.sleep(0.25 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _wait_device(self, name: str, size: int | None = None) -> Path:
+        """Wait for `/dev/zvol/<name>` (udev creates it after the zvol appears) and, if
+        given, for the device to report `size` (it lags after a volsize change)."""
+        path = DEV_ZVOL / name
+        start = time.monotonic()
+        _udev_settle()
+        triggered = False
+        while True:
+            current = _device_size(path)
+            if current is not None and (size is None or current == size):
+                return path
+            waited = time.monotonic() - start
+            if waited > self.device_timeout:
+                raise StoreError(
+                    f"{path} did not appear (or has the wrong size) after {waited:.0f}s",
+                    hint="zvol links come from udev (60-zvol.rules): is udev running?",
+                )
+            if not triggered and waited > 5:
+                _udev_trigger()
+                triggered = True
+            time.sleep(0.1)
+
+    def _wait_gone(self, name: str) -> None:
+        path = DEV_ZVOL / name
+        deadline = time.monotonic() + self.device_timeout
+        _udev_settle()
+        while path.exists() or path.is_symlink():
+            if time.monotonic() > deadline:
+                raise StoreError(f"{path} still exists after its zvol was destroyed")
+            time.sleep(0.1)
+
+    # --- build volumes -------------------------------------------------------------------
+
+    def _build_volume(self, parsed: ParsedName, props: Props) -> BuildVolume:
+        full = self._full(parsed.child)
+        return BuildVolume(
+            leaf=parsed.leaf,
+            build_id=parsed.ident,
+            name=full,
+            path=DEV_ZVOL / full,
+            format="raw",
+            size=self._int(props, "volsize"),
+            store=self.spec,
+            owner=self._user(props, "owner") or "",
+            volblocksize=self._int(props, "volblocksize") or None,
+        )
+
+    def _create_volume(self, full: str, size: int, volblocksize: int | None) -> None:
+        props: dict[str, str | int] = {
+            "volsize": _round_up(size, volblocksize or _DEFAULT_ALIGN),
+            MARKER: ROLE_BUILD,
+            PROP_OWNER: current_owner(),
+            PROP_STATE: "empty",
+        }
+        if volblocksize is not None:
+            props["volblocksize"] = volblocksize
+        self.lzc.create_volume(full, props)
+
+    def create_build_volume(
+        self, leaf: str, build_id: str, size: int, *, volblocksize: int | None = None
+    ) -> BuildVolume:
+        child = build_child(leaf, build_id)
+        parsed = parse_child(child)
+        assert parsed is not None
+        if size <= 0:
+            raise StoreError(f"build volume size must be positive, not {size}")
+        _check_volblocksize(volblocksize)
+        full = self._full(child)
+        with self._lock():
+            if self.lzc.exists(full):
+                raise AlreadyInStore(f"build volume {full} already exists")
+            self._create_volume(full, size, volblocksize)
+        props = self._props(full)
+        self._wait_device(full, self._int(props, "volsize"))
+        log.info("store.build_volume.created", store=self.spec, name=full, size=size)
+        return self._build_volume(parsed, props)
+
+    def open_build_volume(self, leaf: str, build_id: str) -> BuildVolume | None:
+        child = build_child(leaf, build_id)
+        full = self._full(child)
+        with self._lock():
+            self._recover_locked()
+            if not self.lzc.exists(full):
+                return None
+            props = self._props(full)
+            if self._role(props) != ROLE_BUILD or props["type"].value != "volume":
+                return None
+            zfs_cli.set_props(full, {PROP_OWNER: current_owner()})
+        props = self._props(full)
+        self._wait_device(full)
+        parsed = parse_child(child)
+        assert parsed is not None
+        return self._build_volume(parsed, props)
+
+    def list_build_volumes(self) -> list[BuildVolume]:
+        volumes = []
+        for name, props in sorted(self._scan().items()):
+            parsed = parse_child(name[len(self.root) + 1 :])
+            if (
+                parsed is not None
+                and parsed.kind == "build"
+                and props.get("type", Prop("-", "-")).value == "volume"
+                and self._role(props) == ROLE_BUILD
+            ):
+                volumes.append(self._build_volume(parsed, props))
+        return volumes
+
+    def write_image(
+        self, volume: BuildVolume, source: Path, *, source_format: str | None = None
+    ) -> BuildVolume:
+        fmt = source_format or qemu_img.detect_format(source)
+        source_size = qemu_img.virtual_size(source, fmt)
+        with self._lock():
+            parsed, props = self._guard(volume.name, {"build"}, {ROLE_BUILD})
+            full = self._full(parsed.child)
+            volblocksize = self._int(props, "volblocksize") or None
+            size = max(
+                self._int(props, "volsize"),
+                _round_up(source_size, volblocksize or _DEFAULT_ALIGN),
+            )
+            if self._user(props, "state") != "empty" or zfs_cli.snapshots_of(full):
+                # Written before (maybe half, by a crashed build): qemu-img may only skip
+                # zeros on a volume that reads as zeros, so start from a fresh one.
+                self._destroy_volume(full)
+                self._wait_gone(full)
+                self._create_volume(full, size, volblocksize)
+            elif size > self._int(props, "volsize"):
+                zfs_cli.set_props(full, {"volsize": str(size)})
+            zfs_cli.set_props(full, {PROP_STATE: "writing"})
+        device = self._wait_device(full, size)
+        qemu_img.convert(source, fmt, device, "raw", existing_zeroed_target=True)
+        zfs_cli.set_props(full, {PROP_STATE: "written"})
+        log.info("store.image.written", store=self.spec, name=full, source=str(source))
+        return self._build_volume(parsed, self._props(full))
+
+    def grow(self, volume: BuildVolume, size: int) -> BuildVolume:
+        with self._lock():
+            parsed, props = self._guard(volume.name, {"build"}, {ROLE_BUILD})
+            full = self._full(parsed.child)
+            current = self._int(props, "volsize")
+            size = _round_up(size, self._int(props, "volblocksize") or _DEFAULT_ALIGN)
+            if size < current:
+                raise StoreError(
+                    f"cannot shrink {full} from {current} to {size} bytes",
+                    hint="build volumes only grow; raise the spec's disk size instead",
+                )
+            if size > current:
+                zfs_cli.set_props(full, {"volsize": str(size)})
+        self._wait_device(full, max(size, current))
+        return self._build_volume(parsed, self._props(full))
+
+    def destroy_build_volume(self, volume: BuildVolume | str) -> None:
+        name = volume.name if isinstance(volume, BuildVolume) else volume
+        with self._lock():
+            self._recover_locked()
+            parsed, _ = self._guard(name, {"build"}, {ROLE_BUILD})
+            self._destroy_volume(self._full(parsed.child))
+        log.info("store.build_volume.destroyed", store=self.spec, name=name)
+
+    def _destroy_volume(self, full: str) -> None:
+        """Destroy a (guarded) volume and its snapshots, releasing the store's holds."""
+        for snap in zfs_cli.snapshots_of(full):
+            self.lzc.release(snap, HOLD_TAG)
+            self.lzc.destroy_snapshot(snap)
+        self._retry_busy(lambda: self.lzc.destroy(full))
+
+    # --- goldens -------------------------------------------------------------------------
+
+    def _provenance_props(self, provenance: Provenance, role: str) -> dict[str, str]:
+        values = provenance.to_properties()
+        values["role"] = role
+        return {PREFIX + k: v for k, v in values.items()}
+
+    def publish(self, volume: BuildVolume, provenance: Provenance) -> Golden:
+        parsed = child_in_dataset(self.root, volume.name, {"build"})
+        if provenance.build_id != parsed.ident:
+            raise StoreError(
+                f"provenance build_id {provenance.build_id!r} is not the build volume's "
+                f"({parsed.ident!r})"
+            )
+        leaf = parsed.leaf
+        build, golden = self._full(parsed.child), self._full(leaf)
+        snap = f"{build}@{GOLDEN_SNAPSHOT}"
+        with self._lock():
+            self._recover_locked()
+            self._guard(build, {"build"}, {ROLE_BUILD})
+            if self.lzc.exists(snap):  # left by an attempt that was rolled back
+                self.lzc.release(snap, HOLD_TAG)
+                self.lzc.destroy_snapshot(snap)
+            self.lzc.snapshot(snap, self._provenance_props(provenance, ROLE_GOLDEN))
+            crashpoint("zfs.publish.snapshot")
+            self.lzc.hold(snap, HOLD_TAG)
+            pending = {"readonly": "on", MARKER: ROLE_GOLDEN}
+            retired: str | None = None
+            if self.lzc.exists(golden):
+                self._guard(golden, {"golden"}, {ROLE_GOLDEN})
+                retired = unique_retired_child(leaf, self._taken())
+                pending[PROP_REPLACES] = retired
+            zfs_cli.set_props(build, pending)
+            crashpoint("zfs.publish.pending")
+            if retired is not None:
+                self._retire_locked(leaf, retired)
+            crashpoint("zfs.publish.retired")
+            self.lzc.rename(build, golden)
+            crashpoint("zfs.publish.renamed")
+            zfs_cli.inherit(golden, PROP_REPLACES)
+        log.info("store.published", store=self.spec, golden=golden, build_id=parsed.ident)
+        result = self.get_golden(leaf)
+        assert result is not None
+        return result
+
+    def _taken(self) -> set[str]:
+        return {name[len(self.root) + 1 :].split("@")[0] for name in self._scan()}
+
+    def _retire_locked(self, leaf: str, retired: str) -> None:
+        golden, target = self._full(leaf), self._full(retired)
+        self.lzc.rename(golden, target)
+        crashpoint("zfs.retire.renamed")
+        self._normalize_retired(target)
+
+    def _normalize_retired(self, full: str) -> None:
+        """Finish a retirement: snapshot named @retired, marked retired, still held."""
+        old, new = f"{full}@{GOLDEN_SNAPSHOT}", f"{full}@{RETIRED_SNAPSHOT}"
+        if self.lzc.exists(old) and not self.lzc.exists(new):
+            self.lzc.rename(old, new)
+        zfs_cli.set_props(full, {MARKER: ROLE_RETIRED})
+        if self.lzc.exists(new):
+            zfs_cli.set_props(new, {MARKER: ROLE_RETIRED})
+            self.lzc.hold(new, HOLD_TAG)
+
+    def retire(self, leaf: str) -> Golden:
+        check_leaf(leaf)
+        golden = self._full(leaf)
+        with self._lock():
+            self._recover_locked()
+            if not self.lzc.exists(golden):
+                raise NotInStore(f"no golden {leaf} in {self.spec}")
+            self._guard(golden, {"golden"}, {ROLE_GOLDEN})
+            retired = unique_retired_child(leaf, self._taken())
+            self._retire_locked(leaf, retired)
+        log.info("store.retired", store=self.spec, golden=golden, retired=retired)
+        full = self._full(retired)
+        props = self._props(f"{full}@{RETIRED_SNAPSHOT}")
+        return self._golden(leaf, full, RETIRED_SNAPSHOT, self._props(full), props)
+
+    def _golden(self, leaf: str, dataset: str, snapshot: str, vol: Props, snap: Props) -> Golden:
+        user = {f: v for f in Provenance.field_names() if (v := self._user(snap, f)) is not None}
+        clones = snap.get("clones", Prop("", "-")).value
+        return Golden(
+            leaf=leaf,
+            name=f"{dataset}@{snapshot}",
+            store=self.spec,
+            retired=snapshot == RETIRED_SNAPSHOT or self._role(vol) == ROLE_RETIRED,
+            provenance=Provenance.from_properties(user),
+            virtual_size=self._int(snap, "volsize"),
+            allocated=self._int(snap, "referenced"),
+            created=datetime.fromtimestamp(self._int(snap, "creation"), UTC),
+            readonly=vol.get("readonly", Prop("off", "-")).value == "on",
+            clones=tuple(sorted(c for c in clones.split(",") if c and c != "-")),
+            path=None,
+        )
+
+    def list_goldens(self, *, include_retired: bool = False) -> list[Golden]:
+        state = self._scan()
+        goldens = []
+        for name, props in state.items():
+            if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
+                continue
+            parsed = parse_child(name[len(self.root) + 1 :])
+            if parsed is None or self._role(props) is None:
+                continue
+            if parsed.kind == "golden" and self._role(props) == ROLE_GOLDEN:
+                snap = state.get(f"{name}@{GOLDEN_SNAPSHOT}")
+                if snap is not None:
+                    goldens.append(self._golden(parsed.leaf, name, GOLDEN_SNAPSHOT, props, snap))
+            elif parsed.kind == "retired" and include_retired:
+                for snapshot in (RETIRED_SNAPSHOT, GOLDEN_SNAPSHOT):
+                    snap = state.get(f"{name}@{snapshot}")
+                    if snap is not None:
+                        goldens.append(self._golden(parsed.leaf, name, snapshot, props, snap))
+                        break
+        goldens.sort(key=lambda g: (g.leaf, g.retired, -g.created.timestamp()))
+        return goldens
+
+    def get_golden(self, leaf: str) -> Golden | None:
+        golden = self._full(check_leaf(leaf))
+        snap = f"{golden}@{GOLDEN_SNAPSHOT}"
+        if not self.lzc.exists(snap):
+            return None
+        vol = self._props(golden)
+        if self._role(vol) != ROLE_GOLDEN:
+            return None
+        return self._golden(leaf, golden, GOLDEN_SNAPSHOT, vol, self._props(snap))
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def _recover_locked(self) -> None:
+        """Repair what a crash in publish or retire left (see the module docstring)."""
+        for name, props in sorted(self._scan().items()):
+            if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
+                continue
+            parsed = parse_child(name[len(self.root) + 1 :])
+            role = self._role(props)
+            if parsed is None or role is None:
+                continue
+            if parsed.kind == "build" and role == ROLE_GOLDEN:
+                self._recover_pending(parsed, name, props)
+            elif parsed.kind == "retired" and (
+                role != ROLE_RETIRED or self.lzc.exists(f"{name}@{GOLDEN_SNAPSHOT}")
+            ):
+                self._normalize_retired(name)
+                log.warning("store.recover.retire_completed", name=name)
+            elif parsed.kind == "golden" and props.get(PROP_REPLACES, Prop("-", "-")).is_local:
+                zfs_cli.inherit(name, PROP_REPLACES)  # a publish died after its last rename
+
+    def _recover_pending(self, parsed: ParsedName, build: str, props: Props) -> None:
+        golden = self._full(parsed.leaf)
+        replaces = self._user(props, "replaces")
+        committed = (
+            replaces is not None
+            and not self.lzc.exists(golden)
+            and self.lzc.exists(self._full(replaces))
+        )
+        if committed:
+            assert replaces is not None
+            self._normalize_retired(self._full(replaces))
+            self.lzc.rename(build, golden)
+            zfs_cli.inherit(golden, PROP_REPLACES)
+            log.warning("store.recover.publish_completed", golden=golden)
+            return
+        snap = f"{build}@{GOLDEN_SNAPSHOT}"
+        if self.lzc.exists(snap):
+            self.lzc.release(snap, HOLD_TAG)
+            self.lzc.destroy_snapshot(snap)
+        zfs_cli.inherit(build, "readonly")
+        if replaces is not None:
+            zfs_cli.inherit(build, PROP_REPLACES)
+        zfs_cli.set_props(build, {MARKER: ROLE_BUILD})
+        log.warning("store.recover.publish_rolled_back", name=build)
+
+    # --- clones --------------------------------------------------------------------------
+
+    def _clone_object(self, parsed: ParsedName, props: Props) -> Clone:
+        full = self._full(parsed.child)
+        return Clone(
+            leaf=parsed.leaf,
+            clone_id=parsed.ident,
+            name=full,
+            path=DEV_ZVOL / full,
+            format="raw",
+            origin=props.get("origin", Prop("", "-")).value,
+            origin_build_id=self._user(props, "origin_build_id") or "",
+            store=self.spec,
+            owner=self._user(props, "owner") or "",
+        )
+
+    def clone(self, leaf: str, clone_id: str | None = None) -> Clone:
+        child = clone_child(leaf, clone_id or new_clone_id())
+        parsed = parse_child(child)
+        assert parsed is not None
+        full = self._full(child)
+        origin = f"{self._full(leaf)}@{GOLDEN_SNAPSHOT}"
+        with self._lock():
+            self._recover_locked()
+            golden = self.get_golden(leaf)
+            if golden is None:
+                raise NotInStore(f"no golden {leaf} in {self.spec}")
+            if self.lzc.exists(full):
+                raise AlreadyInStore(f"clone {full} already exists")
+            self.lzc.clone(
+                full,
+                origin,
+                {
+                    MARKER: ROLE_CLONE,
+                    PROP_OWNER: current_owner(),
+                    PROP_ORIGIN_BUILD: golden.provenance.build_id,
+                },
+            )
+        self._wait_device(full, golden.virtual_size)
+        log.info("store.cloned", store=self.spec, golden=origin, clone=full)
+        return self._clone_object(parsed, self._props(full))
+
+    def list_clones(self, leaf: str | None = None) -> list[Clone]:
+        clones = []
+        for name, props in sorted(self._scan().items()):
+            parsed = parse_child(name[len(self.root) + 1 :])
+            if (
+                parsed is not None
+                and parsed.kind == "clone"
+                and (leaf is None or parsed.leaf == leaf)
+                and props.get("type", Prop("-", "-")).value == "volume"
+                and self._role(props) == ROLE_CLONE
+            ):
+                clones.append(self._clone_object(parsed, props))
+        return clones
+
+    def destroy_clone(self, clone: Clone | str) -> None:
+        name = clone.name if isinstance(clone, Clone) else clone
+        with self._lock():
+            parsed, _ = self._guard(name, {"clone"}, {ROLE_CLONE})
+            self._destroy_volume(self._full(parsed.child))
+        log.info("store.clone.destroyed", store=self.spec, clone=name)
+
+    # --- gc ------------------------------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        report = GcReport()
+        with self._lock():
+            if not dry_run:
+                self._recover_locked()
+            state = self._scan()
+            for name, props in sorted(state.items()):
+                if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
+                    continue
+                parsed = parse_child(name[len(self.root) + 1 :])
+                role = self._role(props)
+                if parsed is None or role is None:
+                    continue
+                if parsed.kind == "build" and role == ROLE_BUILD:
+                    if owner_alive(self._user(props, "owner") or ""):
+                        report.kept.append((name, "its build is still running"))
+                        continue
+                    report.removed.append(name)
+                    if not dry_run:
+                        self._destroy_volume(name)
+                elif parsed.kind == "retired" and role == ROLE_RETIRED:
+                    self._gc_retired(name, state, report, dry_run)
+        if report.removed:
+            log.info("store.gc", store=self.spec, removed=report.removed, dry_run=dry_run)
+        return report
+
+    def _gc_retired(
+        self, name: str, state: dict[str, Props], report: GcReport, dry_run: bool
+    ) -> None:
+        snap = f"{name}@{RETIRED_SNAPSHOT}"
+        clones = state.get(snap, {}).get("clones", Prop("", "-")).value
+        dependents = [c for c in clones.split(",") if c and c != "-"]
+        if dependents:
+            report.kept.append((name, f"{len(dependents)} clone(s) depend on it"))
+            return
+        if dry_run:
+            report.removed.append(name)
+            return
+        try:
+            if self.lzc.exists(snap):
+                self.lzc.release(snap, HOLD_TAG)
+                self.lzc.destroy_snapshot(snap)
+        except ZfsHasDependents:
+            # A clone appeared since the listing: keep the retired golden, and its hold.
+            self.lzc.hold(snap, HOLD_TAG)
+            report.kept.append((name, "a clone depends on it"))
+            return
+        self._destroy_volume(name)
+        report.removed.append(name)
