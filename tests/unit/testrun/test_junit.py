@@ -1,0 +1,76 @@
+"""JUnit XML: well-formed, one testsuite per distro, and gating like the exit status."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from imagefactory.testrun.absent import absent_results
+from imagefactory.testrun.junit import junit_bytes, write_junit
+from imagefactory.testrun.outcome import DistroOutcome
+from imagefactory.testrun.results import parse_file
+
+LOGS = Path(__file__).parent / "logs"
+
+
+def outcomes() -> list[DistroOutcome]:
+    ubuntu = DistroOutcome.from_parsed(
+        "ubuntu24",
+        parse_file(LOGS / "zts-2.2-sanity.log"),
+        absent=absent_results(["raidz/raidz_expand_001_pos"], "2.2.2"),
+        zfs_version="2.2.2-0ubuntu9",
+        suite_version="2.2.2",
+        golden_build_id="b-42",
+    )
+    fedora = DistroOutcome.from_parsed("fedora44", parse_file(LOGS / "zts-2.4-timestamps.log"))
+    rocky = DistroOutcome.failed_infrastructure("rocky9", "no ztest golden", not_built=True)
+    return [ubuntu, fedora, rocky]
+
+
+def cases(suite: ET.Element) -> dict[str, ET.Element]:
+    return {f"{c.get('classname')}::{c.get('name')}": c for c in suite.iter("testcase")}
+
+
+def test_the_xml_parses_back_with_a_suite_per_distro(tmp_path: Path) -> None:
+    path = write_junit(tmp_path / "junit.xml", outcomes())
+
+    root = ET.parse(path).getroot()
+
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["ubuntu24", "fedora44", "rocky9"]
+    for suite in suites:
+        found = list(suite.iter("testcase"))
+        assert int(suite.get("tests", "-1")) == len(found)
+        assert int(suite.get("failures", "-1")) == len(suite.findall("testcase/failure"))
+        assert int(suite.get("skipped", "-1")) == len(suite.findall("testcase/skipped"))
+        assert int(suite.get("errors", "-1")) == len(suite.findall("testcase/error"))
+    assert int(root.get("tests", "0")) == sum(int(s.get("tests", "0")) for s in suites)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_results_map_to_failure_skipped_and_error() -> None:
+    root = ET.fromstring(junit_bytes(outcomes()))
+    ubuntu, fedora, rocky = root.findall("testsuite")
+
+    u = cases(ubuntu)
+    create = u["ubuntu24.cli_root.zpool_create::zpool_create_002_pos"]
+    assert create.find("failure") is not None
+    assert create.get("time") == "48.000"
+    # zts-report expects this FAIL: not a failure in CI, but visible with its reason.
+    formd = u["ubuntu24.casenorm::mixed_formd_lookup"].find("skipped")
+    assert formd is not None
+    assert formd.get("message") == "expected FAIL: https://github.com/openzfs/zfs/issues/7633"
+    absent = u["ubuntu24.raidz::raidz_expand_001_pos"].find("skipped")
+    assert absent is not None and absent.get("message") == "absent in zfs-tests 2.2.2"
+    assert u["ubuntu24.atime::setup (Linux)"].find("*") is None  # a pass has no child
+    props = {p.get("name"): p.get("value") for p in ubuntu.iter("property")}
+    assert props["suite_version"] == "2.2.2" and props["golden_build_id"] == "b-42"
+
+    f = cases(fedora)
+    killed = f["fedora44.fault::auto_replace_001_pos (Linux)"].find("failure")
+    assert killed is not None and killed.get("type") == "KILLED"
+    assert fedora.get("failures") == "2"
+
+    [error] = rocky.findall("testcase/error")
+    assert "no ztest golden" in (error.get("message") or "")
