@@ -284,7 +284,10 @@ class _Parser:
             if stripped:
                 self.in_summary = False
         if self.section is not None:
+            # zts-report prints a section's entries right under its header; the blank line
+            # before the next header (or anything else) ends it.
             if not stripped:
+                self.section = None
                 return
             entry = _REPORT_LINE.match(line)
             if entry and not stripped.endswith(":"):

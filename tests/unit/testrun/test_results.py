@@ -166,6 +166,10 @@ def test_noise_from_other_hosts_is_tolerated() -> None:
         "[vm1: 10:00:05] FAIL\t   1\r\n"
         "[vm1: 10:00:05] \r\n"
         "[vm1: 10:00:05] Running Time:\t00:00:04\r\n"
+        "[vm1: 10:00:06] Tests with results other than PASS that are unexpected:\r\n"
+        "[vm1: 10:00:06]     UNKNOWN random_reads (expected PASS)\r\n"
+        "[vm1: 10:00:06] \r\n"
+        "[vm1: 10:00:07] ZTS run finished (not an entry)\r\n"
     )
 
     run = parse_log(log)
@@ -177,6 +181,10 @@ def test_noise_from_other_hosts_is_tolerated() -> None:
     assert run.summary == {"PASS": 1, "FAIL": 1}
     assert run.complete and run.running_time_s == 4
     assert category("UNKNOWN") == "fail"
+    assert run.report_present
+    assert [(e.result, e.name, e.detail) for e in run.unexpected] == [
+        ("UNKNOWN", "random_reads", "expected PASS")
+    ]
     assert run.unexpected_failures() == ["random_reads"]
 
 
