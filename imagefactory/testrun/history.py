@@ -148,6 +148,7 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
             f"knows ({SCHEMA_VERSION})",
             hint="use a newer klab, or point KLAB_STATE_DIR at another directory",
         )
+    fresh = current == 0
     for step in MIGRATIONS:
         if step.version <= current or step.version > target:
             continue
@@ -163,7 +164,9 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        log.info("history.migrated", version=step.version, step=step.description)
+        # A new file passing through every step is routine; upgrading a kept one is news.
+        report = log.debug if fresh else log.info
+        report("history.migrated", version=step.version, step=step.description)
         current = step.version
     return current
 
