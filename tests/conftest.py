@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.cache_dirs",
     "tests.fixtures.fault_http",
     "tests.fixtures.gpg_keys",
+    "tests.fixtures.stores",
 ]
