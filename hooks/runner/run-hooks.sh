@@ -19,6 +19,7 @@
 #   IMAGEFACTORY_BUILD_KEY     comment of the build's SSH key, removed from the default
 #                              user's authorized_keys after the last hook succeeded
 #   IMAGEFACTORY_DEFAULT_USER  the user whose authorized_keys holds that key
+#   IMAGEFACTORY_AUTHORIZED_KEYS  that file, if not ~USER/.ssh/authorized_keys (tests)
 #   IMAGEFACTORY_CLEANUP       1 (default): on success remove the runner, its unit and
 #                              STATE_DIR, so the image keeps no build machinery
 set -euo pipefail
@@ -126,11 +127,16 @@ read_env_file() {
 }
 
 remove_build_key() {
-    [[ -n $build_key && -n $default_user ]] || return 0
-    local home keys
-    home=$(getent passwd "$default_user" | cut -d: -f6)
-    keys=$home/.ssh/authorized_keys
-    if [[ -n $home && -f $keys ]]; then
+    [[ -n $build_key ]] || return 0
+    local keys=${IMAGEFACTORY_AUTHORIZED_KEYS:-} home
+    if [[ -z $keys && -n $default_user ]]; then
+        if ! home=$(getent passwd "$default_user" | cut -d: -f6); then
+            say "user $default_user does not exist: no build key to remove"
+            return 0
+        fi
+        keys=$home/.ssh/authorized_keys
+    fi
+    if [[ -n $keys && -f $keys ]]; then
         sed -i "/ ${build_key}\$/d" "$keys"
         say "removed the build's SSH key from $keys"
     fi

@@ -116,6 +116,13 @@ def probe_kvm(
     qemu: str, *, cpu_model: str = "max", timeout: float = DEFAULT_PROBE_TIMEOUT
 ) -> tuple[bool, str]:
     """Boot the probe sector under KVM; usable only if the marker reaches the serial port."""
+    return probe_boot(qemu, "kvm", cpu_model=cpu_model, timeout=timeout)
+
+
+def probe_boot(
+    qemu: str, accel: Accel, *, cpu_model: str = "max", timeout: float = DEFAULT_PROBE_TIMEOUT
+) -> tuple[bool, str]:
+    """Boot the probe sector under `accel`; (reached long mode?, what happened)."""
     with tempfile.TemporaryDirectory(prefix="imagefactory-probe-") as tmp:
         sector = Path(tmp) / "probe.img"
         # SeaBIOS does not boot a one-sector disk: pad the image to 1 MiB (sparse).
@@ -125,7 +132,7 @@ def probe_kvm(
         # `pc` boots a raw IDE disk from SeaBIOS without extra devices; the accelerator and
         # the CPU model are what is being tested, not the machine type.
         argv = [
-            qemu, "-accel", "kvm", "-machine", "pc", "-cpu", cpu_model,
+            qemu, "-accel", accel, "-machine", "pc", "-cpu", cpu_model,
             "-nodefaults", "-no-user-config", "-display", "none", "-m", "64",
             "-serial", "stdio", "-drive", f"file={sector},format=raw,if=ide",
         ]  # fmt: skip
@@ -142,15 +149,15 @@ def probe_kvm(
                 while PROBE_MARKER not in output:
                     left = timeout - (time.monotonic() - start)
                     if left <= 0 or not selector.select(left):
-                        return False, f"no output from a KVM guest within {timeout:g}s"
+                        return False, f"no output from a {accel} guest within {timeout:g}s"
                     chunk = os.read(proc.stdout.fileno(), 4096)
                     if not chunk:
                         proc.wait(timeout=5)
                         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                         tail = stderr.strip().splitlines()[-1:] or ["no message"]
-                        return False, f"QEMU exited {proc.returncode} under KVM: {tail[0]}"
+                        return False, f"QEMU exited {proc.returncode} under {accel}: {tail[0]}"
                     output += chunk
-            return True, f"KVM guest reached long mode in {time.monotonic() - start:.2f}s"
+            return True, f"{accel} guest reached long mode in {time.monotonic() - start:.2f}s"
         finally:
             if proc.poll() is None:
                 proc.kill()

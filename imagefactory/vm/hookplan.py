@@ -12,13 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from imagefactory.errors import SpecError, UsageError
-from imagefactory.paths import hooks_dir
-
-if TYPE_CHECKING:
-    from imagefactory.spec import DistroSpec, Lineage
 
 # The runner writes hook names into JSON and console lines unescaped: keep them plain.
 HOOK_NAME = re.compile(r"\d\d-[A-Za-z0-9][A-Za-z0-9_.-]*\.sh")
@@ -93,13 +88,3 @@ class HookPlan:
 
     def __len__(self) -> int:
         return len(self.hooks)
-
-
-def plan_from_spec(spec: DistroSpec, kind: Lineage, *, root: Path | None = None) -> HookPlan:
-    """The hooks a spec names for one lineage, read from the repository's hooks/ directory."""
-    base = root if root is not None else hooks_dir()
-    hooks = [
-        Hook.from_file(base / entry.script, timeout=float(entry.timeout), env=entry.env)
-        for entry in spec.hooks.for_lineage(kind)
-    ]
-    return HookPlan.of(hooks)
