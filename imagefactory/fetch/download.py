@@ -392,8 +392,7 @@ class Downloader:
         usual cause); a network failure keeps the part so the next URL or run can resume it.
         Disk-full is raised at once: another mirror will not help.
         """
-        failures: list[str] = []
-        mismatch: ChecksumMismatchError | None = None
+        failures: list[FetchError | ChecksumMismatchError] = []
         for url in urls:
             try:
                 result = self.download(
@@ -405,29 +404,26 @@ class Downloader:
                 )
             except DiskFullError:
                 raise
-            except ChecksumMismatchError as exc:
-                mismatch = exc
-                failures.append(str(exc))
-                continue
-            except FetchError as exc:
+            except (ChecksumMismatchError, FetchError) as exc:
                 log.warning("fetch.source_failed", url=url, error=str(exc))
-                failures.append(str(exc))
+                failures.append(exc)
                 continue
             if result.digest == expected:
                 return result
             remove_part(part)
-            mismatch = ChecksumMismatchError(
-                f"checksum mismatch for {url}: expected {expected}, got {result.digest}",
-                hint="the download was discarded; the mirror may be stale or tampered with",
-            )
             log.warning("fetch.mismatch", url=url, expected=str(expected), got=str(result.digest))
-            failures.append(str(mismatch))
-        if len(failures) == 1 and mismatch is not None:
-            raise mismatch
-        if len(urls) == 1:
-            raise FetchError(failures[0])
-        error_type = ChecksumMismatchError if mismatch is not None else FetchError
-        raise error_type(f"all {len(urls)} sources failed: " + "; ".join(failures))
+            failures.append(
+                ChecksumMismatchError(
+                    f"checksum mismatch for {url}: expected {expected}, got {result.digest}",
+                    hint="the download was discarded; the mirror may be stale or tampered with",
+                )
+            )
+        if len(failures) == 1:
+            raise failures[0]
+        summary = f"all {len(urls)} sources failed: " + "; ".join(str(f) for f in failures)
+        if any(isinstance(f, ChecksumMismatchError) for f in failures):
+            raise ChecksumMismatchError(summary)
+        raise FetchError(summary)
 
     # -- small files ---------------------------------------------------------------------
 
