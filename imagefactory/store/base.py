@@ -175,7 +175,8 @@ class Clone:
 
 @dataclass
 class GcReport:
-    """What `gc` removed, and what it kept and why (e.g. a retired golden with clones)."""
+    """What `gc` removed, and what it kept and why (e.g. a retired golden with clones),
+    by name under the store's root (`<leaf>.retired-<stamp>`, `<leaf>.build-<id>`...)."""
 
     removed: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)

@@ -274,6 +274,7 @@ class FileStore(Store):
             qemu_img.convert(source, fmt, tmp, FORMAT)
             if size > source_size:
                 qemu_img.resize(tmp, FORMAT, size)
+            crashpoint("files.write.converted")
             with self._lock():
                 parsed, manifest = self._guard_build(volume)
                 check_plain_file(image, missing_ok=True)
@@ -580,6 +581,7 @@ class FileStore(Store):
             }
             write_atomic(manifest_path, manifest)
             os.link(golden_image, origin)
+            crashpoint("files.clone.pinned")
             tmp = temp_path(overlay)
             try:
                 qemu_img.create(tmp, FORMAT, backing=origin.name, backing_format=FORMAT)

@@ -656,28 +656,29 @@ class ZfsStore(Store):
                     continue
                 if parsed.kind == "build" and role == ROLE_BUILD:
                     if owner_alive(self._user(props, "owner") or ""):
-                        report.kept.append((name, "its build is still running"))
+                        report.kept.append((parsed.child, "its build is still running"))
                         continue
-                    report.removed.append(name)
+                    report.removed.append(parsed.child)
                     if not dry_run:
                         self._destroy_volume(name)
                 elif parsed.kind == "retired" and role == ROLE_RETIRED:
-                    self._gc_retired(name, state, report, dry_run)
+                    self._gc_retired(parsed.child, state, report, dry_run)
         if report.removed:
             log.info("store.gc", store=self.spec, removed=report.removed, dry_run=dry_run)
         return report
 
     def _gc_retired(
-        self, name: str, state: dict[str, Props], report: GcReport, dry_run: bool
+        self, child: str, state: dict[str, Props], report: GcReport, dry_run: bool
     ) -> None:
+        name = self._full(child)
         snap = f"{name}@{RETIRED_SNAPSHOT}"
         clones = state.get(snap, {}).get("clones", Prop("", "-")).value
         dependents = [c for c in clones.split(",") if c and c != "-"]
         if dependents:
-            report.kept.append((name, f"{len(dependents)} clone(s) depend on it"))
+            report.kept.append((child, f"{len(dependents)} clone(s) depend on it"))
             return
         if dry_run:
-            report.removed.append(name)
+            report.removed.append(child)
             return
         try:
             if self.lzc.exists(snap):
@@ -686,7 +687,7 @@ class ZfsStore(Store):
         except ZfsHasDependents:
             # A clone appeared since the listing: keep the retired golden, and its hold.
             self.lzc.hold(snap, HOLD_TAG)
-            report.kept.append((name, "a clone depends on it"))
+            report.kept.append((child, "a clone depends on it"))
             return
         self._destroy_volume(name)
-        report.removed.append(name)
+        report.removed.append(child)
