@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The test suite's runtime dependencies and the lab's tools, per distro family.
+#
+# Required everywhere: ksh, fio, stress-ng, bpftrace, perf, and what zfs-tests.sh links into
+# its constrained PATH (tests/zfs-tests/include/commands.cfg; package names as OpenZFS CI
+# installs them, reference/distros.md §6-§6.2).  Optional (installed where the distro
+# packages them, reported where it does not): iozone (Debian non-free, Ubuntu multiverse;
+# not packaged for EL or Fedora), pax, dbench, Ubuntu's linux-modules-extra (scsi_debug).
+# Then: zinject must exist, and 2.4's zarcstat/zarcsummary get the old names as links.
+# Missing optional tools are listed in /etc/imagefactory/tools-missing.
+# KLAB_PLAN=1 prints the commands a fresh image would run and runs none (tests pin them).
+set -euo pipefail
+
+plan=${KLAB_PLAN:-0}
+self=${0##*/}
+missing_list=/etc/imagefactory/tools-missing
+
+say() { printf '%s: %s\n' "$self" "$*"; }
+die() {
+    printf '%s: error: %s\n' "$self" "$*" >&2
+    exit 1
+}
+
+show() {
+    local out=() arg
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_./:=@+,%-]+$ ]]; then
+            out+=("$arg")
+        else
+            out+=("'${arg//\'/\'\\\'\'}'")
+        fi
+    done
+    printf '+ %s\n' "${out[*]}"
+}
+
+act() {
+    show "$@"
+    [[ $plan == 1 ]] || "$@"
+}
+
+running_kernel() {
+    if [[ $plan == 1 ]]; then
+        echo "${KLAB_PLAN_KERNEL:-$(uname -r)}"
+    else
+        uname -r
+    fi
+}
+
+rpm_installed() { [[ $plan != 1 ]] && rpm -q --quiet "$1"; }
+deb_installed() {
+    [[ $plan != 1 ]] || return 1
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+installed() {
+    case $KLAB_FAMILY in
+    el | fedora) rpm_installed "$1" ;;
+    *) deb_installed "$1" ;;
+    esac
+}
+
+apt_updated=0
+apt_update() {
+    [[ $apt_updated == 0 ]] || return 0
+    act apt-get -o DPkg::Lock::Timeout=600 update
+    apt_updated=1
+}
+
+install_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        installed "$pkg" || missing+=("$pkg")
+    done
+    ((${#missing[@]} > 0)) || return 0
+    case $KLAB_FAMILY in
+    el | fedora) act dnf -y install "${missing[@]}" ;;
+    *)
+        apt_update
+        act apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
+        ;;
+    esac
+}
+
+available() {
+    case $KLAB_FAMILY in
+    el | fedora) [[ -n $(dnf -q repoquery --available "$1" 2>/dev/null) ]] ;;
+    *) apt-cache show --no-all-versions "$1" >/dev/null 2>&1 ;;
+    esac
+}
+
+# Install each package the distro has; say so for each one it has not.
+install_optional() {
+    local want=() pkg absent=()
+    if [[ $plan == 1 ]]; then
+        printf '? %s (each installed only where packaged)\n' "$*"
+        return 0
+    fi
+    [[ $KLAB_FAMILY == el || $KLAB_FAMILY == fedora ]] || apt_update
+    for pkg in "$@"; do
+        if installed "$pkg" || available "$pkg"; then
+            want+=("$pkg")
+        else
+            say "not packaged on ${KLAB_DISTRO:-this distro}: $pkg"
+            absent+=("$pkg")
+        fi
+    done
+    ((${#want[@]} == 0)) || install_packages "${want[@]}"
+    mkdir -p "${missing_list%/*}"
+    printf '%s\n' "${absent[@]}" | sed '/^$/d' >"$missing_list"
+}
+
+lacks_component() {
+    grep -E '^(Components:|deb(-src)?[[:space:]])' "$1" |
+        grep -Evq "[[:space:]]$2([[:space:]]|\$)"
+}
+
+# Debian keeps iozone3 in non-free; the cloud images enable main only (10-zfs.sh adds contrib).
+enable_component() {
+    local component=$1 file
+    local files=(/etc/apt/sources.list.d/debian.sources)
+    [[ $plan == 1 ]] || files=(/etc/apt/sources.list.d/*.sources /etc/apt/sources.list)
+    for file in "${files[@]}"; do
+        [[ $plan == 1 || -f $file ]] || continue
+        [[ $plan == 1 ]] || grep -Eq '^(Components:|deb(-src)?[[:space:]])' "$file" || continue
+        [[ $plan == 1 ]] || lacks_component "$file" "$component" || continue
+        if [[ $file == *.sources ]]; then
+            act sed -i -E "/^Components:/{/[[:space:]]$component([[:space:]]|\$)/!s/\$/ $component/}" "$file"
+        else
+            act sed -i -E "/^deb(-src)?[[:space:]]/{/[[:space:]]$component([[:space:]]|\$)/!s/([[:space:]]main)([[:space:]]|\$)/\\1 $component\\2/}" "$file"
+        fi
+        apt_updated=0
+    done
+}
+
+enable_services() {
+    local unit
+    for unit in "$@"; do
+        if [[ $plan != 1 ]] && systemctl is-enabled --quiet "$unit" 2>/dev/null &&
+            systemctl is-active --quiet "$unit"; then
+            continue
+        fi
+        act systemctl enable --now "$unit"
+    done
+}
+
+# The suite needs these; names per OpenZFS CI (qemu-3-deps-vm.sh) and commands.cfg.
+rpm_common=(ksh fio stress-ng bpftrace perf sysstat lsscsi mdadm parted bc acl attr rsync jq
+    nfs-utils samba samba-common-tools cryptsetup openssl python3 openssh-clients e2fsprogs
+    xfsprogs device-mapper util-linux which file bzip2 procps-ng iputils hostname pamtester
+    xxhash)
+deb_common=(ksh fio stress-ng bpftrace sysstat lsscsi mdadm parted bc acl attr rsync jq
+    nfs-kernel-server samba samba-common-bin cryptsetup openssl python3 openssh-client
+    e2fsprogs xfsprogs dmsetup file bzip2 procps iputils-ping pamtester xxhash)
+
+# pamtester, xxhash and dbench come from EPEL, whose -devel friends need CRB; 10-zfs.sh
+# enables both for packaged ZFS, but a PR build (provider git) skips that hook's work.
+el_extra_repos() {
+    install_packages dnf-plugins-core
+    if [[ $plan == 1 ]] || ! dnf -q repolist --enabled crb 2>/dev/null | grep -q '^crb'; then
+        act dnf config-manager --set-enabled crb
+    fi
+    install_packages epel-release
+}
+
+tools_el() {
+    el_extra_repos
+    install_packages "${rpm_common[@]}"
+    install_optional pax dbench iozone
+    enable_services nfs-server smb
+}
+
+tools_fedora() {
+    # Fedora 42+ moved /usr/bin/script out of util-linux.
+    install_packages "${rpm_common[@]}" util-linux-script
+    install_optional pax dbench iozone
+    enable_services nfs-server smb
+}
+
+tools_debian() {
+    export DEBIAN_FRONTEND=noninteractive
+    enable_component non-free
+    install_packages "${deb_common[@]}" linux-perf
+    install_optional pax dbench iozone3
+    enable_services nfs-kernel-server smbd
+}
+
+tools_ubuntu() {
+    local kver=$1
+    export DEBIAN_FRONTEND=noninteractive
+    install_packages "${deb_common[@]}" linux-tools-common
+    install_optional pax dbench iozone3 "linux-tools-$kver" "linux-modules-extra-$kver"
+    enable_services nfs-kernel-server smbd
+}
+
+# 2.4 renamed arcstat/arc_summary and dropped the old names; the lab uses the old ones.
+link_old_name() {
+    local old=$1 new=$2 target
+    command -v "$old" >/dev/null && return 0
+    target=$(command -v "$new") || die "neither $old nor $new is installed"
+    ln -sfn "$target" "/usr/local/bin/$old"
+    say "linked /usr/local/bin/$old -> $target"
+}
+
+check_tools() {
+    [[ $plan != 1 ]] || return 0
+    local tool
+    for tool in ksh fio stress-ng bpftrace zinject; do
+        command -v "$tool" >/dev/null || die "$tool is missing after the install"
+    done
+    link_old_name arcstat zarcstat
+    link_old_name arc_summary zarcsummary
+}
+
+main() {
+    local kver
+    kver=$(running_kernel)
+    case ${KLAB_FAMILY:?} in
+    el) tools_el ;;
+    fedora) tools_fedora ;;
+    debian) tools_debian ;;
+    ubuntu) tools_ubuntu "$kver" ;;
+    *) die "unknown family $KLAB_FAMILY" ;;
+    esac
+    check_tools
+}
+
+main "$@"
