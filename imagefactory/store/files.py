@@ -13,8 +13,8 @@ are the clones whose origin link shares its inode; renaming or retiring the gold
 affects them, the way a zfs clone does not care about its origin's name.
 
 Publishing, with the store lock held (crash points in brackets):
-1. the build image is fsynced and made read-only; the build's manifest is replaced by the
-   golden's manifest, which records the image's inode  [files.publish.pending]
+1. the build image is fsynced; the build's manifest is replaced by the golden's manifest,
+   which records the image's inode; the image is made read-only  [files.publish.pending]
 2. if a golden exists: its retired manifest is written, then the retired name is
    hard-linked to its image  [files.publish.retired-manifest] [files.publish.retired-link]
 3. COMMIT: the build image is renamed over `<leaf>.qcow2`  [files.publish.committed]
@@ -434,7 +434,6 @@ class FileStore(Store):
             build_manifest = self._marked(parsed, {ROLE_BUILD})
             check_plain_file(image)
             fsync_file(image)
-            image.chmod(0o444)
             props = provenance.to_properties()
             props.pop("role", None)
             golden_manifest = {
@@ -449,6 +448,7 @@ class FileStore(Store):
                 "provenance": props,
             }
             write_atomic(self._manifest(child), golden_manifest, mode=0o444)
+            image.chmod(0o444)
             crashpoint("files.publish.pending")
             live = self._live(leaf)
             if live is not None:
