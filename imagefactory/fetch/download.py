@@ -191,10 +191,33 @@ class _Budget:
         log.warning(
             "fetch.retry",
             url=self.url,
-            error=_short(exc) if exc else None,
+            error=describe(exc) if exc else None,
             failures=self.failures,
             wait_s=round(sleep, 2),
         )
+
+
+_NETWORK_REASONS = (
+    ("NameResolutionError", "cannot resolve the host name"),
+    ("Name or service not known", "cannot resolve the host name"),
+    ("Temporary failure in name resolution", "cannot resolve the host name"),
+    ("Connection refused", "connection refused"),
+    ("Connection reset", "connection reset by the server"),
+    ("Read timed out", "read timed out"),
+    ("timed out", "connection timed out"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+)
+
+
+def describe(exc: BaseException) -> str:
+    """A short reason for a network failure; urllib3's own messages run to several lines."""
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped in the middle of the body"
+    text = str(exc)
+    for needle, reason in _NETWORK_REASONS:
+        if needle in text:
+            return reason
+    return _short(exc)
 
 
 def _final_error(url: str, exc: BaseException) -> NoReturn:
@@ -202,7 +225,7 @@ def _final_error(url: str, exc: BaseException) -> NoReturn:
     if isinstance(exc, _RetryableStatus):
         raise HTTPStatusError(url, exc.status, hint="the server kept failing; retry later") from exc
     raise FetchError(
-        f"download of {url} failed: {_short(exc)}",
+        f"download of {url} failed: {describe(exc)}",
         hint="check the network or the mirror; an interrupted download resumes on the next run",
     ) from exc
 

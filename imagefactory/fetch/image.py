@@ -41,7 +41,7 @@ from imagefactory.spec.source import CloudImageSource
 
 log = structlog.get_logger(__name__)
 
-MIRROR_ENV = "IMAGEFACTORY_MIRROR"
+MIRROR_ENV = "IMAGEFACTORY_MIRROR"  # also named in imagefactory.commands.fetch (help text)
 
 
 @dataclass(frozen=True)

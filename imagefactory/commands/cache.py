@@ -1,0 +1,88 @@
+"""`imagefactory cache ls|gc|verify`: inspect and trim the content-addressed image cache."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from imagefactory.commands.fetch import add_cache_dir_option, cache_from_args
+from imagefactory.errors import UsageError
+
+MAX_SIZE_ENV = "IMAGEFACTORY_CACHE_MAX_SIZE"
+DEFAULT_MAX_SIZE = "20GiB"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("cache", help="list, verify or trim the image cache")
+    verbs = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    ls = verbs.add_parser("ls", help="list cached images, least recently used first")
+    add_cache_dir_option(ls)
+    ls.set_defaults(handler=run_ls)
+    gc = verbs.add_parser("gc", help="evict least recently used images down to a size cap")
+    add_cache_dir_option(gc)
+    gc.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help=f"size cap such as 20GiB or 500MB (default: ${MAX_SIZE_ENV}, else {DEFAULT_MAX_SIZE})",
+    )
+    gc.set_defaults(handler=run_gc)
+    verify = verbs.add_parser("verify", help="re-hash every image; drop corrupted ones")
+    add_cache_dir_option(verify)
+    verify.set_defaults(handler=run_verify)
+
+
+def parse_size(text: str) -> int:
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    try:
+        return int(TypeAdapter(ByteSize).validate_python(text.strip()))
+    except ValidationError:
+        raise UsageError(f"not a size: {text!r} (use e.g. 20GiB, 500MB or a byte count)") from None
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}TiB"
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    cache = cache_from_args(args)
+    entries = cache.entries()
+    for entry in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        keys = ", ".join(entry.keys) or "-"
+        print(f"{human(entry.size):>9}  {used}  {entry.digest}  {keys}")
+    total = sum(e.size for e in entries)
+    print(f"{len(entries)} image(s), {human(total)} in {cache.root}", file=sys.stderr)
+    return 0
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    cache = cache_from_args(args)
+    cap = parse_size(args.max_size or os.environ.get(MAX_SIZE_ENV) or DEFAULT_MAX_SIZE)
+    removed = cache.gc(cap)
+    for entry in removed:
+        print(f"removed  {human(entry.size):>9}  {entry.digest}")
+    kept = sum(e.size for e in cache.entries())
+    print(
+        f"removed {len(removed)} image(s); {human(kept)} kept (cap {human(cap)})", file=sys.stderr
+    )
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    cache = cache_from_args(args)
+    bad = 0
+    for entry in cache.entries():
+        ok = cache.verify(entry.digest)
+        bad += not ok
+        print(f"{'ok  ' if ok else 'BAD '}  {entry.digest}")
+    if bad:
+        print(f"{bad} corrupted image(s) removed; they will be fetched again", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,82 @@
+"""`imagefactory fetch DISTRO`: download, verify and cache a distro's cloud image.
+
+Prints ``<digest>  <cached path>`` on stdout (the path is what later stages read) and exits 0;
+any failure is one line on stderr with a non-zero status.  Running it twice downloads once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imagefactory.errors import UsageError
+
+if TYPE_CHECKING:
+    from imagefactory.fetch.cache import ImageCache
+
+# The CLI imports every command module to build its parser; the fetch machinery (requests,
+# rich, pydantic models) is imported only when a fetch or cache command actually runs.
+MIRROR_ENV = "IMAGEFACTORY_MIRROR"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "fetch",
+        help="download and verify a distro's cloud image into the cache",
+        description="Download the distro's cloud image (retrying and resuming), verify it "
+        "against the spec's pinned digest or the vendor's signed checksum file, and store it "
+        "in the content-addressed cache.  Prints the digest and the cached path.",
+    )
+    parser.add_argument("distro", metavar="DISTRO|SPEC")
+    add_cache_dir_option(parser)
+    parser.add_argument(
+        "--mirror",
+        metavar="BASE",
+        help="site mirror: fetch BASE/<vendor file name> for the image, checksum and "
+        f"signature files instead of the vendor URLs (default: ${MIRROR_ENV})",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal; log events otherwise)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def add_cache_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="image cache (default: $IMAGEFACTORY_CACHE, /var/cache/imagefactory as root, "
+        "else $XDG_CACHE_HOME/imagefactory)",
+    )
+
+
+def cache_from_args(args: argparse.Namespace) -> ImageCache:
+    from imagefactory.fetch.cache import ImageCache, default_cache_root
+
+    root: Path | None = args.cache_dir
+    return ImageCache(root if root is not None else default_cache_root())
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagefactory.fetch.image import fetch_cloud_image
+    from imagefactory.paths import keys_dir
+    from imagefactory.spec.loader import load_distro
+
+    resolved = load_distro(args.distro)
+    source = resolved.spec.source.cloud_image
+    if source is None:
+        raise UsageError(f"{resolved.spec.name} has no cloud_image source to fetch")
+    result = fetch_cloud_image(
+        source,
+        cache_from_args(args),
+        site_mirror=args.mirror,
+        keys_dir=keys_dir(),
+        progress=args.progress,
+    )
+    print(f"{result.digest}  {result.path}")
+    return 0
