@@ -161,6 +161,11 @@ class Machine:
         return self._proc is not None and self._proc.returncode is None
 
     @property
+    def temp_dir(self) -> Path | None:
+        """This VM's private temporary directory (UEFI variables); removed at close."""
+        return self._tmpdir
+
+    @property
     def status_reader(self) -> asyncio.StreamReader:
         if self._status_reader is None:
             raise VmError("the machine has not booted")
@@ -219,7 +224,13 @@ class Machine:
             self._sockets.remove(sock)
         self._exit_task = asyncio.create_task(self._wait_exit(self._proc))
         self._qmp = QMPClient(self.config.name)
-        await self.race(self._qmp.connect(qmp_ours), self.monitor_timeout, what="the monitor")
+        try:
+            await self.race(self._qmp.connect(qmp_ours), self.monitor_timeout, what="the monitor")
+        except (QMPError, OSError, EOFError) as exc:
+            # QEMU hung up during the handshake: it is exiting, so say why it exits.
+            if await self.wait_shutdown(10) is not None:
+                raise self._exited_error("while waiting for the monitor") from exc
+            raise VmError(f"QEMU's monitor failed: {exc}") from exc
         self._listener = EventListener(WATCHED_EVENTS)
         self._qmp.register_listener(self._listener)
         self._event_task = asyncio.create_task(self._pump_events(self._listener))
@@ -318,13 +329,24 @@ class Machine:
                 raise VmError(f"while waiting for {what}: {self._fatal.result()}")
             if self._exit_task in done:
                 self._record_exit()
-                raise MachineExited(self._exit_task.result(), f"while waiting for {what}")
+                raise self._exited_error(f"while waiting for {what}")
             raise TimeoutError(f"{what} did not happen within {timeout:g}s")
         finally:
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    def _exited_error(self, detail: str) -> MachineExited:
+        """MachineExited carrying the end of QEMU's own log, which says why it stopped."""
+        assert self._exit_task is not None
+        try:
+            lines = self.qemu_log.read_text(errors="replace").strip().splitlines()[-5:]
+        except OSError:
+            lines = []
+        if lines:
+            detail += "\n" + "\n".join(lines)
+        return MachineExited(self._exit_task.result(), detail)
 
     async def wait_shutdown(self, timeout: float | None = None) -> ShutdownInfo | None:
         """Wait for QEMU to exit; None if it is still running after `timeout` seconds."""

@@ -151,8 +151,13 @@ async def provision_async(
     uefi: UefiFirmware | None = None,
     hook_grace: float = HOOK_GRACE,
     poweroff_grace: float = POWEROFF_GRACE,
+    stop_grace: float = STOP_GRACE,
 ) -> ProvisionResult:
-    """Boot `config` (whose seed carries `plan`), run the hooks, and return what happened."""
+    """Boot `config` (whose seed carries `plan`), run the hooks, and return what happened.
+
+    `stop_grace` is how long a guest the host has to stop gets to react to the power
+    button before QEMU is told to quit.
+    """
     tracker = HookTracker(plan.names)
     started = time.monotonic()
     async with Machine(config, log_dir=log_dir, qemu=qemu, uefi=uefi) as machine:
@@ -163,9 +168,9 @@ async def provision_async(
             info = await machine.wait_shutdown(poweroff_grace)
             if info is None:
                 log.warning("vm.no_poweroff", grace=poweroff_grace)
-                info = await machine.powerdown(grace=STOP_GRACE)
+                info = await machine.powerdown(grace=stop_grace)
         else:
-            info = await machine.powerdown(grace=STOP_GRACE)
+            info = await machine.powerdown(grace=stop_grace)
         booted_at = machine.booted_at
     return _result(tracker, machine, info, booted_at, started)
 
@@ -227,6 +232,7 @@ def provision(
     uefi: UefiFirmware | None = None,
     hook_grace: float = HOOK_GRACE,
     poweroff_grace: float = POWEROFF_GRACE,
+    stop_grace: float = STOP_GRACE,
 ) -> ProvisionResult:
     """Synchronous entry point for the pipeline: runs its own event loop."""
     return asyncio.run(
@@ -238,5 +244,6 @@ def provision(
             uefi=uefi,
             hook_grace=hook_grace,
             poweroff_grace=poweroff_grace,
+            stop_grace=stop_grace,
         )
     )
