@@ -9,8 +9,9 @@
   the partial body came with).  ``Accept-Encoding: identity`` keeps byte offsets meaningful.
   A server that answers 200 to a Range request, a 416, or a range starting elsewhere makes
   us restart from zero in place.
-- Hash while streaming: the digest is computed chunk by chunk as bytes are written, never by
-  re-reading the file; on resume the existing part is hashed once before appending.
+- Hash while streaming: the digest is computed chunk by chunk as bytes are written (on a
+  second thread, so hashing overlaps the network), never by re-reading the file; on resume
+  the existing part is hashed once before appending.
 - Disk full: the partial file is removed and `DiskFullError` raised (never retried).
 - Small files (checksum files, signatures) are fetched with ``If-None-Match`` /
   ``If-Modified-Since`` against a copy kept in the cache's ``http/`` directory, so an
@@ -44,7 +45,7 @@ from imagefactory.fetch.errors import (
     FetchError,
     HTTPStatusError,
 )
-from imagefactory.fetch.hashing import Hasher, new_hasher
+from imagefactory.fetch.hashing import BackgroundHasher, Hasher, new_hasher
 from imagefactory.fetch.progress import NullProgress, ProgressSink
 from imagefactory.spec.digest import Algorithm, Digest
 
@@ -383,10 +384,10 @@ class Downloader:
         budget: _Budget,
     ) -> None:
         try:
-            with part.open(mode) as out:
+            with part.open(mode) as out, BackgroundHasher(hasher) as background:
                 for chunk in response.iter_content(CHUNK_SIZE):
                     out.write(chunk)
-                    hasher.update(chunk)
+                    background.update(chunk)
                     progress.advance(len(chunk))
                     budget.progressed = True
         except requests.RequestException:
