@@ -239,6 +239,12 @@ def _parse_content_range(value: str | None) -> tuple[int, int | None]:
     return int(match.group(1)), None if total == "*" else int(total)
 
 
+def _unsatisfied_length(response: requests.Response) -> int | None:
+    """The full length a 416 reports (``Content-Range: bytes */N``), if it does."""
+    match = re.match(r"^bytes \*/(\d+)$", response.headers.get("Content-Range", "").strip())
+    return int(match.group(1)) if match else None
+
+
 class Downloader:
     """One HTTP session plus a retry policy; safe to reuse for several files."""
 
@@ -314,6 +320,13 @@ class Downloader:
         with self.session.get(url, headers=headers, stream=True, timeout=timeout) as response:
             status = response.status_code
             if status == 416 and offset:
+                if _unsatisfied_length(response) == offset:
+                    # The part is already complete (a run that died before the rename):
+                    # hash it; the caller's digest check decides whether it is any good.
+                    with part.open("rb") as existing:
+                        digest = hashlib.file_digest(existing, algorithm).hexdigest()
+                    log.info("fetch.part_complete", url=url, size=offset)
+                    return Downloaded(Digest(algorithm, digest), offset, url)
                 remove_part(part)
                 raise _Restart("server cannot satisfy the range of our partial file")
             if status not in (200, 206):

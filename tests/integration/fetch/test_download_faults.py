@@ -296,3 +296,22 @@ def test_known_size_larger_than_free_space_fails_before_writing(
     with pytest.raises(DiskFullError, match=r"not enough space for a\.part"):
         downloader.download_verified([server.url("img.qcow2")], tiny_fs / "a.part", DIGEST)
     assert list(tiny_fs.iterdir()) == []
+
+
+def test_complete_part_from_a_crashed_run_is_not_downloaded_again(
+    downloader: Downloader, server: FaultServer, tmp_path: Path
+) -> None:
+    part = tmp_path / "a.part"
+    part.write_bytes(DATA)
+    get(downloader, server, part)
+    [request] = server.log
+    assert (request.status, request.sent) == (416, 0)
+
+
+def test_part_longer_than_the_file_restarts_from_zero(
+    downloader: Downloader, server: FaultServer, tmp_path: Path
+) -> None:
+    part = tmp_path / "a.part"
+    part.write_bytes(DATA + b"stale tail")
+    get(downloader, server, part)
+    assert [r.status for r in server.log] == [416, 200]

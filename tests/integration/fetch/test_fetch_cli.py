@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from imagefactory.paths import distros_dir
-from tests.fixtures.fault_http import FaultServer
+from tests.fixtures.fault_http import Delay, FaultServer
 
 IMAGE = "noble-server-cloudimg-amd64.img"
 
@@ -46,12 +46,16 @@ def spec_file(tmp_path: Path, fault_server: FaultServer, image: bytes) -> Path:
     return path
 
 
-def cli(*args: str | Path, cache: Path) -> subprocess.CompletedProcess[str]:
+def cli_env(cache: Path) -> dict[str, str]:
     env = {**os.environ, "IMAGEFACTORY_CACHE": str(cache)}
     env.pop("IMAGEFACTORY_MIRROR", None)
+    return env
+
+
+def cli(*args: str | Path, cache: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "imagefactory", *map(str, args)],
-        env=env,
+        env=cli_env(cache),
         capture_output=True,
         text=True,
         timeout=120,
@@ -104,3 +108,25 @@ def test_cache_gc_rejects_a_bad_size(tmp_path: Path) -> None:
     result = cli("cache", "gc", "--max-size", "lots", cache=tmp_path)
     assert result.returncode == 2
     assert "not a size" in result.stderr
+
+
+def test_two_concurrent_fetch_processes_download_once(
+    spec_file: Path, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    fault_server.fault(f"noble/current/{IMAGE}", Delay(3.0))  # first download stays in flight
+    cache = tmp_path / "cache"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "imagefactory", "fetch", str(spec_file)],
+            env=cli_env(cache),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]
+    assert len(fault_server.requests_for(f"noble/current/{IMAGE}")) == 1
+    assert any("cache.lock.wait" in err for _, err in outputs)  # one really waited
