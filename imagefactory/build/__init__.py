@@ -1,0 +1,1 @@
+"""The build pipeline: spec → fetch → volume → seed → boot + hooks → seal check → publish."""

@@ -1,0 +1,61 @@
+"""Everything one build knows: its spec, store, cache, ids, directories and stage outputs."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from imagefactory.fetch.cache import ImageCache
+from imagefactory.spec.digest import Digest
+from imagefactory.spec.loader import ResolvedSpec
+from imagefactory.store.base import BuildVolume, Golden, Store
+from imagefactory.vm.accel import AccelRequest
+
+SourceKind = Literal["cloud_image", "bootstrap"]
+
+
+def new_build_id() -> str:
+    """Sortable and unique: UTC time plus randomness (`20261122T031502-3f9a1c`)."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class BuildOptions:
+    source: SourceKind | None = None
+    on_error: Literal["cleanup", "abort"] = "cleanup"
+    accel: AccelRequest | None = None
+    site_mirror: str | None = None
+    package_mirror: str | None = None
+    wait_for_lock: bool = True
+    progress: bool | None = None
+
+
+@dataclass
+class BuildContext:
+    resolved: ResolvedSpec
+    store: Store
+    cache: ImageCache
+    options: BuildOptions
+    build_id: str = field(default_factory=new_build_id)
+    build_dir: Path = field(default_factory=Path)
+    # Outputs, filled in by the steps in order.
+    source_kind: SourceKind = "cloud_image"
+    image_path: Path | None = None
+    image_digest: Digest | None = None
+    volume: BuildVolume | None = None
+    seed_iso: Path | None = None
+    hook_timings: list[dict[str, Any]] = field(default_factory=list)
+    guest_facts: dict[str, Any] = field(default_factory=dict)
+    golden: Golden | None = None
+    guest_seconds: float = 0.0
+
+    @property
+    def leaf(self) -> str:
+        return self.resolved.golden_leaf
+
+    @property
+    def console_log(self) -> Path:
+        return self.build_dir / "console.log"

@@ -1,0 +1,87 @@
+"""Leftovers of crashed builds outside the store: orphaned QEMU processes, stale locks.
+
+QEMU is started under `setpriv --pdeathsig KILL`, so it normally dies with its build;
+this is the backstop for hosts without setpriv or QEMUs started by an older version.
+A QEMU is ours when its `-name` is a golden build's (`klab-...`) and orphaned when its
+parent is gone (re-parented to init).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagefactory.build.statedir import locks_dir
+
+QEMU_BINARIES = ("qemu-system-x86_64", "qemu-system-x86_64-microvm", "qemu-kvm")
+
+
+@dataclass(frozen=True)
+class OrphanQemu:
+    pid: int
+    name: str
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def orphaned_build_qemus() -> list[OrphanQemu]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        argv = _cmdline(pid)
+        if not argv or Path(argv[0]).name not in QEMU_BINARIES or "-name" not in argv:
+            continue
+        index = argv.index("-name") + 1
+        name = argv[index].split(",")[0] if index < len(argv) else ""
+        if name.startswith("klab-") and _ppid(pid) == 1:
+            found.append(OrphanQemu(pid, name))
+    return found
+
+
+def kill_orphans(*, dry_run: bool = False) -> list[OrphanQemu]:
+    orphans = orphaned_build_qemus()
+    if not dry_run:
+        for orphan in orphans:
+            try:
+                os.kill(orphan.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+    return orphans
+
+
+def stale_locks(*, dry_run: bool = False) -> list[Path]:
+    """Lock files nobody holds (a killed build's); held ones are left alone."""
+    import fcntl
+
+    removed = []
+    for path in sorted(locks_dir().glob("*.lock")):
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            removed.append(path)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed

@@ -1,0 +1,372 @@
+"""The build: fetch → volume → seed → boot + hooks → seal check → publish, under one lock.
+
+Phase one fetches (or bootstraps) the base image; if the golden is already built from the
+same image and the same resolved spec, the build stops there ("up to date") unless forced.
+Phase two writes into a private build volume and only `publish` touches the golden's name,
+so a failed or interrupted build never damages the golden users already have.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from imagefactory import __version__
+from imagefactory.build.context import BuildContext, BuildOptions
+from imagefactory.build.lock import golden_lock
+from imagefactory.build.markers import Markers, inputs_hash
+from imagefactory.build.seal_check import inspect_sealed_volume
+from imagefactory.build.statedir import builds_dir
+from imagefactory.build.steps import RunReport, Step, StepRunner
+from imagefactory.errors import ImageFactoryError, NotBuiltYet, UsageError
+from imagefactory.fetch.bootstrap import ensure_bootstrap_image
+from imagefactory.fetch.cache import ImageCache
+from imagefactory.fetch.image import fetch_cloud_image
+from imagefactory.paths import hooks_dir, keys_dir
+from imagefactory.spec.hookenv import hook_environment
+from imagefactory.spec.loader import ResolvedSpec
+from imagefactory.store.base import Golden, Provenance, Store
+from imagefactory.vm.accel import select_accel
+from imagefactory.vm.firmware import find_uefi_firmware
+from imagefactory.vm.fromspec import seed_files, vm_config
+from imagefactory.vm.hookplan import Hook, HookPlan
+from imagefactory.vm.provision import provision
+from imagefactory.vm.seed import build_key_comment, generate_ssh_key
+
+log = structlog.get_logger(__name__)
+
+# The bootstrap base image is small; the volume stage grows it to the lineage's disk size
+# and cloud-init's growpart extends the root on first boot.
+BOOTSTRAP_BASE_SIZE = 4 * 1024**3
+
+
+def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
+    """The lineage's hooks, each with the common KLAB_* environment plus its own."""
+    common = hook_environment(resolved)
+    return HookPlan.of(
+        Hook.from_file(
+            hooks_dir() / entry.script,
+            timeout=float(entry.timeout),
+            env={**common, **entry.env},
+        )
+        for entry in resolved.spec.hooks.for_lineage(resolved.kind)
+    )
+
+
+class FetchStep:
+    name = "fetch"
+
+    def run(self, ctx: BuildContext) -> None:
+        spec = ctx.resolved.spec
+        kind = ctx.source_kind
+        if kind == "cloud_image":
+            source = spec.source.cloud_image
+            if source is None:
+                raise UsageError(f"{spec.name} has no cloud_image source")
+            result = fetch_cloud_image(
+                source,
+                ctx.cache,
+                site_mirror=ctx.options.site_mirror,
+                keys_dir=keys_dir(),
+                progress=ctx.options.progress,
+            )
+            ctx.image_path, ctx.image_digest = result.path, result.digest
+            return
+        boot = spec.source.bootstrap
+        if boot is None:
+            raise UsageError(
+                f"{spec.name} has no bootstrap source",
+                hint="bootstrap builds exist for Debian-family specs (e.g. debian13)",
+            )
+        if ctx.resolved.kind == "ztest" and boot.ztest_packages:
+            boot = boot.model_copy(update={"packages": [*boot.packages, *boot.ztest_packages]})
+        ctx.image_path, ctx.image_digest = ensure_bootstrap_image(
+            boot,
+            ctx.cache,
+            firmware=spec.vm.firmware,
+            size_bytes=BOOTSTRAP_BASE_SIZE,
+            mirror=ctx.options.package_mirror,
+        )
+
+    def cleanup(self, ctx: BuildContext) -> None:
+        """Nothing to undo: the cache only ever holds verified images."""
+
+
+class VolumeStep:
+    """Create the private build volume and write the image into it (resumable)."""
+
+    name = "volume"
+
+    def _key(self, ctx: BuildContext) -> str:
+        spec = ctx.resolved.spec
+        return inputs_hash(
+            leaf=ctx.leaf,
+            image=str(ctx.image_digest),
+            size=spec.disk.for_lineage(ctx.resolved.kind),
+            volblocksize=int(spec.disk.volblocksize),
+            store=ctx.store.spec,
+        )
+
+    def run(self, ctx: BuildContext) -> None:
+        spec = ctx.resolved.spec
+        markers = Markers(ctx.leaf)
+        key = self._key(ctx)
+        previous = markers.get(self.name, key)
+        if previous is not None:
+            resumed = ctx.store.open_build_volume(ctx.leaf, str(previous["build_id"]))
+            if resumed is not None:
+                ctx.volume = resumed
+                ctx.build_id = resumed.build_id
+                log.info("volume.resumed", volume=resumed.name, build_id=resumed.build_id)
+                return
+        assert ctx.image_path is not None
+        size = spec.disk.for_lineage(ctx.resolved.kind)
+        volume = ctx.store.create_build_volume(
+            ctx.leaf, ctx.build_id, size, volblocksize=int(spec.disk.volblocksize)
+        )
+        ctx.volume = volume
+        volume = ctx.store.write_image(volume, ctx.image_path)
+        if volume.size < size:
+            volume = ctx.store.grow(volume, size)
+        ctx.volume = volume
+        markers.put(self.name, key, {"build_id": ctx.build_id, "volume": volume.name})
+
+    def cleanup(self, ctx: BuildContext) -> None:
+        if ctx.volume is not None and ctx.golden is None:
+            Markers(ctx.leaf).clear(self.name)
+            ctx.store.destroy_build_volume(ctx.volume)
+            ctx.volume = None
+
+
+class SeedStep:
+    """The NoCloud seed: hooks, per-build SSH key (public half only), fresh instance-id."""
+
+    name = "seed"
+
+    def run(self, ctx: BuildContext) -> None:
+        spec = ctx.resolved.spec
+        plan = hook_plan_for(ctx.resolved)
+        if ctx.resolved.kind == "ztest" and not plan.hooks:
+            raise NotBuiltYet(
+                f"{spec.name} has no ztest hooks yet: the ztest payload is not built",
+                hint="`make golden DISTRO=...` builds the lean lineage",
+            )
+        key = generate_ssh_key(ctx.build_dir / "ssh", build_key_comment(spec.name))
+        files = seed_files(spec, plan, key)
+        files.write_dir(ctx.build_dir / "seed")
+        iso = ctx.build_dir / "seed.iso"
+        files.write_iso(iso)
+        ctx.seed_iso = iso
+
+    def cleanup(self, ctx: BuildContext) -> None:
+        _remove_secrets(ctx)
+
+
+def _remove_secrets(ctx: BuildContext) -> None:
+    """The private key is only for this build's boot: never keep it."""
+    for name in ("id_ed25519", "id_ed25519.pub"):
+        (ctx.build_dir / "ssh" / name).unlink(missing_ok=True)
+
+
+class BootStep:
+    """Boot under QEMU, run the hooks in order, follow them over the status channel."""
+
+    name = "boot"
+
+    def run(self, ctx: BuildContext) -> None:
+        assert ctx.volume is not None and ctx.seed_iso is not None
+        spec = ctx.resolved.spec
+        # From here on the volume is no longer "freshly written": never resume onto it.
+        Markers(ctx.leaf).clear(VolumeStep.name)
+        accel = select_accel(ctx.options.accel or "auto", cpu_model=spec.vm.cpu_model)
+        uefi = find_uefi_firmware(spec.vm.machine) if spec.vm.firmware == "uefi" else None
+        config = vm_config(
+            spec,
+            disk=ctx.volume.path,
+            disk_format=ctx.volume.format,
+            seed=ctx.seed_iso,
+            accel=accel.accel,
+            name=f"{ctx.leaf}-{ctx.build_id}",
+        )
+        result = provision(config, hook_plan_for(ctx.resolved), log_dir=ctx.build_dir, uefi=uefi)
+        ctx.guest_seconds = result.total_seconds
+        ctx.hook_timings = [
+            {"hook": h.name, "state": h.state, "rc": h.rc, "seconds": h.seconds}
+            for h in result.hooks
+        ]
+        (ctx.build_dir / "hooks.json").write_text(json.dumps(ctx.hook_timings, indent=2))
+        (ctx.build_dir / "hooks.txt").write_text(result.report() + "\n")
+        log.info("boot.report", report=result.report())
+        _remove_secrets(ctx)
+        result.raise_for_failure()
+
+    def cleanup(self, ctx: BuildContext) -> None:
+        """The Machine context already stopped QEMU; nothing else runs after a boot."""
+
+
+class SealCheckStep:
+    """Read the powered-off volume on the host: the seal must hold, the facts are recorded."""
+
+    name = "seal-check"
+
+    def run(self, ctx: BuildContext) -> None:
+        assert ctx.volume is not None
+        ctx.guest_facts = inspect_sealed_volume(
+            ctx.volume.path,
+            ctx.volume.format,
+            default_user=ctx.resolved.spec.cloud_init.default_user.name,
+        )
+
+    def cleanup(self, ctx: BuildContext) -> None:
+        """Read-only: nothing to undo."""
+
+
+class PublishStep:
+    name = "publish"
+
+    def run(self, ctx: BuildContext) -> None:
+        assert ctx.volume is not None
+        facts = ctx.guest_facts
+        provenance = Provenance(
+            distro=ctx.resolved.spec.name,
+            lineage=ctx.resolved.kind,
+            build_id=ctx.build_id,
+            zfs_version=_fact(facts, "zfs_version"),
+            suite_version=_fact(facts, "suite_version"),
+            source_digest=str(ctx.image_digest),
+            spec_digest=ctx.resolved.spec_digest,
+            tool_version=__version__,
+        )
+        ctx.golden = ctx.store.publish(ctx.volume, provenance)
+
+    def cleanup(self, ctx: BuildContext) -> None:
+        """Publishing is the commit point: the store recovers an interrupted one itself."""
+
+
+def _fact(facts: dict[str, Any], key: str) -> str | None:
+    value = facts.get(key)
+    return str(value) if value not in (None, "") else None
+
+
+@dataclass
+class BuildOutcome:
+    golden: Golden | None
+    up_to_date: bool
+    build_dir: Path | None
+    report: RunReport
+    wall_seconds: float = 0.0
+    guest_seconds: float = 0.0
+
+
+def _is_up_to_date(ctx: BuildContext) -> Golden | None:
+    golden = ctx.store.get_golden(ctx.leaf)
+    if golden is None:
+        return None
+    prov = golden.provenance
+    if prov.spec_digest == ctx.resolved.spec_digest and prov.source_digest == str(ctx.image_digest):
+        return golden
+    return None
+
+
+def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wall: float) -> None:
+    golden = ctx.golden
+    manifest = {
+        "golden": golden.name if golden else None,
+        "leaf": ctx.leaf,
+        "store": ctx.store.spec,
+        "build_id": ctx.build_id,
+        "distro": ctx.resolved.spec.name,
+        "lineage": ctx.resolved.kind,
+        "source": {
+            "kind": ctx.source_kind,
+            "digest": str(ctx.image_digest) if ctx.image_digest else None,
+            "path": str(ctx.image_path) if ctx.image_path else None,
+            "size": ctx.image_path.stat().st_size if ctx.image_path else None,
+        },
+        "spec_digest": ctx.resolved.spec_digest,
+        "virtual_size": golden.virtual_size if golden else None,
+        "allocated": golden.allocated if golden else None,
+        "guest_facts": ctx.guest_facts,
+        "hooks": ctx.hook_timings,
+        "steps": [
+            {"name": t.name, "seconds": round(t.seconds, 3), "status": t.status}
+            for t in report.timings
+        ],
+        "guest_seconds": round(ctx.guest_seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "started_at": started.isoformat(),
+        "tool_version": __version__,
+    }
+    (ctx.build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def build_golden(
+    resolved: ResolvedSpec, store: Store, cache: ImageCache, options: BuildOptions
+) -> BuildOutcome:
+    """Build one golden; raise on failure (after cleanup or, with abort, keeping the work)."""
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    source = options.source or resolved.spec.source.default
+    ctx = BuildContext(resolved, store, cache, options, source_kind=source)
+    structlog.contextvars.bind_contextvars(golden=ctx.leaf)
+    try:
+        with golden_lock(ctx.leaf, wait=options.wait_for_lock):
+            fetch_steps: list[Step[BuildContext]] = [FetchStep()]
+            fetch_report = StepRunner(fetch_steps, options.on_error).run(ctx)
+            existing = None if resolved.force_rebuild else _is_up_to_date(ctx)
+            if existing is not None:
+                log.info(
+                    "build.up_to_date", golden=existing.name, build_id=existing.provenance.build_id
+                )
+                return BuildOutcome(existing, True, None, fetch_report, time.monotonic() - started)
+            ctx.build_dir = builds_dir(ctx.leaf) / ctx.build_id
+            ctx.build_dir.mkdir(parents=True, exist_ok=True)
+            (ctx.build_dir / "spec.json").write_text(
+                json.dumps(resolved.spec.model_dump(mode="json"), indent=2) + "\n"
+            )
+            steps: list[Step[BuildContext]] = [
+                VolumeStep(),
+                SeedStep(),
+                BootStep(),
+                SealCheckStep(),
+                PublishStep(),
+            ]
+            runner: StepRunner[BuildContext] = StepRunner(
+                steps,
+                options.on_error,
+                report=fetch_report,
+            )
+            try:
+                report = runner.run(ctx)
+            except BaseException:
+                wall = time.monotonic() - started
+                _write_manifest(ctx, runner.report, started_at, wall)
+                if options.on_error == "abort" and ctx.volume is not None:
+                    log.warning(
+                        "build.kept_for_debugging",
+                        volume=str(ctx.volume.path),
+                        build_dir=str(ctx.build_dir),
+                        console=str(ctx.console_log),
+                    )
+                raise
+            wall = time.monotonic() - started
+            _write_manifest(ctx, report, started_at, wall)
+            log.info(
+                "build.published",
+                golden=ctx.golden.name if ctx.golden else None,
+                seconds=round(wall, 1),
+                guest_seconds=round(ctx.guest_seconds, 1),
+                build_dir=str(ctx.build_dir),
+            )
+            return BuildOutcome(ctx.golden, False, ctx.build_dir, report, wall, ctx.guest_seconds)
+    finally:
+        structlog.contextvars.unbind_contextvars("golden")
+
+
+__all__ = ["BuildOutcome", "ImageFactoryError", "build_golden", "hook_plan_for"]

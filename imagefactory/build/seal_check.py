@@ -1,0 +1,96 @@
+"""Verify on the host, after shutdown, that the guest really sealed itself.
+
+The seal hook runs inside the guest, so a bug there (or a hook that never ran) would ship
+a golden whose clones all share one machine-id, SSH host keys and cloud-init instance.
+Reading the volume after power-off is the only check that does not trust the guest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagefactory.build.mount_image import mounted_root
+from imagefactory.errors import ImageFactoryError
+
+
+class SealCheckFailed(ImageFactoryError):
+    """The volume still carries identity that sealing must remove."""
+
+
+@dataclass(frozen=True)
+class SealFinding:
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def findings_in_root(root: Path, *, default_user: str | None = None) -> list[SealFinding]:
+    """What is wrong with a mounted root tree; empty when the seal holds."""
+    problems: list[SealFinding] = []
+    machine_id = root / "etc" / "machine-id"
+    if machine_id.is_file():
+        content = machine_id.read_text(errors="replace").strip()
+        if content not in ("", "uninitialized"):
+            problems.append(SealFinding("/etc/machine-id", f"still set ({content[:12]}...)"))
+    dbus_id = root / "var" / "lib" / "dbus" / "machine-id"
+    if dbus_id.is_file() and not dbus_id.is_symlink():
+        problems.append(SealFinding("/var/lib/dbus/machine-id", "present"))
+    ssh_dir = root / "etc" / "ssh"
+    if ssh_dir.is_dir():
+        for key in sorted(ssh_dir.glob("ssh_host_*")):
+            problems.append(SealFinding(f"/etc/ssh/{key.name}", "SSH host key present"))
+    cloud = root / "var" / "lib" / "cloud"
+    if (cloud / "instance").is_symlink() or (cloud / "instance").exists():
+        problems.append(SealFinding("/var/lib/cloud/instance", "cloud-init instance present"))
+    instances = cloud / "instances"
+    if instances.is_dir() and any(instances.iterdir()):
+        problems.append(SealFinding("/var/lib/cloud/instances", "cloud-init instances present"))
+    if (cloud / "seed" / "nocloud").exists() or (cloud / "seed" / "nocloud-net").exists():
+        problems.append(SealFinding("/var/lib/cloud/seed", "NoCloud seed copy present"))
+    random_seed = root / "var" / "lib" / "systemd" / "random-seed"
+    if random_seed.exists():
+        problems.append(SealFinding("/var/lib/systemd/random-seed", "present"))
+    if default_user:
+        for home in (root / "home" / default_user, root / "root"):
+            keys = home / ".ssh" / "authorized_keys"
+            if keys.is_file() and keys.stat().st_size > 0 and home.name == default_user:
+                problems.append(
+                    SealFinding(f"/home/{default_user}/.ssh/authorized_keys", "build key present")
+                )
+    return problems
+
+
+GUEST_FACTS = Path("etc/imagefactory/golden.json")
+
+
+def read_guest_facts(root: Path) -> dict[str, Any]:
+    """What the payload hooks recorded about the golden (versions, tools), if anything."""
+    path = root / GUEST_FACTS
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise SealCheckFailed(f"/{GUEST_FACTS} is not valid JSON: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def inspect_sealed_volume(
+    image: Path, image_format: str, *, default_user: str | None
+) -> dict[str, Any]:
+    """Mount the image read-only, fail if anything identifying is left, return the facts."""
+    with mounted_root(image, image_format) as root:
+        problems = findings_in_root(root, default_user=default_user)
+        facts = read_guest_facts(root)
+    if problems:
+        listing = "; ".join(str(p) for p in problems)
+        raise SealCheckFailed(
+            f"seal verification failed: {listing}",
+            hint="the seal hook (hooks/common/90-seal.sh) must run last; see the console log",
+        )
+    return facts

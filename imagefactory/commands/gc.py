@@ -1,0 +1,36 @@
+"""`imagefactory gc`: remove what crashed builds left behind, and unused retired goldens."""
+
+from __future__ import annotations
+
+import argparse
+
+from imagefactory.build.leftovers import kill_orphans, stale_locks
+from imagefactory.store.select import open_store
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "gc",
+        help="remove crashed builds' leftovers and retired goldens without clones",
+        description="Kills orphaned build QEMUs, removes abandoned build volumes and stale "
+        "locks, finishes or undoes interrupted publishes, and destroys retired goldens that "
+        "no clone depends on.  Never touches anything without the store's role marker.",
+    )
+    parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR")
+    parser.add_argument("--dry-run", action="store_true", help="only say what would go")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    verb = "would remove" if args.dry_run else "removed"
+    for orphan in kill_orphans(dry_run=args.dry_run):
+        print(f"{'would kill' if args.dry_run else 'killed'} QEMU {orphan.pid} ({orphan.name})")
+    store = open_store(args.store)
+    report = store.gc(dry_run=args.dry_run)
+    for name in report.removed:
+        print(f"{verb} {name}")
+    for name, why in report.kept:
+        print(f"kept {name}: {why}")
+    for lock in stale_locks(dry_run=args.dry_run):
+        print(f"{verb} stale lock {lock.name}")
+    return 0
