@@ -19,6 +19,7 @@ self=${0##*/}
 root=${KLAB_PAYLOAD_ROOT:-}
 marker=__IMAGEFACTORY_PAYLOAD_BELOW__
 facts=$root/etc/imagefactory/zfs-source.env
+work=""
 
 say() { printf '%s: %s\n' "$self" "$*"; }
 die() {
@@ -56,9 +57,9 @@ suite_dir() {
 }
 
 main() {
-    local work file name runfiles
+    local file name runfiles
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
+    trap 'rm -rf -- "$work"' EXIT
     extract "$work"
     for file in "$work"/zfs-bt/*.bt; do
         place 0644 "$file" "$root/usr/local/share/zfs-bt/${file##*/}"

@@ -1,0 +1,86 @@
+"""Every ztest hook and recipe is valid bash and shellcheck-clean (STYLE.md).
+
+These scripts only ever run inside guests; this is the check that catches a syntax error
+or an unquoted expansion before a 90-minute build does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagefactory.paths import hooks_dir
+from imagefactory.run import require_tool
+
+HOOKS = sorted((hooks_dir() / "ztest").glob("*.sh"))
+RECIPES = sorted((hooks_dir() / "payload" / "recipes").glob("*.sh"))
+SCRIPTS = HOOKS + RECIPES
+
+
+def _id(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def test_the_payload_has_the_five_recipes_and_every_hook_is_there() -> None:
+    assert [p.name for p in HOOKS] == [
+        "05-grow-root.sh",
+        "10-zfs.sh",
+        "20-zfs-source.sh",
+        "30-tools.sh",
+        "40-testenv.sh",
+        "50-vdevs.sh",
+        "60-payload.sh",
+        "80-golden-facts.sh",
+    ]
+    assert [p.name for p in RECIPES] == [
+        "_lib.sh",
+        "arc-pressure.sh",
+        "dedup-pressure.sh",
+        "encryption-verify.sh",
+        "pool-corruption-block.sh",
+        "replication-chaos.sh",
+    ]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_id)
+def test_script_parses_with_bash_n(script: Path) -> None:
+    proc = subprocess.run(["bash", "-n", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_id)
+def test_script_is_shellcheck_clean(script: Path) -> None:
+    shellcheck = require_tool("shellcheck", package="shellcheck")
+    proc = subprocess.run(
+        [shellcheck, "-x", "-P", "SCRIPTDIR", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=script.parent,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s.name != "_lib.sh"], ids=_id)
+def test_script_is_executable_with_strict_mode(script: Path) -> None:
+    text = script.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "\nset -euo pipefail\n" in text
+    assert script.stat().st_mode & 0o111
+    # STYLE.md: no silently ignored failures.
+    assert "|| true" not in text
+
+
+def test_recipes_print_pass_and_fail_with_a_reason() -> None:
+    lib = (hooks_dir() / "payload" / "recipes" / "_lib.sh").read_text()
+    assert "PASS" in lib and "FAIL: %s" in lib
+    for recipe in RECIPES:
+        if recipe.name == "_lib.sh":
+            continue
+        text = recipe.read_text()
+        assert text.rstrip().endswith("pass"), recipe.name
+        assert "source " in text and "_lib.sh" in text
+        # The lab documentation's bug: reading $? under set -e never sees a failure.
+        assert "$?" not in text, recipe.name
