@@ -18,8 +18,7 @@ import pytest
 import yaml
 
 from imagefactory.paths import hooks_dir
-from imagefactory.spec.loader import load_distro
-from imagefactory.spec.loader import ResolvedSpec
+from imagefactory.spec.loader import ResolvedSpec, load_distro
 from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.payload import (
     MARKER,

@@ -72,13 +72,13 @@ ZFS_PLANS = {
         "+ dnf -y install kernel-devel-6.19.3-200.fc44.x86_64 dkms",
         "+ dnf -y install zfs-2.4.1 zfs-dkms-2.4.1 zfs-test-2.4.1",
         "+ write /etc/dnf/protected.d/zfs.conf",
-        "+ dnf config-manager setopt 'excludepkgs=kernel kernel-core kernel-modules* kernel-devel*'",
+        "+ dnf config-manager setopt"
+        " 'excludepkgs=kernel kernel-core kernel-modules* kernel-devel*'",
         "+ write /etc/modules-load.d/zfs.conf",
         "+ modprobe zfs",
     ],
     "debian13": [
-        "+ sed -i -E '/^Components:/{/[[:space:]]contrib([[:space:]]|$)/!s/$/ contrib/}' "
-        + DEB822,
+        "+ sed -i -E '/^Components:/{/[[:space:]]contrib([[:space:]]|$)/!s/$/ contrib/}' " + DEB822,
         f"+ {APT} update",
         f"+ {APT_INSTALL} linux-headers-6.12.48+deb13-cloud-amd64 linux-headers-cloud-amd64"
         " zfs-dkms zfsutils-linux zfs-test",
@@ -303,9 +303,7 @@ def plan_with_module(name: str, module: str) -> list[str]:
 
 
 def _multiarch_is_x86_64() -> bool:
-    proc = subprocess.run(
-        ["gcc", "-print-multiarch"], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True, check=False)
     return proc.returncode != 0 or proc.stdout.strip() in ("", "x86_64-linux-gnu")
 
 
@@ -323,9 +321,7 @@ SOURCES_LIST = "deb http://mirror.invalid/debian trixie main\n"
 
 
 @pytest.mark.parametrize("component", ["contrib", "non-free"])
-def test_the_printed_component_edit_adds_the_component_once(
-    tmp_path: Path, component: str
-) -> None:
+def test_the_printed_component_edit_adds_the_component_once(tmp_path: Path, component: str) -> None:
     hook = "10-zfs.sh" if component == "contrib" else "30-tools.sh"
     edit = next(line for line in plan("debian13", hook) if line.startswith("+ sed "))
     # The printed command is shell-quoted exactly as the guest runs it; run it on copies.
