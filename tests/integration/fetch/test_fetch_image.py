@@ -17,12 +17,13 @@ from imagefactory.fetch.download import Downloader, RetryPolicy
 from imagefactory.fetch.errors import (
     ChecksumFileError,
     ChecksumMismatchError,
+    DiskFullError,
     FetchError,
     SignatureError,
 )
 from imagefactory.fetch.image import FetchResult, fetch_cloud_image
 from imagefactory.spec.source import CloudImageSource
-from tests.fixtures.fault_http import Delay, Drop, FaultServer
+from tests.fixtures.fault_http import Delay, Drop, FaultServer, NoLength
 from tests.fixtures.gpg_keys import ThrowawayKeys
 
 IMAGE = "noble-server-cloudimg-amd64.img"
@@ -332,3 +333,20 @@ def test_unreachable_vendor_without_cache_fails_with_one_line(
     with pytest.raises(FetchError, match="connection refused") as info:
         fetch(src, cache, downloader)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("send_length", [True, False], ids=["length-known", "no-length"])
+def test_disk_full_leaves_nothing_in_the_cache(
+    vendor: FaultServer, downloader: Downloader, qcow2: bytes, tiny_fs: Path, send_length: bool
+) -> None:
+    if not send_length:
+        vendor.fault(f"noble/current/{IMAGE}", NoLength())  # fills the disk while writing
+    cache = ImageCache(tiny_fs)
+    src = source(vendor, digest=f"sha256:{sha256(qcow2)}")
+    with pytest.raises(DiskFullError):
+        fetch(src, cache, downloader)
+    assert cache.entries() == []
+    leftovers = [p for p in tiny_fs.rglob("*") if p.is_file() and "locks" not in p.parts]
+    assert leftovers == []
+    assert image_gets(vendor) == 1  # not retried
