@@ -280,9 +280,15 @@ check_version() {
     [[ $plan != 1 ]] || return 0
     local version
     version=$(</sys/module/zfs/version)
-    version_matches "$version" "$KLAB_ZFS_VERSION" ||
+    if version_matches "$version" "$KLAB_ZFS_VERSION"; then
+        say "zfs module $version loaded (spec: $KLAB_ZFS_VERSION)"
+    elif [[ $KLAB_ZFS_PROVIDER == kernel ]]; then
+        # The kernel brought this module (an HWE kernel, say); 20-zfs-source.sh matches
+        # the suite to it, and the golden records the version it really has.
+        say "warning: the kernel's zfs module is $version, the spec expects $KLAB_ZFS_VERSION"
+    else
         die "the loaded zfs module is $version, the spec expects $KLAB_ZFS_VERSION"
-    say "zfs module $version loaded (spec: $KLAB_ZFS_VERSION)"
+    fi
 }
 
 main() {

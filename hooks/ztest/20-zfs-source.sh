@@ -271,7 +271,7 @@ check_suite() {
     else
         suite=$(packaged_suite_version) || die "the zfs-test package is not installed"
     fi
-    if [[ $plan != 1 && $(upstream_version "$module") == $(upstream_version "$suite") ]]; then
+    if [[ $plan != 1 && $(upstream_version "$module") == "$(upstream_version "$suite")" ]]; then
         say "module $module and test suite $suite match"
         write_facts packages "$suite" "" /usr/share/zfs ""
         return 0

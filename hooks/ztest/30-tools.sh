@@ -148,9 +148,11 @@ rpm_common=(ksh fio stress-ng bpftrace perf sysstat lsscsi mdadm parted bc acl a
     nfs-utils samba samba-common-tools cryptsetup openssl python3 openssh-clients e2fsprogs
     xfsprogs device-mapper util-linux which file bzip2 procps-ng iputils hostname pamtester
     xxhash)
+# zfs-zed: the suite starts its own zed (40-testenv.sh disables the service, not the binary);
+# apt would only bring it as a Recommends, which the ZFS hook does not install.
 deb_common=(ksh fio stress-ng bpftrace sysstat lsscsi mdadm parted bc acl attr rsync jq
     nfs-kernel-server samba samba-common-bin cryptsetup openssl python3 openssh-client
-    e2fsprogs xfsprogs dmsetup file bzip2 procps iputils-ping pamtester xxhash)
+    e2fsprogs xfsprogs dmsetup file bzip2 procps iputils-ping pamtester xxhash curl zfs-zed)
 
 # pamtester, xxhash and dbench come from EPEL, whose -devel friends need CRB; 10-zfs.sh
 # enables both for packaged ZFS, but a PR build (provider git) skips that hook's work.
@@ -180,7 +182,7 @@ tools_debian() {
     export DEBIAN_FRONTEND=noninteractive
     enable_component non-free
     install_packages "${deb_common[@]}" linux-perf
-    install_optional pax dbench iozone3
+    install_optional pax dbench iozone3 tzdata-legacy
     enable_services nfs-kernel-server smbd
 }
 
@@ -188,7 +190,8 @@ tools_ubuntu() {
     local kver=$1
     export DEBIAN_FRONTEND=noninteractive
     install_packages "${deb_common[@]}" linux-tools-common
-    install_optional pax dbench iozone3 "linux-tools-$kver" "linux-modules-extra-$kver"
+    install_optional pax dbench iozone3 tzdata-legacy "linux-tools-$kver" \
+        "linux-modules-extra-$kver"
     enable_services nfs-kernel-server smbd
 }
 

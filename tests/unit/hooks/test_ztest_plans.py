@@ -109,7 +109,7 @@ RPM_TOOLS = (
 DEB_TOOLS = (
     "ksh fio stress-ng bpftrace sysstat lsscsi mdadm parted bc acl attr rsync jq"
     " nfs-kernel-server samba samba-common-bin cryptsetup openssl python3 openssh-client"
-    " e2fsprogs xfsprogs dmsetup file bzip2 procps iputils-ping pamtester xxhash"
+    " e2fsprogs xfsprogs dmsetup file bzip2 procps iputils-ping pamtester xxhash curl zfs-zed"
 )
 EL_TOOLS = [
     "+ dnf -y install dnf-plugins-core",
@@ -134,14 +134,14 @@ TOOLS_PLANS = {
         + DEB822,
         f"+ {APT} update",
         f"+ {APT_INSTALL} {DEB_TOOLS} linux-perf",
-        "? pax dbench iozone3 (each installed only where packaged)",
+        "? pax dbench iozone3 tzdata-legacy (each installed only where packaged)",
         "+ systemctl enable --now nfs-kernel-server",
         "+ systemctl enable --now smbd",
     ],
     "ubuntu24": [
         f"+ {APT} update",
         f"+ {APT_INSTALL} {DEB_TOOLS} linux-tools-common",
-        "? pax dbench iozone3 linux-tools-6.8.0-90-generic"
+        "? pax dbench iozone3 tzdata-legacy linux-tools-6.8.0-90-generic"
         " linux-modules-extra-6.8.0-90-generic (each installed only where packaged)",
         "+ systemctl enable --now nfs-kernel-server",
         "+ systemctl enable --now smbd",
