@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pool-corruption-block -- overwrite one data block on one side of a mirror and show that
-# ZFS detects it by checksum, serves correct data anyway and repairs it with a scrub.
+# a scrub detects it by checksum and repairs it from the other side, with no data lost.
 #
 # A mirror, not a stripe: only a redundant vdev can mask a bad block (on a stripe the same
 # damage is a permanent data error).  The block is found with zdb (its DVA), not guessed,
@@ -36,15 +36,17 @@ dd if=/dev/urandom of="$left" bs=4096 seek=$((offset / 4096)) count=$((size / 40
     conv=notrunc status=none
 zpool import -d "$vdev_dir" "$pool" || fail "cannot import $pool after the corruption"
 
-got=$(file_sum "$file")
-[[ $got == "$want" ]] || fail "the mirror returned wrong data ($got, want $want)"
-
+# Scrub before anything reads the file: a plain read could pick the damaged side and heal
+# it on the spot, and the scrub would then have nothing left to find.  The scrub reads
+# both sides, so it must see the bad checksum and rewrite the block from the good side.
 zpool scrub -w "$pool"
 repaired=$(zpool status "$pool" | sed -n 's/.*scrub repaired \([^ ]*\) in.*/\1/p')
 [[ -n $repaired && $repaired != 0B ]] || fail "the scrub repaired nothing (${repaired:-no scan line})"
 errors=$(vdev_cksum "$pool" "$left")
 ((errors > 0)) || fail "no checksum error was counted on ${left##*/}"
 require_no_data_errors "$pool"
+got=$(file_sum "$file")
+[[ $got == "$want" ]] || fail "the mirror returned wrong data ($got, want $want)"
 note "scrub repaired $repaired, $errors checksum error(s) on ${left##*/}, data intact"
 
 # After clearing the counters a second scrub must find the pool clean.
