@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.cache_dirs",
     "tests.fixtures.fault_http",
     "tests.fixtures.gpg_keys",
+    "tests.fixtures.guest_images",
     "tests.fixtures.stores",
 ]
