@@ -30,34 +30,65 @@ def hash_file(path: Path, algorithm: Algorithm) -> Digest:
 
 
 class BackgroundHasher:
-    """Feed chunks to a hasher on a second thread, so hashing overlaps receiving and writing.
+    """Hash on a second thread, so hashing overlaps receiving and writing.
 
-    hashlib releases the GIL while hashing large buffers, and sha256 alone runs at roughly the
-    speed of a loopback transfer; done inline it would halve download throughput on a fast
-    link.  The queue is bounded (`depth` chunks) so memory stays small when hashing is the
-    slower side.  Use as a context manager: leaving it waits for the thread, and `hexdigest`
-    is valid only after a clean exit.
+    hashlib releases the GIL while hashing large buffers, and sha256 alone costs about as much
+    CPU as the whole receive-and-write path; done inline it would nearly halve throughput on a
+    fast link.  Two ways to feed it:
+
+    - `buffer` / `submit`: take a reusable buffer from the pool, fill it (``readinto``), submit
+      it; it returns to the pool once hashed.  No allocation per chunk, and memory is bounded
+      by the pool (`depth` buffers of `chunk_size`).
+    - `update`: hand over a bytes object (bounded queue of `depth` chunks).
+
+    Use as a context manager: leaving it waits for the thread; `hexdigest` is valid after a
+    clean exit only.
     """
 
-    def __init__(self, hasher: Hasher, *, depth: int = 16) -> None:
+    def __init__(self, hasher: Hasher, *, chunk_size: int = 1 << 20, depth: int = 8) -> None:
         self._hasher = hasher
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._chunk_size = chunk_size
+        self._depth = depth
+        self._allocated = 0
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._work: queue.Queue[tuple[bytes | bytearray, int] | None] = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._run, name="fetch-hasher", daemon=True)
         self._done = False
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._hasher.update(chunk)
+        while (item := self._work.get()) is not None:
+            data, length = item
+            self._hasher.update(memoryview(data)[:length])
+            if isinstance(data, bytearray):
+                self._free.put(data)
+
+    def buffer(self) -> bytearray:
+        """A buffer to fill; blocks while all `depth` buffers wait to be hashed."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            if self._allocated < self._depth:
+                self._allocated += 1
+                return bytearray(self._chunk_size)
+            return self._free.get()
+
+    def submit(self, buffer: bytearray, length: int) -> None:
+        """Hash the first `length` bytes of `buffer`, then return it to the pool."""
+        self._work.put((buffer, length))
+
+    def release(self, buffer: bytearray) -> None:
+        """Return a buffer that was not filled."""
+        self._free.put(buffer)
 
     def update(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
+        self._work.put((chunk, len(chunk)))
 
     def __enter__(self) -> BackgroundHasher:
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._queue.put(None)
+        self._work.put(None)
         self._thread.join()
         self._done = True
 
