@@ -211,6 +211,16 @@ def _result(
         result.failed_output = hook_output_tail(console, tracker.failed_hook, FAILED_OUTPUT_LINES)
     if result.outcome == "succeeded" and not info.clean:
         result.outcome, result.message = "error", f"the VM did not power off cleanly: {info}"
+    for hook in result.hooks:
+        log.info("hook.timing", hook=hook.name, state=hook.state, rc=hook.rc, seconds=hook.seconds)
+    if result.failed_hook is not None:
+        log.error(
+            "hook.failed_output",
+            hook=result.failed_hook,
+            rc=result.failed_rc,
+            console=str(result.console_log),
+            output="\n".join(result.failed_output),
+        )
     log.info(
         "provision.result",
         outcome=result.outcome,
