@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
+from rich.console import Console
 
 from imagefactory import __version__
 from imagefactory.build.context import BuildContext, BuildOptions
@@ -32,6 +35,7 @@ from imagefactory.paths import hooks_dir, keys_dir
 from imagefactory.spec.hookenv import hook_environment
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.store.base import Golden, Provenance, Store
+from imagefactory.store.crashpoints import crashpoint
 from imagefactory.vm.accel import select_accel
 from imagefactory.vm.firmware import find_uefi_firmware
 from imagefactory.vm.fromspec import seed_files, vm_config
@@ -65,6 +69,7 @@ class FetchStep:
     def run(self, ctx: BuildContext) -> None:
         spec = ctx.resolved.spec
         kind = ctx.source_kind
+        crashpoint("build.fetch")
         if kind == "cloud_image":
             source = spec.source.cloud_image
             if source is None:
@@ -132,6 +137,7 @@ class VolumeStep:
         )
         ctx.volume = volume
         volume = ctx.store.write_image(volume, ctx.image_path)
+        crashpoint("build.volume")
         if volume.size < size:
             volume = ctx.store.grow(volume, size)
         ctx.volume = volume
@@ -306,6 +312,29 @@ def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wal
     (ctx.build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+@contextmanager
+def progress_display(leaf: str, enabled: bool | None) -> Iterator[Callable[[str], None]]:
+    """A spinner naming the current stage on a terminal; nothing otherwise (logs suffice)."""
+    console = Console(stderr=True)
+    if enabled is False or (enabled is None and not console.is_terminal):
+        yield lambda _name: None
+        return
+    status = console.status(f"{leaf}: starting")
+
+    def on_step(name: str) -> None:
+        # The download shows its own progress bar, and rich allows one live display.
+        if name == FetchStep.name:
+            status.stop()
+        else:
+            status.update(f"{leaf}: {name}")
+            status.start()
+
+    try:
+        yield on_step
+    finally:
+        status.stop()
+
+
 def build_golden(
     resolved: ResolvedSpec, store: Store, cache: ImageCache, options: BuildOptions
 ) -> BuildOutcome:
@@ -316,9 +345,12 @@ def build_golden(
     ctx = BuildContext(resolved, store, cache, options, source_kind=source)
     structlog.contextvars.bind_contextvars(golden=ctx.leaf)
     try:
-        with golden_lock(ctx.leaf, wait=options.wait_for_lock):
+        with (
+            golden_lock(ctx.leaf, wait=options.wait_for_lock),
+            progress_display(ctx.leaf, options.progress) as on_step,
+        ):
             fetch_steps: list[Step[BuildContext]] = [FetchStep()]
-            fetch_report = StepRunner(fetch_steps, options.on_error).run(ctx)
+            fetch_report = StepRunner(fetch_steps, options.on_error, on_step=on_step).run(ctx)
             existing = None if resolved.force_rebuild else _is_up_to_date(ctx)
             if existing is not None:
                 log.info(
@@ -341,6 +373,7 @@ def build_golden(
                 steps,
                 options.on_error,
                 report=fetch_report,
+                on_step=on_step,
             )
             try:
                 report = runner.run(ctx)

@@ -52,9 +52,9 @@ def findings_in_root(root: Path, *, default_user: str | None = None) -> list[Sea
         problems.append(SealFinding("/var/lib/cloud/instances", "cloud-init instances present"))
     if (cloud / "seed" / "nocloud").exists() or (cloud / "seed" / "nocloud-net").exists():
         problems.append(SealFinding("/var/lib/cloud/seed", "NoCloud seed copy present"))
-    random_seed = root / "var" / "lib" / "systemd" / "random-seed"
-    if random_seed.exists():
-        problems.append(SealFinding("/var/lib/systemd/random-seed", "present"))
+    # /var/lib/systemd/random-seed is not checked: the seal hook removes it, but
+    # systemd-random-seed.service writes a fresh one while the guest shuts down, and systemd
+    # never credits a seed file as entropy on its own (it is mixed with per-boot data).
     if default_user:
         for home in (root / "home" / default_user, root / "root"):
             keys = home / ".ssh" / "authorized_keys"

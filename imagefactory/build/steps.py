@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -89,6 +89,7 @@ class StepRunner(Generic[C]):
     steps: Sequence[Step[C]]
     on_error: OnError = "cleanup"
     report: RunReport = field(default_factory=RunReport)
+    on_step: Callable[[str], None] | None = None
 
     def run(self, ctx: C) -> RunReport:
         done: list[Step[C]] = []
@@ -97,6 +98,8 @@ class StepRunner(Generic[C]):
                 for step in self.steps:
                     started = time.monotonic()
                     log.info("step.start", step=step.name)
+                    if self.on_step is not None:
+                        self.on_step(step.name)
                     try:
                         step.run(ctx)
                     except StepSkipped as skip:
