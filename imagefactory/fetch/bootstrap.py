@@ -208,13 +208,13 @@ def _write_files(root: Path, files: dict[str, str]) -> None:
         path.chmod(0o644)
 
 
-def _run_mmdebstrap(argv: list[str]) -> None:
+def _run_mmdebstrap(argv: list[str], *, suite: str, packages: int) -> None:
     started = time.monotonic()
-    log.info("bootstrap.mmdebstrap.start", suite=argv[-3], packages=argv[6].count(",") + 1)
+    log.info("bootstrap.mmdebstrap.start", suite=suite, packages=packages)
     run(
         argv,
         timeout=MMDEBSTRAP_TIMEOUT,
-        hint="see the mmdebstrap output above; a DKMS failure names the module and kernel",
+        hint="the last lines above name the failing step; a DKMS failure names module and kernel",
     )
     log.info("bootstrap.mmdebstrap.done", seconds=round(time.monotonic() - started, 1))
 
@@ -245,14 +245,27 @@ def _build_grub_efi(tree: Path, root_uuid: str, out: Path) -> None:
         binary.unlink(missing_ok=True)
 
 
-def _check_host() -> None:
+def _check_host(firmware: Firmware) -> None:
+    """Fail before the minutes mmdebstrap takes, not after, when the host lacks something."""
     if os.geteuid() != 0:
         raise InfrastructureError(
             "building a bootstrap image needs root (mmdebstrap --mode=root, loop devices)",
             hint="run as root, or use a cloud_image source",
         )
-    require_tool("mmdebstrap", package="mmdebstrap")
-    require_tool("chroot", package="coreutils")
+    tools = [
+        ("mmdebstrap", "mmdebstrap"),
+        ("chroot", "coreutils"),
+        ("sgdisk", "gdisk"),
+        ("mke2fs", "e2fsprogs"),
+        ("extlinux", "extlinux"),
+        ("losetup", "mount"),
+        ("qemu-img", "qemu-utils"),
+    ]
+    if firmware == "uefi":
+        tools += [("mkfs.vfat", "dosfstools"), ("mcopy", "mtools")]
+    for tool, package in tools:
+        require_tool(tool, package=package)
+    disk_image.find_gptmbr()
     if not os.access(CUSTOMIZE_HOOK, os.X_OK):
         raise InfrastructureError(
             f"the bootstrap hook {CUSTOMIZE_HOOK} is missing or not executable"
@@ -271,7 +284,7 @@ def build_bootstrap_image(
     """Build the image and write it as qcow2 to `out`, atomically (`out` appears complete
     or not at all).  All temporary state lives in one work directory that is removed on
     success, failure and Ctrl-C; loop devices and mounts are released before that."""
-    _check_host()
+    _check_host(firmware)
     _validate_source(source)
     mirror_url = resolve_mirror(mirror, source.mirror)
     layout = disk_image.plan_layout(size_bytes, firmware=firmware)
@@ -289,7 +302,9 @@ def build_bootstrap_image(
         _run_mmdebstrap(
             mmdebstrap_argv(
                 source, firmware=firmware, mirror=mirror_url, tree=tree, early_overlay=early
-            )
+            ),
+            suite=source.suite,
+            packages=len(package_list(source, firmware=firmware)),
         )
         _write_files(tree, bootstrap_files.guest_files(root_uuid, esp_uuid))
         raw = work / "disk.raw"
