@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.gpg_keys",
     "tests.fixtures.guest_images",
     "tests.fixtures.stores",
+    "tests.fixtures.zfs_host",
 ]

@@ -1,0 +1,83 @@
+"""The ZFS-host runner's host-side parts, without booting: the tree disk, the results disk,
+and reading pytest's JUnit XML back into node ids."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+from tests.fixtures.zfs_host import (
+    GUEST_RESULTS_DIR,
+    HOOKS,
+    blank_disk,
+    pack_tree,
+    parse_junit,
+    read_results,
+    suite_plan,
+)
+
+
+def _results_tar(files: dict[str, bytes]) -> bytes:
+    """A tar as `tar -c -C DIR .` writes it in the guest (names start with ./)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_the_tree_disk_is_a_sector_aligned_tar_of_the_sources(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "pkg" / "__pycache__").mkdir(parents=True)
+    (repo / "pkg" / "mod.py").write_text("x = 1\n")
+    (repo / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    (repo / "pyproject.toml").write_text("[project]\n")
+    disk = pack_tree(tmp_path / "tree.tar", repo=repo, members=("pyproject.toml", "pkg"))
+    assert disk.stat().st_size % 512 == 0
+    with tarfile.open(disk) as tar:
+        names = sorted(tar.getnames())
+        owners = {(m.uid, m.gid) for m in tar.getmembers()}
+    assert names == ["pkg", "pkg/mod.py", "pyproject.toml"]
+    assert owners == {(0, 0)}
+
+
+def test_results_written_as_a_tar_onto_the_blank_disk_are_read_back(tmp_path: Path) -> None:
+    disk = blank_disk(tmp_path / "results.img", 1024 * 1024)
+    assert read_results(disk) == {}  # the guest wrote nothing
+    files = {"facts": b"pytest_rc=0\n", "pytest.log": b"1 passed\n"}
+    with disk.open("r+b") as f:
+        f.write(_results_tar(files))
+    assert read_results(disk) == files
+    assert disk.stat().st_size == 1024 * 1024
+
+
+def test_junit_cases_come_back_as_pytest_node_ids_with_their_outcome() -> None:
+    xml = b"""<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="3">
+<testcase classname="tests.integration.store.test_contract" name="test_a[zfs]" time="1.5"/>
+<testcase classname="tests.integration.store.test_zfs_store" name="test_b" time="0.2">
+<failure message="AssertionError: boom">trace</failure></testcase>
+<testcase classname="tests.integration.store.test_zfs_store" name="test_c" time="0">
+<skipped message="no /dev/zfs"/></testcase>
+</testsuite></testsuites>"""
+    cases = parse_junit(xml)
+    assert [(c.node_id, c.outcome) for c in cases] == [
+        ("tests/integration/store/test_contract.py::test_a[zfs]", "passed"),
+        ("tests/integration/store/test_zfs_store.py::test_b", "failed"),
+        ("tests/integration/store/test_zfs_store.py::test_c", "skipped"),
+    ]
+    assert cases[0].seconds == 1.5 and cases[1].message == "AssertionError: boom"
+
+
+def test_the_plan_runs_pool_then_suite_with_the_same_environment() -> None:
+    plan = suite_plan(["tests/integration/store"], ["-x"])
+    assert plan.names == ["10-zfs-pool.sh", "20-zfs-suite.sh"]
+    pool, suite = plan.hooks
+    assert pool.env == suite.env
+    assert suite.env["IMAGEFACTORY_ZFS_TESTS"] == "tests/integration/store"
+    assert suite.env["IMAGEFACTORY_ZFS_PYTEST_ARGS"] == "-x"
+    assert suite.env["IMAGEFACTORY_ZFS_RESULTS"] == GUEST_RESULTS_DIR
+    assert all((HOOKS / name).stat().st_mode & 0o111 for name in plan.names)
