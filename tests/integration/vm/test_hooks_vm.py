@@ -8,7 +8,7 @@ socket or temporary file of ours may survive.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.provision import ProvisionResult, provision
 from imagefactory.vm.qemu_args import VmConfig
 from imagefactory.vm.seed import build_key_comment, build_seed, generate_ssh_key
+from tests.fixtures.guest_images import guest_image
 from tests.integration.vm.leftovers import Snapshot
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
@@ -46,9 +47,8 @@ def accel_choice() -> str:
     return select_accel("auto").accel
 
 
-@pytest.fixture
-def boot(bootstrap_image: Path, accel_choice: str, tmp_path: Path) -> Iterator[Booter]:
-    """Boot an overlay of the bootstrap image with the given hooks; check for leftovers."""
+def booter(image: Path, accel: str, tmp_path: Path, firmware: str = "bios") -> Booter:
+    """Boot an overlay of `image` with the given hooks; check for leftovers."""
 
     def run(name: str, hooks: list[Hook]) -> Boot:
         work = tmp_path / name
@@ -56,7 +56,7 @@ def boot(bootstrap_image: Path, accel_choice: str, tmp_path: Path) -> Iterator[B
         overlay = work / "disk.qcow2"
         subprocess.run(
             ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-             "-b", str(bootstrap_image), str(overlay)],
+             "-b", str(image), str(overlay)],
             check=True,
         )  # fmt: skip
         plan = HookPlan.of(hooks)
@@ -67,7 +67,8 @@ def boot(bootstrap_image: Path, accel_choice: str, tmp_path: Path) -> Iterator[B
             name=name,
             disk=overlay,
             seed=seed,
-            accel=accel_choice,  # type: ignore[arg-type]
+            accel=accel,  # type: ignore[arg-type]
+            firmware=firmware,  # type: ignore[arg-type]
             boot_timeout=BOOT_TIMEOUT,
         )
         snapshot = Snapshot.take()
@@ -77,7 +78,12 @@ def boot(bootstrap_image: Path, accel_choice: str, tmp_path: Path) -> Iterator[B
         snapshot.assert_clean(name, None)
         return Boot(result, result.console_log.read_text(errors="replace"))
 
-    yield run
+    return run
+
+
+@pytest.fixture
+def boot(bootstrap_image: Path, accel_choice: str, tmp_path: Path) -> Booter:
+    return booter(bootstrap_image, accel_choice, tmp_path)
 
 
 def test_a_two_hooks_succeed_with_timings_and_a_clean_poweroff(boot: Booter) -> None:
@@ -126,3 +132,13 @@ def test_c_a_hook_past_its_timeout_is_reported_and_the_vm_stopped(boot: Booter) 
     assert slept is not None and 5 <= slept < 60
     assert result.failed_output == ["sleeping past the timeout"]
     assert result.shutdown is not None
+
+
+def test_a_uefi_guest_runs_its_hooks_under_ovmf(accel_choice: str, tmp_path: Path) -> None:
+    """firmware: uefi boots through OVMF (no Secure Boot) with a private variable store."""
+    image = guest_image(firmware="uefi")
+    booted = booter(image, accel_choice, tmp_path, firmware="uefi")(
+        "t-vm-uefi", [hook("10-hello.sh")]
+    )
+    assert booted.result.ok, booted.result.summary()
+    assert "10-hello.sh| hello from t-vm-uefi" in booted.console
