@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # replication-chaos -- send/receive that survives trouble: a full send, an incremental cut
 # off half way and resumed from its receive_resume_token, an incremental from a degraded
-# source mirror, and one read while every read from one mirror side fails its checksum.
+# source mirror, and one read while every read from one mirror side returns corrupt data.
 # Each step must leave the target byte-identical to the source snapshot.
 #
 # Sized for 1 GiB vdevs: a two-way mirror as source, one vdev as target, under 100 MiB.
@@ -66,19 +66,21 @@ zpool online klab_src "$right"
 zpool wait -t resilver klab_src
 note "incremental @s3 from a degraded mirror: identical, resilvered"
 
-# Every read from the left side fails its checksum; the mirror must serve the right side.
-# Export/import first, so the send reads from disk rather than the ARC.
+# Every read from the left side comes back corrupted (zinject flips bits; device faults
+# take io, nxio or corrupt, not checksum), so it fails its checksum and the mirror must
+# serve the right side.  Export/import first, so the send reads disk rather than the ARC.
 zpool export klab_src
 zpool import -d "$vdev_dir" klab_src || fail "cannot re-import klab_src"
-inject -d "$(vdev_guid "$left")" -e checksum -T read -f 100 klab_src
+inject -d "$(vdev_guid "$left")" -e corrupt -T read -f 100 klab_src
 if ! zfs send "$src@s3" | zfs receive "klab_dst/copy"; then
-    fail "a send with one mirror side returning checksum errors failed"
+    fail "a send with one mirror side returning corrupt data failed"
 fi
 zinject -c all >/dev/null
 a=$(tree_sums "$dir/.zfs/snapshot/s3")
 b=$(tree_sums "$(mountpoint_of klab_dst/copy)/.zfs/snapshot/s3")
-[[ $a == "$b" ]] || fail "the copy sent under injected checksum errors differs"
+[[ $a == "$b" ]] || fail "the copy sent under injected corruption differs"
 zpool scrub -w klab_src
 require_no_data_errors klab_src
-note "send under injected checksum errors ($(vdev_cksum klab_src "$left") on ${left##*/}): identical"
+note "send under injected corruption ($(vdev_cksum klab_src "$left") checksum errors on" \
+    "${left##*/}): identical"
 pass

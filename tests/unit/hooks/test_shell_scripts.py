@@ -84,3 +84,12 @@ def test_recipes_print_pass_and_fail_with_a_reason() -> None:
         assert "source " in text and "_lib.sh" in text
         # The lab documentation's bug: reading $? under set -e never sees a failure.
         assert "$?" not in text, recipe.name
+
+
+def test_recipes_inject_only_device_errors_zinject_accepts() -> None:
+    # `zinject -d` takes io, nxio or corrupt; checksum is refused ("device error type must
+    # be 'io', 'nxio' or 'corrupt'", 2.2-2.4), found on a real Debian 2.3.9 boot.
+    for recipe in RECIPES:
+        for line in recipe.read_text().splitlines():
+            if "inject -d" in line:
+                assert "-e checksum" not in line, f"{recipe.name}: {line.strip()}"
