@@ -6,9 +6,11 @@ Targets (issue 3): download + verify of a 1 GiB file reaches >= 0.9x the through
 ``curl -o`` of the same URL in the same run, and a cache hit returns in < 50 ms without
 network I/O.
 
-The server sends the file with sendfile(2) from the page cache so that the clients, not the
-server, are the bottleneck.  curl and imagefactory alternate, `--repeat` times each, writing
-to the same filesystem; the median of each is compared.  Two imagefactory figures are shown:
+The server (a separate process) sends the file with sendfile(2) from the page cache so that
+the clients, not the server, are the bottleneck.  curl and imagefactory alternate in rotating
+order, `--repeat` times each, writing to the same filesystem, each run starting after a sync
+with no output left from the previous one; the median of each is compared.  Two imagefactory
+figures are shown:
 "download+verify" (Downloader.download_verified: stream, hash, compare - the target) and
 "end to end" (fetch_cloud_image into a fresh cache: also fsync, atomic rename into the cache
 and qemu-img info; curl does none of that).  The cache hit is fetch_cloud_image with a pinned
@@ -22,6 +24,7 @@ import argparse
 import hashlib
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -95,6 +98,13 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_seconds() -> float:
+    """CPU used by this process (all threads) and by waited-for children (curl)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -135,24 +145,35 @@ def main() -> int:
             assert result.downloaded
 
         samples: dict[str, list[float]] = {"curl": [], "verify": [], "e2e": []}
+        cpu: dict[str, list[float]] = {"curl": [], "verify": [], "e2e": []}
+        runs = [("curl", run_curl), ("verify", run_verify), ("e2e", run_end_to_end)]
         for i in range(args.repeat):
-            for name, fn in (("curl", run_curl), ("verify", run_verify), ("e2e", run_end_to_end)):
+            # Rotate the order and start each run clean: without the sync, the previous run's
+            # gigabyte of dirty pages would be written back during (and bill) the next run.
+            for name, fn in runs[i % 3 :] + runs[: i % 3]:
+                shutil.rmtree(out)
+                out.mkdir()
+                os.sync()
+                before = cpu_seconds()
                 seconds = timed(fn)
                 samples[name].append(seconds)
+                cpu[name].append((cpu_seconds() - before) * MIB * 1024 / size)
+                rate = size / MIB / seconds
                 print(
-                    f"  run {i + 1} {name:>6}: {size / MIB / seconds:7.0f} MiB/s", file=sys.stderr
+                    f"  run {i + 1} {name:>6}: {rate:7.0f} MiB/s, {cpu[name][-1]:.2f} CPU-s/GiB",
+                    file=sys.stderr,
                 )
-                if name != "e2e":
-                    shutil.rmtree(out)
-                    out.mkdir()
+        last_cache = out / "cache"
+        if not last_cache.exists():  # the last run was not end to end: fill the cache once
+            run_end_to_end()
         rates = {k: size / MIB / statistics.median(v) for k, v in samples.items()}
         ratio = rates["verify"] / rates["curl"]
         ratio_e2e = rates["e2e"] / rates["curl"]
 
-        # Cache hit: the object from the last end-to-end run; no server any more.
+        # Cache hit: the object from an end-to-end run; no server any more.
         server.terminate()
         server.join()
-        cache = ImageCache(out / "cache")
+        cache = ImageCache(last_cache)
         hits = []
         for _ in range(args.hits):
             start = time.perf_counter()
@@ -162,8 +183,14 @@ def main() -> int:
         get_only = [timed(lambda: cache.get(digest)) for _ in range(args.hits)]
 
     hit_ms = statistics.median(hits) * 1000
+    per_gib = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"file: {args.size_mib} MiB, loopback, median of {args.repeat} runs each")
     print(f"curl -o                          {rates['curl']:7.0f} MiB/s")
+    print(
+        f"CPU per GiB (all threads): curl {per_gib['curl']:.2f} s, download+verify "
+        f"{per_gib['verify']:.2f} s, end to end {per_gib['e2e']:.2f} s; cores: {os.cpu_count()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"imagefactory download+verify     {rates['verify']:7.0f} MiB/s   ratio {ratio:.2f}"
         "  (target >= 0.90)"

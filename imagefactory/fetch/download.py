@@ -24,20 +24,18 @@ import contextlib
 import email.utils
 import errno
 import hashlib
-import http.client
 import json
 import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
 import requests
 import structlog
-import urllib3
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from imagefactory import __version__
@@ -47,14 +45,13 @@ from imagefactory.fetch.errors import (
     FetchError,
     HTTPStatusError,
 )
-from imagefactory.fetch.hashing import BackgroundHasher, Hasher, new_hasher
+from imagefactory.fetch.hashing import Hasher, new_hasher
 from imagefactory.fetch.progress import NullProgress, ProgressSink
+from imagefactory.fetch.receive import receive_body
 from imagefactory.spec.digest import Algorithm, Digest
 
 log = structlog.get_logger(__name__)
 
-#: 1 MiB: large enough that per-chunk Python overhead is negligible next to hashing.
-CHUNK_SIZE = 1 << 20
 #: Some CDNs (CentOS's CloudFront) answer 403 to requests without a User-Agent.
 USER_AGENT = f"imagefactory/{__version__} python-requests/{requests.__version__}"
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -241,49 +238,6 @@ def _parse_content_range(value: str | None) -> tuple[int, int | None]:
     return int(match.group(1)), None if total == "*" else int(total)
 
 
-def _body_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The raw body in CHUNK_SIZE pieces, with urllib3's errors mapped to requests' own.
-
-    Like `Response.iter_content`, minus content decoding (we refuse encoded bodies): the
-    decoding path copies every chunk through a buffer, which measurably slows a 1 GiB download.
-    """
-    try:
-        yield from response.raw.stream(CHUNK_SIZE, decode_content=False)
-    except urllib3.exceptions.ProtocolError as exc:  # a truncated body (IncompleteRead)
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise requests.ConnectionError(exc) from exc
-    except urllib3.exceptions.SSLError as exc:
-        raise requests.exceptions.SSLError(exc) from exc
-
-
-def _raw_readinto(response: requests.Response) -> Callable[[bytearray], int] | None:
-    """``readinto`` of the http.client response under urllib3, if it is there.
-
-    Receiving straight into pooled buffers skips urllib3's per-chunk allocation and copies,
-    which is what lets a verified download keep up with curl.  urllib3 keeps that response as
-    ``_fp`` (in 1.x and 2.x alike); if a future version does not, `_body_chunks` is used.
-    """
-    fp = getattr(response.raw, "_fp", None)
-    return fp.readinto if isinstance(fp, http.client.HTTPResponse) else None
-
-
-def _receive(readinto: Callable[[bytearray], int], buffer: bytearray) -> int:
-    """One ``readinto``, with socket errors turned into the requests errors we retry on.
-
-    http.client returns 0 rather than raising when a body with a Content-Length ends early;
-    the caller's length check turns that into a retry.
-    """
-    try:
-        return readinto(buffer)
-    except TimeoutError as exc:
-        raise requests.ConnectionError(f"Read timed out: {exc}") from exc
-    except http.client.HTTPException as exc:  # IncompleteRead of a chunked body
-        raise requests.exceptions.ChunkedEncodingError(exc) from exc
-    except OSError as exc:  # connection reset, TLS errors
-        raise requests.ConnectionError(exc) from exc
-
-
 def _unsatisfied_length(response: requests.Response) -> int | None:
     """The full length a 416 reports (``Content-Range: bytes */N``), if it does."""
     match = re.match(r"^bytes \*/(\d+)$", response.headers.get("Content-Range", "").strip())
@@ -353,11 +307,17 @@ class Downloader:
         budget: _Budget,
     ) -> Downloaded:
         part.parent.mkdir(parents=True, exist_ok=True)
+        saved = _read_json(_sidecar(part))
+        if saved.get("preallocated") and part.exists():
+            # A run died while receiving into the preallocated file: its size is not the
+            # number of valid bytes, so start over rather than trust it.
+            log.info("fetch.part_untrusted", part=str(part))
+            remove_part(part)
+            saved = {}
         offset = part.stat().st_size if part.exists() else 0
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-            saved = _read_json(_sidecar(part))
             validator = saved.get("etag") or saved.get("last_modified")
             if saved.get("url") == url and validator and not str(validator).startswith("W/"):
                 headers["If-Range"] = str(validator)
@@ -388,7 +348,6 @@ class Downloader:
                     raise _Restart(f"server sent a range from {start}, wanted {offset}")
                 with part.open("rb") as existing:  # hash what we already have, once
                     hasher = hashlib.file_digest(existing, algorithm)
-                mode = "ab"
                 log.info("fetch.resume", url=url, offset=offset)
             else:
                 if offset:
@@ -397,23 +356,20 @@ class Downloader:
                 hasher = new_hasher(algorithm)
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
-                mode = "wb"
             if expected_size is not None and total is not None and total != expected_size:
                 remove_part(part)
                 raise ChecksumMismatchError(
                     f"{url} is {total} bytes but the checksum file says {expected_size}"
                 )
             self._check_free_space(part, None if total is None else total - offset)
-            _write_json(
-                _sidecar(part),
-                {
-                    "url": url,
-                    "etag": response.headers.get("ETag"),
-                    "last_modified": response.headers.get("Last-Modified"),
-                },
-            )
+            validators = {
+                "url": url,
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified"),
+            }
+            _write_json(_sidecar(part), validators)
             progress.start(total, offset)
-            self._stream(response, part, mode, hasher, progress, budget)
+            self._stream(response, part, offset, total, hasher, progress, budget, validators)
         size = part.stat().st_size
         if total is not None and size != total:
             raise requests.exceptions.ChunkedEncodingError(f"got {size} of {total} bytes")
@@ -436,31 +392,30 @@ class Downloader:
     def _stream(
         response: requests.Response,
         part: Path,
-        mode: str,
+        offset: int,
+        total: int | None,
         hasher: Hasher,
         progress: ProgressSink,
         budget: _Budget,
+        validators: dict[str, Any],
     ) -> None:
-        readinto = _raw_readinto(response)
+        def on_bytes(count: int) -> None:
+            progress.advance(count)
+            budget.progressed = True
+
+        def on_preallocate() -> None:
+            _write_json(_sidecar(part), {**validators, "preallocated": True})
+
         try:
-            with part.open(mode) as out, BackgroundHasher(hasher, chunk_size=CHUNK_SIZE) as bg:
-                if readinto is None:
-                    for chunk in _body_chunks(response):
-                        out.write(chunk)
-                        bg.update(chunk)
-                        progress.advance(len(chunk))
-                        budget.progressed = True
-                    return
-                while True:
-                    buffer = bg.buffer()
-                    received = _receive(readinto, buffer)
-                    if not received:
-                        bg.release(buffer)
-                        return
-                    out.write(memoryview(buffer)[:received])
-                    bg.submit(buffer, received)
-                    progress.advance(received)
-                    budget.progressed = True
+            receive_body(
+                response,
+                part,
+                offset=offset,
+                total=total,
+                hasher=hasher,
+                on_bytes=on_bytes,
+                on_preallocate=on_preallocate,
+            )
         except requests.RequestException:
             raise  # network trouble: retry and resume (RequestException is an OSError too)
         except OSError as exc:
@@ -471,6 +426,9 @@ class Downloader:
                 f"disk full while writing {part.name} in {part.parent}",
                 hint="free space, run `imagefactory cache gc`, or choose --cache-dir",
             ) from exc
+        finally:
+            if part.exists():  # the part now holds exactly its valid bytes again
+                _write_json(_sidecar(part), validators)
 
     def download_verified(
         self,

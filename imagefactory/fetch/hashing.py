@@ -51,7 +51,9 @@ class BackgroundHasher:
         self._depth = depth
         self._allocated = 0
         self._free: queue.Queue[bytearray] = queue.Queue()
-        self._work: queue.Queue[tuple[bytes | bytearray, int] | None] = queue.Queue(maxsize=depth)
+        self._work: queue.Queue[tuple[bytes | bytearray | memoryview, int] | None] = queue.Queue(
+            maxsize=depth
+        )
         self._thread = threading.Thread(target=self._run, name="fetch-hasher", daemon=True)
         self._done = False
 
@@ -80,7 +82,8 @@ class BackgroundHasher:
         """Return a buffer that was not filled."""
         self._free.put(buffer)
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | memoryview) -> None:
+        """Hash `chunk` (which must not change until hashed)."""
         self._work.put((chunk, len(chunk)))
 
     def __enter__(self) -> BackgroundHasher:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from imagefactory.fetch import download
-from imagefactory.fetch.download import CHUNK_SIZE, Downloader, RetryPolicy
+from imagefactory.fetch import receive
+from imagefactory.fetch.download import Downloader, RetryPolicy
 from imagefactory.fetch.errors import (
     ChecksumMismatchError,
     DiskFullError,
     FetchError,
     HTTPStatusError,
 )
+from imagefactory.fetch.receive import CHUNK_SIZE
 from imagefactory.spec.digest import Digest
 from tests.fixtures.fault_http import (
     Drop,
@@ -101,7 +103,7 @@ def test_fallback_body_reader_also_resumes(
 ) -> None:
     # Pretend urllib3 no longer exposes http.client's response: the generic stream is used,
     # which discards a chunk cut short, so drop on a chunk boundary for an exact offset.
-    monkeypatch.setattr(download, "_raw_readinto", lambda response: None)
+    monkeypatch.setattr(receive, "raw_readinto", lambda response: None)
     server.fault("img.qcow2", Drop(after=2 * CHUNK_SIZE), Stall(after=CHUNK_SIZE, seconds=1.5))
     get(downloader, server, tmp_path / "a.part")
     assert [r.headers.get("Range") for r in server.log] == [
@@ -322,3 +324,33 @@ def test_part_longer_than_the_file_restarts_from_zero(
     part.write_bytes(DATA + b"stale tail")
     get(downloader, server, part)
     assert [r.status for r in server.log] == [416, 200]
+
+
+def test_body_without_length_is_received_and_verified(
+    downloader: Downloader, server: FaultServer, tmp_path: Path
+) -> None:
+    server.fault("img.qcow2", NoLength())  # close-delimited: appended with write, not mapped
+    get(downloader, server, tmp_path / "a.part")
+
+
+def test_part_left_preallocated_by_a_killed_run_is_not_trusted(
+    downloader: Downloader, server: FaultServer, tmp_path: Path
+) -> None:
+    part = tmp_path / "a.part"
+    part.write_bytes(DATA[:1000] + bytes(len(DATA) - 1000))  # full size, mostly zeros
+    (tmp_path / "a.part.json").write_text(json.dumps({"url": "x", "preallocated": True}))
+    get(downloader, server, part)
+    [request] = server.log
+    assert "Range" not in request.headers
+
+
+@pytest.mark.root
+def test_space_taken_after_the_check_fails_cleanly_at_preallocation(
+    downloader: Downloader, server: FaultServer, tiny_fs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process fills the disk between our free-space check and the write: skip the
+    # check so the real tmpfs refuses the preallocation itself.
+    monkeypatch.setattr(Downloader, "_check_free_space", staticmethod(lambda part, needed: None))
+    with pytest.raises(DiskFullError, match=r"disk full while writing a\.part"):
+        downloader.download_verified([server.url("img.qcow2")], tiny_fs / "a.part", DIGEST)
+    assert list(tiny_fs.iterdir()) == []
