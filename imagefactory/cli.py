@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_status
+    except BrokenPipeError:
+        # `klab status | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         structlog.get_logger(__name__).warning("interrupted")
         return 130

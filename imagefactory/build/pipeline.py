@@ -40,6 +40,7 @@ from imagefactory.vm.accel import select_accel
 from imagefactory.vm.firmware import find_uefi_firmware
 from imagefactory.vm.fromspec import seed_files, vm_config
 from imagefactory.vm.hookplan import Hook, HookPlan
+from imagefactory.vm.payload import with_payloads
 from imagefactory.vm.provision import provision
 from imagefactory.vm.seed import build_key_comment, generate_ssh_key
 
@@ -53,7 +54,7 @@ BOOTSTRAP_BASE_SIZE = 4 * 1024**3
 def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
     """The lineage's hooks, each with the common KLAB_* environment plus its own."""
     common = hook_environment(resolved)
-    return HookPlan.of(
+    plan = HookPlan.of(
         Hook.from_file(
             hooks_dir() / entry.script,
             timeout=float(entry.timeout),
@@ -61,6 +62,8 @@ def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
         )
         for entry in resolved.spec.hooks.for_lineage(resolved.kind)
     )
+    # Hooks that ask for payload files (bpftrace scripts, runfiles, recipes) carry them.
+    return with_payloads(plan)
 
 
 class FetchStep:
