@@ -9,9 +9,9 @@
   the partial body came with).  ``Accept-Encoding: identity`` keeps byte offsets meaningful.
   A server that answers 200 to a Range request, a 416, or a range starting elsewhere makes
   us restart from zero in place.
-- Hash while streaming: the digest is computed chunk by chunk as bytes are written (on a
-  second thread, so hashing overlaps the network), never by re-reading the file; on resume
-  the existing part is hashed once before appending.
+- Hash while streaming: the digest is computed chunk by chunk as bytes arrive
+  (`receive.receive_body`), never by re-reading the file; on resume the existing part is
+  hashed once before appending.
 - Disk full: the partial file is removed and `DiskFullError` raised (never retried).
 - Small files (checksum files, signatures) are fetched with ``If-None-Match`` /
   ``If-Modified-Since`` against a copy kept in the cache's ``http/`` directory, so an
@@ -308,12 +308,6 @@ class Downloader:
     ) -> Downloaded:
         part.parent.mkdir(parents=True, exist_ok=True)
         saved = _read_json(_sidecar(part))
-        if saved.get("preallocated") and part.exists():
-            # A run died while receiving into the preallocated file: its size is not the
-            # number of valid bytes, so start over rather than trust it.
-            log.info("fetch.part_untrusted", part=str(part))
-            remove_part(part)
-            saved = {}
         offset = part.stat().st_size if part.exists() else 0
         headers = {"Accept-Encoding": "identity"}
         if offset:
@@ -369,7 +363,7 @@ class Downloader:
             }
             _write_json(_sidecar(part), validators)
             progress.start(total, offset)
-            self._stream(response, part, offset, total, hasher, progress, budget, validators)
+            self._stream(response, part, status == 206, hasher, progress, budget)
         size = part.stat().st_size
         if total is not None and size != total:
             raise requests.exceptions.ChunkedEncodingError(f"got {size} of {total} bytes")
@@ -392,43 +386,27 @@ class Downloader:
     def _stream(
         response: requests.Response,
         part: Path,
-        offset: int,
-        total: int | None,
+        append: bool,
         hasher: Hasher,
         progress: ProgressSink,
         budget: _Budget,
-        validators: dict[str, Any],
     ) -> None:
         def on_bytes(count: int) -> None:
             progress.advance(count)
             budget.progressed = True
 
-        def on_preallocate() -> None:
-            _write_json(_sidecar(part), {**validators, "preallocated": True})
-
         try:
-            receive_body(
-                response,
-                part,
-                offset=offset,
-                total=total,
-                hasher=hasher,
-                on_bytes=on_bytes,
-                on_preallocate=on_preallocate,
-            )
+            receive_body(response, part, append=append, hasher=hasher, on_bytes=on_bytes)
         except requests.RequestException:
             raise  # network trouble: retry and resume (RequestException is an OSError too)
         except OSError as exc:
-            if exc.errno not in _DISK_FULL:
-                raise
             remove_part(part)
-            raise DiskFullError(
-                f"disk full while writing {part.name} in {part.parent}",
-                hint="free space, run `imagefactory cache gc`, or choose --cache-dir",
-            ) from exc
-        finally:
-            if part.exists():  # the part now holds exactly its valid bytes again
-                _write_json(_sidecar(part), validators)
+            if exc.errno in _DISK_FULL:
+                raise DiskFullError(
+                    f"disk full while writing {part.name} in {part.parent}",
+                    hint="free space, run `imagefactory cache gc`, or choose --cache-dir",
+                ) from exc
+            raise FetchError(f"cannot write {part}: {exc.strerror or exc}") from exc
 
     def download_verified(
         self,
