@@ -6,7 +6,7 @@
 # limits are restored on exit, including the ARC's previous size (zfs_arc_max=0 alone
 # would keep the shrunken one).
 set -euo pipefail
-# shellcheck source=_lib.sh
+# shellcheck source-path=SCRIPTDIR source=_lib.sh
 source "$(dirname "$(readlink -f "$0")")/_lib.sh"
 
 require_root

@@ -5,7 +5,7 @@
 #
 # Sized for 1 GiB vdevs: a stripe of two; 256 MiB logical, about 64 MiB physical.
 set -euo pipefail
-# shellcheck source=_lib.sh
+# shellcheck source-path=SCRIPTDIR source=_lib.sh
 source "$(dirname "$(readlink -f "$0")")/_lib.sh"
 
 require_root

@@ -7,7 +7,7 @@
 # text written to an unencrypted dataset is found in its vdev image (the control proving
 # the search works) and must not be found in the encrypted pool's image.
 set -euo pipefail
-# shellcheck source=_lib.sh
+# shellcheck source-path=SCRIPTDIR source=_lib.sh
 source "$(dirname "$(readlink -f "$0")")/_lib.sh"
 
 require_root

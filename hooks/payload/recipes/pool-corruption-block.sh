@@ -7,7 +7,7 @@
 # and damaged by writing to the vdev image directly -- real on-disk corruption, not an
 # injected error.  Sized for 1 GiB vdevs: an 8 MiB file on a two-way mirror.
 set -euo pipefail
-# shellcheck source=_lib.sh
+# shellcheck source-path=SCRIPTDIR source=_lib.sh
 source "$(dirname "$(readlink -f "$0")")/_lib.sh"
 
 require_root

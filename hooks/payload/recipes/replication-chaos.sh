@@ -6,7 +6,7 @@
 #
 # Sized for 1 GiB vdevs: a two-way mirror as source, one vdev as target, under 100 MiB.
 set -euo pipefail
-# shellcheck source=_lib.sh
+# shellcheck source-path=SCRIPTDIR source=_lib.sh
 source "$(dirname "$(readlink -f "$0")")/_lib.sh"
 
 require_root
