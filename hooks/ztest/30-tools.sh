@@ -62,7 +62,8 @@ installed() {
 apt_updated=0
 apt_update() {
     [[ $apt_updated == 0 ]] || return 0
-    act apt-get -o DPkg::Lock::Timeout=600 update
+    # Explicit return: callers test this function, which suspends set -e inside it.
+    act apt-get -o DPkg::Lock::Timeout=600 update || return 1
     apt_updated=1
 }
 
@@ -95,7 +96,13 @@ install_optional() {
         printf '? %s (each installed only where packaged)\n' "$*"
         return 0
     fi
-    [[ $KLAB_FAMILY == el || $KLAB_FAMILY == fedora ]] || apt_update
+    if [[ $KLAB_FAMILY == debian || $KLAB_FAMILY == ubuntu ]] && ! apt_update; then
+        # Optional tools only: the golden is still usable, and the gap is recorded.
+        say "warning: cannot refresh the package lists (no network?): not installing $*"
+        mkdir -p "${missing_list%/*}"
+        printf '%s\n' "$@" >"$missing_list"
+        return 0
+    fi
     for pkg in "$@"; do
         if installed "$pkg" || available "$pkg"; then
             want+=("$pkg")
