@@ -112,8 +112,8 @@ kernel_within() {
 # The kernel stays where the pinned OpenZFS builds: dnf never upgrades it afterwards.
 hold_kernel_dnf() {
     local family=$1 exclude="kernel kernel-core kernel-modules* kernel-devel*"
-    if [[ $plan != 1 ]] && grep -qs "^excludepkgs=$exclude\$" /etc/dnf/dnf.conf \
-        /etc/dnf/libdnf5.conf.d/*.conf; then
+    if [[ $plan != 1 ]] && grep -qsxF -e "excludepkgs=$exclude" -e "excludepkgs = $exclude" \
+        /etc/dnf/dnf.conf /etc/dnf/libdnf5.conf.d/*.conf; then
         return 0
     fi
     if [[ $family == fedora ]]; then
