@@ -9,6 +9,7 @@ would replace one of these is an error, never a silent override.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,29 @@ _FLAG_OPTIONS = {
 }  # fmt: skip
 
 
+_SERIAL = re.compile(r"[A-Za-z0-9_-]{1,20}")
+
+
+@dataclass(frozen=True)
+class ExtraDisk:
+    """A further virtio disk, e.g. the test stage's raw results disk.
+
+    `serial` (at most 20 characters, virtio-blk's limit) lets the guest find the disk as
+    /sys/block/vdX/serial or /dev/disk/by-id/virtio-<serial>, whatever its device name.
+    """
+
+    path: Path
+    format: str = "raw"
+    serial: str | None = None
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        if "," in str(self.path):
+            raise UsageError("extra disk paths must not contain ','")
+        if self.serial is not None and not _SERIAL.fullmatch(self.serial):
+            raise UsageError(f"extra disk serial {self.serial!r}: 1-20 letters, digits, '_' or '-'")
+
+
 @dataclass(frozen=True)
 class VmConfig:
     """What to boot and how: plain values, so argv building is testable without a spec."""
@@ -81,6 +105,7 @@ class VmConfig:
     ssh_port: int | None = None
     extra_args: tuple[str, ...] = ()
     boot_timeout: float = 1800.0
+    extra_disks: tuple[ExtraDisk, ...] = ()
 
     def __post_init__(self) -> None:
         if self.memory % MIB or self.memory < 256 * MIB:
@@ -180,6 +205,16 @@ def _network_args(config: VmConfig) -> list[str]:
     return ["-nic", nic]
 
 
+def _extra_disk_args(index: int, disk: ExtraDisk) -> list[str]:
+    drive = f"file={disk.path},format={disk.format},if=none,id={ID_PREFIX}xdisk{index}"
+    if disk.readonly:
+        drive += ",readonly=on"
+    device = f"virtio-blk-pci,drive={ID_PREFIX}xdisk{index}"
+    if disk.serial is not None:
+        device += f",serial={disk.serial}"
+    return ["-drive", drive, "-device", device]
+
+
 def build_argv(config: VmConfig, wiring: Wiring, *, qemu: str = "qemu-system-x86_64") -> list[str]:
     """The full argument list; `extra_args` come last so they only add."""
     argv = [
@@ -217,6 +252,8 @@ def build_argv(config: VmConfig, wiring: Wiring, *, qemu: str = "qemu-system-x86
             f"file={config.seed},format=raw,if=none,id={ID_PREFIX}seed,readonly=on",
             "-device", f"virtio-blk-pci,drive={ID_PREFIX}seed",
         ]  # fmt: skip
+    for index, extra in enumerate(config.extra_disks):
+        argv += _extra_disk_args(index, extra)
     argv += [
         *_network_args(config),
         "-device", f"virtio-rng-pci,id={ID_PREFIX}rng",
