@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -317,15 +318,57 @@ def mounts_under(path: Path) -> list[Path]:
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
+def processes_inside(path: Path) -> list[int]:
+    """PIDs of processes chrooted at or below `path`, or naming it on their command line.
+
+    Those are what is left of a build whose work directory is `path` (a unique mkdtemp
+    name): mmdebstrap's helpers and the dpkg/maintainer scripts running in its chroot.
+    """
+    resolved = str(path.resolve())
+    needle = resolved.encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            root = str((entry / "root").readlink())
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile, a zombie, or not ours to inspect
+            continue
+        if root == resolved or root.startswith(resolved + "/") or needle in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_processes_inside(path: Path, *, attempts: int = 50) -> None:
+    """SIGKILL every process `processes_inside(path)` finds, until none is left.
+
+    Needed when only we got the Ctrl-C (or an exception ended the wait): `run` then kills
+    mmdebstrap itself, but its forked helpers and the chroot's dpkg keep writing into the
+    tree and keep its /proc and /dev mounts busy.
+    """
+    for _ in range(attempts):
+        pids = processes_inside(path)
+        if not pids:
+            return
+        for pid in pids:
+            log.warning("disk.cleanup.kill", pid=pid, path=str(path))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    raise InfrastructureError(f"processes keep running in {path}", hint=f"see `lsof +D {path}`")
+
+
 def remove_tree(path: Path) -> None:
-    """Delete a work directory, first unmounting anything left mounted inside it.
+    """Delete a build's work directory: stop what still runs in it, unmount, then delete.
 
     A chroot can still hold /proc, /sys or /dev mounts after an interrupted mmdebstrap;
-    deleting through those would delete host files, so we unmount, and refuse to delete
-    if anything stays mounted.
+    deleting through those would delete host files, so we unmount first, and refuse to
+    delete if anything stays mounted.
     """
     if not path.exists():
         return
+    kill_processes_inside(path)
     for mountpoint in mounts_under(path):
         log.warning("disk.cleanup.stale_mount", mountpoint=str(mountpoint))
         proc = run(["umount", "--recursive", str(mountpoint)], check=False)

@@ -7,7 +7,9 @@ is read back with sfdisk, debugfs and mtools.
 from __future__ import annotations
 
 import json
+import signal
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,24 @@ def test_remove_tree_deletes_an_unmounted_work_directory(tmp_path: Path) -> None
     disk_image.remove_tree(work)
     assert not work.exists()
     disk_image.remove_tree(work)  # already gone: fine
+
+
+def test_remove_tree_stops_processes_still_working_in_the_directory(tmp_path: Path) -> None:
+    # What an interrupted mmdebstrap leaves: helpers naming the work dir, still writing.
+    work = tmp_path / "work"
+    other = tmp_path / "other"
+    for directory in (work, other):
+        directory.mkdir()
+        (directory / "log").write_text("")
+    leftover = subprocess.Popen(["tail", "-f", str(work / "log")])
+    bystander = subprocess.Popen(["tail", "-f", str(other / "log")])
+    try:
+        assert disk_image.processes_inside(work) == [leftover.pid]
+        disk_image.remove_tree(work)
+        assert leftover.wait(timeout=10) == -signal.SIGKILL
+        assert not work.exists()
+        assert bystander.poll() is None
+    finally:
+        for proc in (leftover, bystander):
+            proc.kill()
+            proc.wait()
