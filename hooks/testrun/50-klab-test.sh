@@ -1,0 +1,416 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # collection runs from the EXIT trap, which shellcheck cannot see
+# The test stage's in-guest runner: run the OpenZFS test suite (or recipes) in this clone,
+# with zio/txg bpftrace alongside, and write every artifact to the results disk.
+#
+# Why a results disk: the host needs the suite's whole output tree, not a summary, and must
+# not depend on SSH or networking inside a guest under test.  QEMU gives the clone a raw
+# second disk (virtio serial `klab-results`); this script writes a header block and a
+# tar.gz after it, and the host reads the file once QEMU has exited.  The header goes last,
+# so a half-written archive is never mistaken for a complete one.
+#
+# Layout of the results disk: bytes 0-4095 a text header, NUL-padded:
+#     KLAB-RESULTS 1 / format=tar.gz / size=<bytes> / sha256=<hex>   (one per line)
+# then the archive from byte 4096.  In the archive: test.log (the suite's console, or the
+# recipes' output), test_results/ (/var/tmp/test_results/current, the symlink followed),
+# selection.run and selection.json (what ran, what is absent in this suite), dmesg.txt,
+# zpool-status.txt, system.txt, bpftrace/{zio,txg}.txt, recipes.tsv and recipes/*.log,
+# zfs-tests.rc, golden.json and runner.log.
+#
+# Exit status: 0 when the results disk was written (whatever the tests did: the host
+# judges them from test.log), 1 when it could not be.
+#
+# Env (set by the host, imagefactory/testrun/guest.py):
+#   KLAB_TEST_MODE       zts | recipe
+#   KLAB_TEST_TIMEOUT    seconds for the tests themselves (collection comes after)
+#   KLAB_TEST_RUNFILES   zts: comma-separated runfile names in the suite's runfile directory
+#   KLAB_TEST_GROUPS     zts: only sections tagged so, or under these directories
+#   KLAB_TEST_RECIPES    recipe: comma-separated recipe names, run in order as root
+#   KLAB_TEST_USER       the suite's user (zfs-tests.sh refuses root)
+#   KLAB_VDEV_DIR        the golden's vdev images (for recipes)
+#   KLAB_RESULTS_SERIAL  serial of the results disk (default klab-results)
+#   KLAB_ZTS_FILESIZE    optional: zfs-tests.sh -s (size of its file vdevs)
+#   KLAB_BPF_SCRIPTS     bpftrace scripts to run alongside (default "zio txg"; empty: none)
+#   KLAB_BPF_ATTACH_WAIT seconds to wait for bpftrace to attach before the tests start
+# The payload appended to this script (imagefactory.testrun.guest) holds select_tests.py,
+# tests.txt (zts: only these tests) and recipes/ (recipes sent from the host).
+# Test-only overrides: KLAB_RESULTS_DEV (a file), KLAB_GOLDEN_FACTS, KLAB_ZTS_DIR,
+# KLAB_TEST_RESULTS_DIR, KLAB_RECIPES_DIR, KLAB_BPF_DIR, KLAB_WORK_DIR, KLAB_TEST_INPUTS,
+# KLAB_LOAD_ZFS=0 (do not modprobe zfs).
+set -euo pipefail
+
+self=${0##*/}
+marker=__IMAGEFACTORY_PAYLOAD_BELOW__
+mode=${KLAB_TEST_MODE:?KLAB_TEST_MODE is not set}
+timeout_s=${KLAB_TEST_TIMEOUT:?KLAB_TEST_TIMEOUT is not set}
+user=${KLAB_TEST_USER:-zfs}
+facts=${KLAB_GOLDEN_FACTS:-/etc/imagefactory/golden.json}
+results_root=${KLAB_TEST_RESULTS_DIR:-/var/tmp/test_results}
+recipes_dir=${KLAB_RECIPES_DIR:-/usr/local/share/klab/recipes}
+bpf_dir=${KLAB_BPF_DIR:-/usr/local/share/zfs-bt}
+bpf_scripts=${KLAB_BPF_SCRIPTS-zio txg}
+bpf_wait=${KLAB_BPF_ATTACH_WAIT:-120}
+serial=${KLAB_RESULTS_SERIAL:-klab-results}
+header_size=4096
+started=$(date +%s)
+deadline=$((started + timeout_s))
+
+work=$(mktemp -d "${KLAB_WORK_DIR:-/var/tmp}/klab-test.XXXXXX")
+out=$work/out
+inputs=${KLAB_TEST_INPUTS:-$work/inputs}
+# The suite's user reads the runfile written here.
+chmod 0755 "$work"
+mkdir -p "$out" "$inputs" "$work/run"
+bpf_pids=()
+written=0
+
+log() {
+    printf '%s: %s\n' "$self" "$*"
+    printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >>"$out/runner.log"
+}
+
+remaining() {
+    local left=$((deadline - $(date +%s)))
+    ((left > 0)) || left=0
+    printf '%d\n' "$left"
+}
+
+# A field of golden.json; empty when absent or null.
+fact() {
+    [[ -r $facts ]] || return 0
+    python3 -c 'import json, sys
+v = json.load(open(sys.argv[1])).get(sys.argv[2])
+print("" if v is None else v)' "$facts" "$1"
+}
+
+extract_payload() {
+    local line
+    [[ -z ${KLAB_TEST_INPUTS:-} ]] || return 0
+    line=$(grep -n -m 1 -x -- "$marker" "$0" | cut -d: -f1) || {
+        log "no payload appended to $0: the host must send select_tests.py"
+        return 1
+    }
+    tail -n "+$((line + 1))" "$0" | base64 -d | tar -xz -C "$inputs"
+}
+
+system_info() {
+    {
+        printf 'date: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        printf 'kernel: %s\n' "$(uname -a)"
+        printf 'zfs module: %s\n' "$(cat /sys/module/zfs/version 2>&1)"
+        printf 'zfs-tests.sh: %s\n' "$zts"
+        printf 'test user: %s\n' "$user"
+        printf 'cpus: %s\n' "$(nproc)"
+        printf '\n'
+        free -m 2>&1
+        printf '\n'
+        df -h / /var/tmp 2>&1
+    } >"$out/system.txt"
+}
+
+# --- bpftrace alongside the tests ----------------------------------------------------------
+
+start_bpftrace() {
+    local name script waited pid
+    [[ -n $bpf_scripts ]] || return 0
+    if ! command -v bpftrace >/dev/null; then
+        log "bpftrace is not installed: no zio/txg traces"
+        return 0
+    fi
+    mkdir -p "$out/bpftrace"
+    for name in $bpf_scripts; do
+        script=$bpf_dir/$name.bt
+        if [[ ! -r $script ]]; then
+            log "bpftrace script $script is missing"
+            continue
+        fi
+        bpftrace "$script" >"$out/bpftrace/$name.txt" 2>&1 </dev/null &
+        bpf_pids+=("$!")
+        log "bpftrace $name.bt started (pid $!)"
+    done
+    # Tracing that attaches after the tests began misses their start: wait, but bounded.
+    for pid in "${bpf_pids[@]}"; do
+        waited=0
+        while kill -0 "$pid" 2>/dev/null && ((waited < bpf_wait * 2)); do
+            if grep -q -e '^Attaching' -e 'tracing' "$out"/bpftrace/*.txt 2>/dev/null; then
+                break
+            fi
+            sleep 0.5
+            waited=$((waited + 1))
+        done
+    done
+    for name in $bpf_scripts; do
+        [[ -f $out/bpftrace/$name.txt ]] || continue
+        if grep -q '^Attaching' "$out/bpftrace/$name.txt"; then
+            log "bpftrace $name.bt attached"
+        else
+            log "bpftrace $name.bt did not attach (see bpftrace/$name.txt)"
+        fi
+    done
+}
+
+# Wait up to $2 half-seconds for pid $1 to end; true when it did.
+ended() {
+    local waited=0
+    while kill -0 "$1" 2>/dev/null; do
+        ((waited < $2)) || return 1
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+}
+
+# SIGINT makes the scripts print their totals (END), as Ctrl-C does; bpftrace installs its
+# own handler, so the SIGINT-ignored state of a background job does not stop it.  TERM,
+# then KILL, only for a bpftrace that does not stop.
+stop_bpftrace() {
+    local pid
+    ((${#bpf_pids[@]})) || return 0
+    for pid in "${bpf_pids[@]}"; do
+        kill -INT "$pid" 2>/dev/null || log "bpftrace pid $pid had already stopped"
+    done
+    for pid in "${bpf_pids[@]}"; do
+        if ! ended "$pid" 60; then
+            log "bpftrace pid $pid ignored SIGINT: TERM"
+            kill -TERM "$pid" 2>/dev/null || log "bpftrace pid $pid vanished"
+            ended "$pid" 20 || kill -KILL "$pid" 2>/dev/null || log "bpftrace pid $pid vanished"
+        fi
+        wait "$pid" 2>/dev/null || log "bpftrace pid $pid exited non-zero (see its output)"
+    done
+    bpf_pids=()
+}
+
+# --- the suite -------------------------------------------------------------------------------
+
+# Options this zfs-tests.sh has, read from its own getopts string: an unknown option makes
+# it print its usage and exit 0 having run nothing, so flags are never guessed from versions.
+zts_flags() {
+    local opts
+    flags=(-v)
+    opts=$(sed -n "s/^[[:space:]]*while getopts '\([^']*\)'.*/\1/p" "$zts" | head -n 1)
+    if [[ -z $opts ]]; then
+        log "cannot read the options of $zts: running it with -v only"
+        return 0
+    fi
+    log "zfs-tests.sh options: $opts"
+    # -K: each test's name goes to the kernel log, so dmesg.txt says which test caused what.
+    [[ $opts == *K* ]] && flags+=(-K)
+    # -O (2.2.9+, 2.4+; not 2.2.2 or 2.3.x): a timed-out test dumps stacks to the kernel log.
+    [[ $opts == *O* ]] && flags+=(-O)
+    if [[ -n ${KLAB_ZTS_FILESIZE:-} ]]; then
+        flags+=(-s "$KLAB_ZTS_FILESIZE")
+    fi
+    return 0
+}
+
+select_tests() {
+    local runfile_dir names name args=()
+    runfile_dir=$(fact runfile_dir)
+    runfile_dir=${runfile_dir:-${zts%/*}/runfiles}
+    IFS=, read -r -a names <<<"${KLAB_TEST_RUNFILES:?KLAB_TEST_RUNFILES is not set}"
+    for name in "${names[@]}"; do
+        args+=("$runfile_dir/$name")
+    done
+    [[ -f $inputs/tests.txt ]] && args=(--tests "$inputs/tests.txt" "${args[@]}")
+    [[ -n ${KLAB_TEST_GROUPS:-} ]] && args=(--groups "$KLAB_TEST_GROUPS" "${args[@]}")
+    python3 "$inputs/select_tests.py" --suite-dir "$suite" --out "$work/run/selection.run" \
+        --report "$out/selection.json" "${args[@]}" 2>&1 | tee -a "$out/runner.log"
+    chmod 0644 "$work/run/selection.run"
+    cp "$work/run/selection.run" "$out/selection.run"
+}
+
+run_suite() {
+    local home rc=0 left cmd
+    select_tests
+    if ! grep -q '^\[tests/' "$work/run/selection.run"; then
+        log "no test of the selection is in this suite: zfs-tests.sh not run"
+        printf 'klab: no test of the selection is in this suite: zfs-tests.sh not run\n' \
+            >"$out/test.log"
+        printf 'not-run\n' >"$out/zfs-tests.rc"
+        return 0
+    fi
+    zts_flags
+    left=$(remaining)
+    home=$(getent passwd "$user" | cut -d: -f6) || home=/
+    cmd=("$zts" "${flags[@]}" -r "$work/run/selection.run")
+    if [[ $user != "$(id -un)" ]]; then
+        cmd=(sudo -n -u "$user" -H -- "${cmd[@]}")
+    fi
+    log "running as $user for at most ${left}s: ${cmd[*]}"
+    set +e
+    (cd "$home" && timeout --kill-after=120 "$left" "${cmd[@]}") </dev/null 2>&1 |
+        tee "$out/test.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    printf '%s\n' "$rc" >"$out/zfs-tests.rc"
+    if ((rc == 124 || rc == 137)); then
+        printf '\nklab: zfs-tests.sh stopped after the %ss timeout\n' "$timeout_s" |
+            tee -a "$out/test.log"
+    fi
+    log "zfs-tests.sh exited $rc"
+}
+
+# --- recipes -----------------------------------------------------------------------------
+
+run_recipes() {
+    local names name file rc start secs left
+    IFS=, read -r -a names <<<"${KLAB_TEST_RECIPES:?KLAB_TEST_RECIPES is not set}"
+    mkdir -p "$out/recipes"
+    : >"$out/recipes.tsv"
+    # Recipes sent from the host source _lib.sh from their own directory, like installed ones.
+    if [[ -d $inputs/recipes && ! -e $inputs/recipes/_lib.sh && -r $recipes_dir/_lib.sh ]]; then
+        cp "$recipes_dir/_lib.sh" "$inputs/recipes/_lib.sh"
+    fi
+    for name in "${names[@]}"; do
+        file=$inputs/recipes/$name
+        [[ -f $file ]] || file=$recipes_dir/$name
+        left=$(remaining)
+        start=${EPOCHREALTIME/[.,]/}
+        if [[ ! -f $file ]]; then
+            printf 'klab: no recipe %s (neither sent nor in %s)\n' "$name" "$recipes_dir" |
+                tee "$out/recipes/$name.log"
+            rc=127
+        elif ((left == 0)); then
+            printf 'klab: recipe %s not started: the %ss timeout is used up\n' "$name" \
+                "$timeout_s" | tee "$out/recipes/$name.log"
+            rc=124
+        else
+            chmod 0755 "$file"
+            log "recipe $name: $file (at most ${left}s)"
+            set +e
+            if [[ $(head -c 2 "$file") == '#!' ]]; then
+                timeout --kill-after=30 "$left" env KLAB_VDEV_DIR="${KLAB_VDEV_DIR:-}" "$file"
+            else
+                timeout --kill-after=30 "$left" env KLAB_VDEV_DIR="${KLAB_VDEV_DIR:-}" bash "$file"
+            fi </dev/null 2>&1 | tee "$out/recipes/$name.log"
+            rc=${PIPESTATUS[0]}
+            set -e
+        fi
+        secs=$(((${EPOCHREALTIME/[.,]/} - start) / 1000))
+        printf '%s\t%d\t%d.%03d\n' "$name" "$rc" $((secs / 1000)) $((secs % 1000)) \
+            >>"$out/recipes.tsv"
+        {
+            printf '=== recipe %s: exit %d ===\n' "$name" "$rc"
+            cat "$out/recipes/$name.log"
+        } >>"$out/test.log"
+        log "recipe $name exited $rc"
+    done
+}
+
+# --- collection ----------------------------------------------------------------------------
+
+collect() {
+    local current
+    if [[ -e $results_root/current ]]; then
+        current=$(readlink -f "$results_root/current")
+        # -L: the suite's tree may hold links (2.4's output/), the host wants the files.
+        cp -RL -- "$current" "$out/test_results" ||
+            log "copying $current was incomplete"
+    fi
+    dmesg >"$out/dmesg.txt" 2>&1 || log "dmesg failed"
+    if command -v zpool >/dev/null; then
+        {
+            zpool status -v 2>&1
+            printf '\n'
+            zpool list -v 2>&1
+        } >"$out/zpool-status.txt" || log "zpool status failed"
+    fi
+    [[ -r $facts ]] && cp "$facts" "$out/golden.json"
+    log "collected $(du -sk "$out" | cut -f1) KiB of results"
+}
+
+results_device() {
+    local tries dir
+    if [[ -n ${KLAB_RESULTS_DEV:-} ]]; then
+        printf '%s\n' "$KLAB_RESULTS_DEV"
+        return 0
+    fi
+    for ((tries = 0; tries < 300; tries++)); do
+        for dir in /sys/block/*; do
+            if [[ -r $dir/serial && $(<"$dir/serial") == "$serial" ]]; then
+                printf '/dev/%s\n' "${dir##*/}"
+                return 0
+            fi
+        done
+        sleep 0.1
+    done
+    return 1
+}
+
+capacity_of() {
+    if [[ -b $1 ]]; then
+        blockdev --getsize64 "$1"
+    else
+        stat -c %s "$1"
+    fi
+}
+
+write_results() {
+    local dev archive size capacity sum
+    if ! dev=$(results_device); then
+        log "no disk with serial $serial: the results cannot leave the guest"
+        return 1
+    fi
+    archive=$work/results.tar.gz
+    tar -C "$out" -czf "$archive" .
+    size=$(stat -c %s "$archive")
+    capacity=$(capacity_of "$dev")
+    if ((size + header_size > capacity)) && [[ -d $out/test_results ]]; then
+        log "results ($size bytes) exceed the results disk ($capacity): per-test output dropped"
+        find "$out/test_results" -mindepth 1 -maxdepth 1 -type d -exec rm -rf -- {} +
+        tar -C "$out" -czf "$archive" .
+        size=$(stat -c %s "$archive")
+    fi
+    if ((size + header_size > capacity)); then
+        log "results ($size bytes) do not fit the results disk ($capacity bytes)"
+        return 1
+    fi
+    sum=$(sha256sum "$archive" | cut -d' ' -f1)
+    dd if="$archive" of="$dev" bs=1M seek="$header_size" oflag=seek_bytes conv=notrunc,fsync \
+        status=none
+    printf 'KLAB-RESULTS 1\nformat=tar.gz\nsize=%d\nsha256=%s\n' "$size" "$sum" |
+        dd of="$dev" bs="$header_size" count=1 iflag=fullblock conv=sync,notrunc,fsync status=none
+    sync
+    printf '%s: wrote %d bytes of results to %s\n' "$self" "$size" "$dev"
+    written=1
+}
+
+finish() {
+    local rc=$?
+    set +e
+    trap - EXIT
+    ((rc == 0)) || log "the run stopped with status $rc"
+    stop_bpftrace
+    collect
+    write_results
+    rm -rf -- "$work"
+    if ((written)); then
+        exit 0
+    fi
+    exit 1
+}
+
+trap finish EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+extract_payload
+zts=${KLAB_ZTS_DIR:+$KLAB_ZTS_DIR/zfs-tests.sh}
+zts=${zts:-$(fact zfs_tests_sh)}
+zts=${zts:-/usr/share/zfs/zfs-tests.sh}
+suite=${zts%/*}/zfs-tests
+system_info
+log "mode $mode, timeout ${timeout_s}s, suite $suite"
+if [[ ${KLAB_LOAD_ZFS:-1} == 1 && ! -e /sys/module/zfs ]] && command -v modprobe >/dev/null; then
+    modprobe zfs || log "modprobe zfs failed"
+fi
+start_bpftrace
+case $mode in
+zts) run_suite ;;
+recipe) run_recipes ;;
+*)
+    log "unknown KLAB_TEST_MODE $mode"
+    exit 2
+    ;;
+esac
+log "tests finished after $(($(date +%s) - started))s"
+exit 0

@@ -1,0 +1,162 @@
+"""`klab test DISTRO|all`: run the OpenZFS test suite in throw-away clones of ztest goldens.
+
+klab test debian13 --run cli_root/zpool_create/zpool_create_001_pos
+klab test all --group cli_root,encryption
+klab test all --suite quick|linux|linux-fault
+klab test fedora44 --recipe pool-corruption-block --recipe ./my-check.sh
+klab test all --rerun-failed          the unexpected failures of the last run, again
+
+Each distro's golden is cloned, booted with its own seed, runs the selection as the test
+user (recipes as root) with zio/txg bpftrace alongside, and brings its artifacts home to
+the run directory (/var/log/klab/<run-id>/<distro>/ as root); the clone is destroyed
+unless --keep.  Then the matrix, summary.md and junit.xml.  Exit status: 0 all as
+expected, 1 test failures, 2 usage or configuration errors, 3 infrastructure failures
+(no golden, boot or collection failed, nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from imagefactory.errors import UsageError
+from imagefactory.spec.types import Duration
+from imagefactory.testrun.history import History, default_db_path
+from imagefactory.testrun.matrix import build_matrix, print_matrix
+from imagefactory.testrun.selection import (
+    SUITES,
+    Selection,
+    parse_selection,
+    rerun_selection,
+)
+from imagefactory.testrun.stage import (
+    KeepPolicy,
+    StageOptions,
+    StageResult,
+    resolve_distros,
+    run_stage,
+)
+
+_DURATION: TypeAdapter[float] = TypeAdapter(Duration)
+
+
+def duration(text: str) -> float:
+    try:
+        return _DURATION.validate_python(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from exc
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options `klab test` and `klab rc` share."""
+    parser.add_argument("--jobs", type=int, help="distros at once (default: what the host allows)")
+    parser.add_argument(
+        "--timeout", type=duration, metavar="DURATION", help="for the tests in each clone (4h)"
+    )
+    parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR (default: see README)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    parser.add_argument(
+        "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "test",
+        help="run the ZFS test suite in clones of the ztest goldens",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("distros", nargs="+", metavar="DISTRO|all")
+    what = parser.add_argument_group("what to run (exactly one)")
+    what.add_argument("--run", action="append", metavar="TEST[,TEST]", help="tests by name")
+    what.add_argument("--group", action="append", metavar="G1,G2", help="test groups")
+    what.add_argument("--suite", choices=tuple(SUITES), help="a curated or upstream suite")
+    what.add_argument(
+        "--recipe", action="append", metavar="FILE", help="a script run as root (PASS = exit 0)"
+    )
+    what.add_argument(
+        "--rerun-failed", action="store_true", help="the last run's unexpected failures"
+    )
+    parser.add_argument(
+        "--keep",
+        nargs="?",
+        const="failed",
+        choices=("failed", "always"),
+        help="keep the clone when the distro failed (or always) and say how to reach it",
+    )
+    add_run_options(parser)
+    parser.set_defaults(handler=run_test)
+
+
+def _rerun(args: argparse.Namespace, distros: list[str]) -> tuple[Selection, list[str]] | None:
+    """The union of the last run's unexpected failures on these distros, or None."""
+    path: Path = args.history or default_db_path()
+    if not path.exists():
+        raise UsageError("--rerun-failed: there is no test history yet", hint=str(path))
+    with History.open(path) as history:
+        last = history.runs(last=1)
+        failed = history.failed_tests()
+    if not last:
+        raise UsageError("--rerun-failed: the test history holds no run")
+    run_id = last[0].run_id
+    wanted = {d: t for d, t in failed.items() if d in distros}
+    tests: list[str] = []
+    for names in wanted.values():
+        tests += [t for t in names if t not in tests]
+    skipped = [t for t in tests if t.startswith("recipes/") or t.endswith(("/setup", "/cleanup"))]
+    tests = [t for t in tests if t not in skipped]
+    for name in skipped:
+        print(f"not rerun: {name} (rerun recipes with --recipe, setups with --group)")
+    if not tests:
+        print(f"nothing to rerun: no unexpected failure in run {run_id} on {', '.join(distros)}")
+        return None
+    return rerun_selection(tests, run_id), [d for d in distros if d in wanted]
+
+
+def print_result(result: StageResult) -> None:
+    print_matrix(build_matrix(result.outcomes))
+    for kept in result.kept:
+        print()
+        print(kept.instructions())
+    print()
+    print(f"run {result.run_id}: {result.run_dir}")
+    for name in ("summary", "junit"):
+        if name in result.files:
+            print(f"  {result.files[name]}")
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    specs = resolve_distros([d for value in args.distros for d in value.split(",") if d])
+    if args.rerun_failed:
+        if args.run or args.group or args.suite or args.recipe:
+            raise UsageError("--rerun-failed replaces --run, --group, --suite and --recipe")
+        rerun = _rerun(args, [r.spec.name for r in specs])
+        if rerun is None:
+            return 0
+        selection, names = rerun
+        specs = [r for r in specs if r.spec.name in names]
+    else:
+        selection = parse_selection(
+            run=args.run, group=args.group, suite=args.suite, recipe=args.recipe
+        )
+    keep: KeepPolicy = args.keep or "never"
+    options = StageOptions(
+        store=args.store,
+        jobs=args.jobs,
+        keep=keep,
+        timeout=args.timeout,
+        accel=args.accel,
+        history=args.history,
+        command=tuple(["klab", *sys.argv[1:]]),
+    )
+    result = run_stage(specs, selection, options, report=_progress)
+    print_result(result)
+    return result.exit_status

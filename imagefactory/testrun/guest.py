@@ -1,0 +1,106 @@
+"""The one hook a test clone runs, with what it needs from the host appended to it.
+
+The in-guest runner is hooks/testrun/50-klab-test.sh.  Its inputs travel the way the build's
+payload does (imagefactory.vm.payload): a base64 tar.gz after a marker line at the end of
+the script, so the seed carries everything and nothing else has to reach the guest.  The
+inputs are the test selector (select_tests.py), the list of tests for --run, and recipe
+files sent from the host.  Everything else is environment: the spec's KLAB_* facts plus
+the selection and the time allowed.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import tempfile
+from pathlib import Path
+
+from imagefactory.paths import hooks_dir
+from imagefactory.spec.hookenv import hook_environment
+from imagefactory.spec.loader import ResolvedSpec
+from imagefactory.testrun.results_disk import SERIAL
+from imagefactory.testrun.selection import Selection
+from imagefactory.vm.hookplan import Hook, HookPlan
+from imagefactory.vm.payload import MARKER, pack_directory
+
+RUNNER = "testrun/50-klab-test.sh"
+SELECTOR = "testrun/select_tests.py"
+COLLECT_MARGIN = 900.0
+"""Seconds the hook gets beyond the tests: stop bpftrace, copy, pack, write the disk."""
+_LINE = 76
+
+
+def guest_environment(
+    resolved: ResolvedSpec, selection: Selection, timeout: float
+) -> dict[str, str]:
+    env = hook_environment(resolved)
+    env.update(
+        {
+            "KLAB_TEST_MODE": selection.mode,
+            "KLAB_TEST_TIMEOUT": str(max(1, round(timeout))),
+            "KLAB_RESULTS_SERIAL": SERIAL,
+        }
+    )
+    if selection.mode == "zts":
+        env["KLAB_TEST_RUNFILES"] = ",".join(selection.runfiles)
+        if selection.kind == "group":
+            env["KLAB_TEST_GROUPS"] = ",".join(selection.items)
+    else:
+        env["KLAB_TEST_RECIPES"] = ",".join(selection.items)
+    return env
+
+
+def write_inputs(selection: Selection, directory: Path, *, hooks_root: Path | None = None) -> None:
+    """The files the runner unpacks next to itself."""
+    root = hooks_root if hooks_root is not None else hooks_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(root / SELECTOR, directory / "select_tests.py")
+    if selection.kind == "run":
+        (directory / "tests.txt").write_text("".join(f"{t}\n" for t in selection.items))
+    sent = [r for r in selection.recipes if r.source is not None]
+    if sent:
+        (directory / "recipes").mkdir()
+        for recipe in sent:
+            assert recipe.source is not None
+            target = directory / "recipes" / recipe.name
+            shutil.copyfile(recipe.source, target)
+            target.chmod(0o755)
+
+
+def _base64_lines(data: bytes) -> bytes:
+    encoded = base64.b64encode(data)
+    return b"\n".join(encoded[i : i + _LINE] for i in range(0, len(encoded), _LINE)) + b"\n"
+
+
+def runner_hook(
+    resolved: ResolvedSpec,
+    selection: Selection,
+    timeout: float,
+    *,
+    hooks_root: Path | None = None,
+) -> Hook:
+    """The runner with its inputs appended; the hook's limit is the tests' plus collection."""
+    root = hooks_root if hooks_root is not None else hooks_dir()
+    script = (root / RUNNER).read_bytes()
+    with tempfile.TemporaryDirectory(prefix="klab-test-inputs-") as tmp:
+        write_inputs(selection, Path(tmp), hooks_root=root)
+        archive = pack_directory(Path(tmp))
+    body = script if script.endswith(b"\n") else script + b"\n"
+    content = body + MARKER + b"\n" + _base64_lines(archive)
+    return Hook(
+        name=Path(RUNNER).name,
+        content=content,
+        timeout=timeout + COLLECT_MARGIN,
+        env=guest_environment(resolved, selection, timeout),
+        source=root / RUNNER,
+    )
+
+
+def runner_plan(
+    resolved: ResolvedSpec,
+    selection: Selection,
+    timeout: float,
+    *,
+    hooks_root: Path | None = None,
+) -> HookPlan:
+    return HookPlan.of([runner_hook(resolved, selection, timeout, hooks_root=hooks_root)])

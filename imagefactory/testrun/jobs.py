@@ -1,0 +1,58 @@
+"""How many clones to run at once: as many as the host's free memory and cores carry.
+
+Each clone is a whole VM with the spec's memory and vCPUs.  Over-committing memory makes
+the host swap or the OOM killer pick a QEMU; over-committing cores under TCG makes every
+guest so slow that the suite's own timeouts fire.  So the default is the smaller of what
+memory (each VM's RAM plus 1 GiB for QEMU and the page cache) and cores allow, and never
+more than the distros asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from imagefactory.errors import UsageError
+from imagefactory.spec.model import DistroSpec
+
+log = structlog.get_logger(__name__)
+
+QEMU_OVERHEAD = 1024**3
+
+
+def available_memory() -> int:
+    """MemAvailable (what can be used without swapping), else free pages."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text(encoding="ascii")
+    except OSError:
+        meminfo = ""
+    for line in meminfo.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def default_jobs(
+    specs: Sequence[DistroSpec], *, memory: int | None = None, cores: int | None = None
+) -> int:
+    if not specs:
+        return 1
+    memory = available_memory() if memory is None else memory
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    by_memory = memory // (max(int(s.vm.memory) for s in specs) + QEMU_OVERHEAD)
+    by_cores = cores // max(s.vm.cpus for s in specs)
+    jobs = max(1, min(by_memory, by_cores, len(specs)))
+    log.debug("test.jobs", by_memory=by_memory, by_cores=by_cores, jobs=jobs)
+    return jobs
+
+
+def resolve_jobs(requested: int | None, specs: Sequence[DistroSpec]) -> int:
+    """An explicit --jobs is honoured (up to the number of distros); None sizes to the host."""
+    if requested is None:
+        return default_jobs(specs)
+    if requested < 1:
+        raise UsageError("--jobs must be at least 1")
+    return max(1, min(requested, len(specs)))

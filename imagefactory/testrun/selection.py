@@ -1,0 +1,154 @@
+"""What a test run runs: tests, groups, a suite, or recipes -- exactly one of them.
+
+The selection is plain data the host checks before any clone is made (a typo is a usage
+error, not a 20-minute boot that runs nothing), and its canonical text (`suite=quick`) is
+what the history compares when it asks "what changed since the last run of this".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from imagefactory.errors import UsageError
+from imagefactory.paths import hooks_dir
+from imagefactory.testrun.results import name_from_path
+
+Kind = Literal["run", "group", "suite", "recipe"]
+Mode = Literal["zts", "recipe"]
+
+UPSTREAM_RUNFILES = ("common.run", "linux.run")
+"""The suite's default on Linux; --run and --group select from these."""
+SUITES: dict[str, tuple[str, ...]] = {
+    "quick": ("quick.run",),
+    "linux": UPSTREAM_RUNFILES,
+    "linux-fault": ("linux-fault.run",),
+}
+_TEST = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
+_RECIPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A recipe to run as root in the clone: sent from the host (`source`) or the golden's."""
+
+    name: str
+    source: Path | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    kind: Kind
+    items: tuple[str, ...]
+    recipes: tuple[Recipe, ...] = field(default=())
+    label: str | None = None
+    """Overrides the canonical text (reruns of failures record where they came from)."""
+
+    @property
+    def mode(self) -> Mode:
+        return "recipe" if self.kind == "recipe" else "zts"
+
+    @property
+    def runfiles(self) -> tuple[str, ...]:
+        if self.kind == "suite":
+            return SUITES[self.items[0]]
+        return UPSTREAM_RUNFILES if self.mode == "zts" else ()
+
+    @property
+    def canonical(self) -> str:
+        return self.label or f"{self.kind}={','.join(self.items)}"
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def test_name(text: str) -> str:
+    """A test as the user may spell it (`tests/functional/x/y.ksh`, `x/y`, `y`) -> `x/y`."""
+    name = name_from_path(text.strip().strip("/"))
+    if not _TEST.fullmatch(name) or ".." in name.split("/"):
+        raise UsageError(
+            f"--run {text!r} is not a test name",
+            hint="name tests as in the runfiles: cli_root/zpool_create/zpool_create_001_pos",
+        )
+    return name
+
+
+def _group(text: str) -> str:
+    group = text.strip().strip("/")
+    if group.startswith("tests/functional/"):
+        group = group.removeprefix("tests/functional/")
+    if not _TEST.fullmatch(group):
+        raise UsageError(f"--group {text!r} is not a group name", hint="e.g. cli_root,encryption")
+    return group
+
+
+def installed_recipes(root: Path | None = None) -> list[str]:
+    """The recipes every ztest golden carries (hooks/payload/recipes/, without _lib.sh)."""
+    base = (root if root is not None else hooks_dir()) / "payload" / "recipes"
+    return sorted(p.stem for p in base.glob("*.sh") if not p.name.startswith("_"))
+
+
+def resolve_recipe(text: str, *, hooks_root: Path | None = None) -> Recipe:
+    """A host file is sent to the guest; otherwise the name of a recipe the golden has."""
+    path = Path(text).expanduser()
+    if path.is_file():
+        name = path.name.removesuffix(".sh")
+        if not _RECIPE.fullmatch(name):
+            raise UsageError(
+                f"--recipe {text}: the file name must be letters, digits, '.', '_' or '-'"
+            )
+        return Recipe(name, path.resolve())
+    name = Path(text).name.removesuffix(".sh")
+    known = installed_recipes(hooks_root)
+    if "/" not in text and name in known:
+        return Recipe(name)
+    raise UsageError(
+        f"--recipe {text}: no such file, and no such recipe in the ztest goldens",
+        hint=f"a script on this host, or one of: {', '.join(known)}",
+    )
+
+
+def parse_selection(
+    *,
+    run: list[str] | None = None,
+    group: list[str] | None = None,
+    suite: str | None = None,
+    recipe: list[str] | None = None,
+    hooks_root: Path | None = None,
+) -> Selection:
+    """The selection from the command line; exactly one kind must be given."""
+    given = [n for n, v in (("--run", run), ("--group", group), ("--suite", suite),
+                            ("--recipe", recipe)) if v]  # fmt: skip
+    if len(given) != 1:
+        raise UsageError(
+            "give exactly one of --run, --group, --suite, --recipe"
+            + (f" (got {', '.join(given)})" if given else ""),
+            hint="e.g. klab test debian13 --suite quick",
+        )
+    if run:
+        names = list(dict.fromkeys(test_name(t) for t in _split(run)))
+        return Selection("run", tuple(names))
+    if group:
+        return Selection("group", tuple(dict.fromkeys(_group(g) for g in _split(group))))
+    if suite:
+        if suite not in SUITES:
+            raise UsageError(f"--suite {suite}: unknown suite", hint=f"one of {', '.join(SUITES)}")
+        return Selection("suite", (suite,))
+    assert recipe
+    recipes = [resolve_recipe(r, hooks_root=hooks_root) for r in _split(recipe)]
+    names = [r.name for r in recipes]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--recipe: two recipes share a name: {', '.join(names)}")
+    return Selection("recipe", tuple(names), tuple(recipes))
+
+
+def rerun_selection(tests: list[str], previous_run: str) -> Selection:
+    """The failures of an earlier run, as a --run selection labelled with that run."""
+    names = tuple(dict.fromkeys(test_name(t) for t in tests))
+    return Selection("run", names, label=f"rerun-failed={previous_run}")
