@@ -180,7 +180,8 @@ def make_fake_suite(root: Path, *, opts: str = OPTS_2_3, version: str = "2.3.9-1
     (fake.runfiles / "common.run").write_text("\n".join(common))
     (fake.runfiles / "linux.run").write_text(
         "[DEFAULT]\npre = setup\npost = cleanup\ntags = ['functional']\n\n"
-        "[tests/functional/atime:Linux]\ntests = ['atime_003_pos']\ntags = ['functional', 'atime']\n"
+        "[tests/functional/atime:Linux]\ntests = ['atime_003_pos']\n"
+        "tags = ['functional', 'atime']\n"
     )
     (fake.runfiles / "quick.run").write_text(
         "[DEFAULT]\npre = setup\npost = cleanup\noutputdir = /var/tmp/test_results\n"
@@ -205,6 +206,6 @@ def make_fake_suite(root: Path, *, opts: str = OPTS_2_3, version: str = "2.3.9-1
         (fake.root / "zfs-bt").mkdir(exist_ok=True)
         (fake.root / "zfs-bt" / f"{name}.bt").write_text("BEGIN { }\n")
     fake.recipes.mkdir()
-    (fake.recipes / "_lib.sh").write_text("pass() { echo \"${0##*/}: PASS\"; }\n")
+    (fake.recipes / "_lib.sh").write_text('pass() { echo "${0##*/}: PASS"; }\n')
     _executable(fake.recipes / "installed-ok", "#!/usr/bin/env bash\necho installed ok\n")
     return fake
