@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -350,3 +351,14 @@ def test_disk_full_leaves_nothing_in_the_cache(
     leftovers = [p for p in tiny_fs.rglob("*") if p.is_file() and "locks" not in p.parts]
     assert leftovers == []
     assert image_gets(vendor) == 1  # not retried
+
+
+def test_offline_without_a_stored_checksum_file_falls_back_to_the_url_index(
+    vendor: FaultServer, cache: ImageCache, downloader: Downloader
+) -> None:
+    src = checksum_source(vendor)
+    first = fetch(src, cache, downloader)
+    shutil.rmtree(cache.http_dir)  # no stored checksum file to fall back on
+    vendor.close()
+    second = fetch(src, cache, downloader)
+    assert (second.downloaded, second.digest) == (False, first.digest)
