@@ -158,3 +158,12 @@ def test_uefi_image_has_an_esp_with_grub_reading_the_ext4_root(
     assert disk.cat("/boot/grub/grub.cfg") == bootstrap_files.grub_cfg(uuid)
     assert f"UUID={esp['UUID']}\t/boot/efi\tvfat" in disk.cat("/etc/fstab")
     assert "efi" in disk.ls("/boot")
+
+
+def test_first_boot_skips_systemds_update_services(disk: Disk) -> None:
+    # ConditionNeedsUpdate= compares these files' mtime with /usr's.
+    for directory in ("/etc", "/var"):
+        mtime = re.search(r"mtime: (0x[0-9a-f]+)", disk.debugfs(f"stat {directory}/.updated"))
+        usr = re.search(r"mtime: (0x[0-9a-f]+)", disk.debugfs("stat /usr"))
+        assert mtime and usr
+        assert int(mtime.group(1), 16) >= int(usr.group(1), 16)
