@@ -10,11 +10,14 @@ DISTRO ?=
 SOURCE ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv host-deps test test-fast lint golden golden-ztest clean
+.PHONY: help venv host-deps test test-fast lint golden golden-ztest ztest rc clean
 
 help:
 	@echo "make golden-ztest DISTRO=<name|all> [SOURCE=bootstrap]  build ztest golden(s)"
 	@echo "make golden DISTRO=<name|all> [SOURCE=bootstrap]        build lean golden(s)"
+	@echo "make ztest DISTRO=<name|all> [SUITE=quick|linux|linux-fault | RUN=test | GROUP=g1,g2 | RECIPE=file]"
+	@echo "                 run the ZFS test suite in clones of the ztest golden(s)"
+	@echo "make rc [DISTROS=d1,d2] [SOURCE=bootstrap]  rebuild ztest goldens, gate on the quick suite"
 	@echo "make test        host tools + venv + ruff + mypy + pytest (all tests, incl. VMs)"
 	@echo "make test-fast   the same without tests that boot VMs"
 	@echo "make lint        ruff + mypy"
@@ -53,6 +56,19 @@ golden-ztest: host-deps $(STAMP)
 golden: host-deps $(STAMP)
 	@test -n "$(DISTRO)" || { echo "usage: make golden DISTRO=<name|all>"; exit 2; }
 	$(CLI) golden $(DISTRO) $(if $(SOURCE),--source $(SOURCE))
+
+# The test stage; `make test` stays the project's own tests.
+SUITE  ?=
+RUN    ?=
+GROUP  ?=
+RECIPE ?=
+DISTROS ?=
+ztest: $(STAMP)
+	@test -n "$(DISTRO)" || { echo "usage: make ztest DISTRO=<name|all> [SUITE=...|RUN=...|GROUP=...|RECIPE=...]"; exit 2; }
+	$(CLI) test $(DISTRO) $(if $(RUN),--run $(RUN),$(if $(GROUP),--group $(GROUP),$(if $(RECIPE),--recipe $(RECIPE),--suite $(or $(SUITE),quick))))
+
+rc: host-deps $(STAMP)
+	$(CLI) rc $(if $(DISTROS),--distros $(DISTROS)) $(if $(SOURCE),--source $(SOURCE))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -6,6 +6,7 @@ import argparse
 
 from imagefactory.build.leftovers import kill_orphans, stale_locks
 from imagefactory.store.select import open_store
+from imagefactory.testrun.kept import remove_forgotten_clones
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "gc",
         help="remove crashed builds' leftovers and retired goldens without clones",
         description="Kills orphaned build QEMUs, removes abandoned build volumes and stale "
-        "locks, finishes or undoes interrupted publishes, and destroys retired goldens that "
-        "no clone depends on.  Never touches anything without the store's role marker.",
+        "locks, finishes or undoes interrupted publishes, removes test clones whose run is "
+        "over and which no process uses, and destroys retired goldens that no clone depends "
+        "on.  Never touches anything without the store's role marker.",
     )
     parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR")
     parser.add_argument("--dry-run", action="store_true", help="only say what would go")
@@ -26,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
     for orphan in kill_orphans(dry_run=args.dry_run):
         print(f"{'would kill' if args.dry_run else 'killed'} QEMU {orphan.pid} ({orphan.name})")
     store = open_store(args.store)
+    # Test clones first (kept with `klab test --keep`, or left by a killed run): a retired
+    # golden they pin can then go in the same gc.
+    for name in remove_forgotten_clones(store, dry_run=args.dry_run):
+        print(f"{verb} forgotten test clone {name}")
     report = store.gc(dry_run=args.dry_run)
     for name in report.removed:
         print(f"{verb} {name}")
