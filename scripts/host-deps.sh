@@ -9,7 +9,7 @@ set -euo pipefail
 readonly BACKPORTS_LIST=/etc/apt/sources.list.d/imagefactory-backports.sources
 readonly HOST_PACKAGES=(
   mmdebstrap e2fsprogs fdisk gdisk extlinux syslinux-common dosfstools mtools
-  gpg gpgv shellcheck curl ca-certificates cloud-init ovmf kmod
+  gpg gpgv shellcheck curl ca-certificates cloud-init ovmf kmod bpftrace
 )
 readonly BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 
