@@ -17,7 +17,7 @@ imagefactory/testrun/absent.py (tests/unit/testrun/test_select_tests.py checks t
 --groups G,..  keep only sections tagged G, or whose directory is G or below it
                (`cli_root`, `cli_root/zpool_create`)
 The report (JSON) lists the runfiles read, the tests selected and the tests absent.
-Exit status: 0 when the runfile was written (even with no test in it), 2 on bad input.
+Exit status: 0 when the runfile was written (even with no test in it), 1 on bad input.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def _group(text: str) -> str:
     group = text.strip().strip("/")
     if group.startswith("tests/functional/"):
         group = group.removeprefix("tests/functional/")
-    if not _TEST.fullmatch(group):
+    if not _TEST.fullmatch(group) or ".." in group.split("/"):
         raise UsageError(f"--group {text!r} is not a group name", hint="e.g. cli_root,encryption")
     return group
 
