@@ -14,8 +14,7 @@ import pytest
 from imagefactory.errors import CommandError
 from imagefactory.fetch.bootstrap import build_bootstrap_image
 from imagefactory.run import run
-from tests.fixtures.guest_images import guest_image, guest_source
-from tests.integration.fetch.test_bootstrap_image import raw_copy
+from tests.fixtures.guest_images import guest_image, guest_source, raw_copy
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(3600)]
 

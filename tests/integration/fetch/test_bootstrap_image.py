@@ -21,54 +21,18 @@ from imagefactory.fetch.disk_image import MIB
 from imagefactory.run import run
 from tests.fixtures.guest_images import (
     TEST_DISK_BYTES,
+    GuestDisk,
     guest_image,
     guest_images_cache,
     guest_source,
+    raw_copy,
 )
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(3600)]
 
 
-class Disk:
-    """A raw copy of an image with helpers to read its partitions in place."""
-
-    def __init__(self, raw: Path) -> None:
-        self.raw = raw
-        table = json.loads(run(["sfdisk", "--json", raw]).stdout)["partitiontable"]
-        self.table = table
-        self.parts = {p["name"]: p for p in table["partitions"]}
-
-    def offset(self, name: str) -> int:
-        return int(self.parts[name]["start"]) * 512
-
-    def debugfs(self, request: str) -> str:
-        return run(["debugfs", "-R", request, f"{self.raw}?offset={self.offset('root')}"]).stdout
-
-    def cat(self, path: str) -> str:
-        return self.debugfs(f"cat {path}")
-
-    def ls(self, path: str) -> list[str]:
-        # `ls -p` lines look like /inode/mode/uid/gid/name/size/
-        return [line.split("/")[5] for line in self.debugfs(f"ls -p {path}").splitlines() if line]
-
-    def symlink(self, path: str) -> str:
-        match = re.search(r'Fast link dest: "([^"]*)"', self.debugfs(f"stat {path}"))
-        assert match, f"{path} is not a symlink"
-        return match.group(1)
-
-    def blkid(self, name: str) -> dict[str, str]:
-        out = run(["blkid", "-p", "-o", "export", "-O", str(self.offset(name)), self.raw]).stdout
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def raw_copy(image: Path, directory: Path) -> Disk:
-    raw = directory / "disk.raw"
-    run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", image, raw])
-    return Disk(raw)
-
-
 @pytest.fixture(scope="module")
-def disk(bootstrap_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Disk:
+def disk(bootstrap_image: Path, tmp_path_factory: pytest.TempPathFactory) -> GuestDisk:
     return raw_copy(bootstrap_image, tmp_path_factory.mktemp("bios"))
 
 
@@ -79,7 +43,7 @@ def test_image_is_a_small_compressed_qcow2_of_the_requested_size(bootstrap_image
     assert bootstrap_image.stat().st_size < 300 * MIB
 
 
-def test_disk_is_gpt_with_a_bios_bootable_root_and_syslinux_mbr(disk: Disk) -> None:
+def test_disk_is_gpt_with_a_bios_bootable_root_and_syslinux_mbr(disk: GuestDisk) -> None:
     assert disk.table["label"] == "gpt"
     assert set(disk.parts) == {"root"}
     root = disk.parts["root"]
@@ -89,7 +53,7 @@ def test_disk_is_gpt_with_a_bios_bootable_root_and_syslinux_mbr(disk: Disk) -> N
         assert f.read(440) == disk_image.find_gptmbr().read_bytes()[:440]
 
 
-def test_root_is_ext4_with_kernel_initrd_and_extlinux(disk: Disk) -> None:
+def test_root_is_ext4_with_kernel_initrd_and_extlinux(disk: GuestDisk) -> None:
     assert disk.blkid("root")["TYPE"] == "ext4"
     boot = disk.ls("/boot")
     kernel = disk.symlink("/boot/vmlinuz")
@@ -100,7 +64,7 @@ def test_root_is_ext4_with_kernel_initrd_and_extlinux(disk: Disk) -> None:
     assert {"extlinux.conf", "ldlinux.sys", "ldlinux.c32"} <= set(disk.ls("/boot/extlinux"))
 
 
-def test_extlinux_boots_the_root_by_uuid_with_a_serial_console(disk: Disk) -> None:
+def test_extlinux_boots_the_root_by_uuid_with_a_serial_console(disk: GuestDisk) -> None:
     config = disk.cat("/boot/extlinux/extlinux.conf")
     uuid = disk.blkid("root")["UUID"]
     assert config == bootstrap_files.extlinux_conf(uuid)
@@ -108,13 +72,13 @@ def test_extlinux_boots_the_root_by_uuid_with_a_serial_console(disk: Disk) -> No
     assert disk.cat("/etc/fstab").startswith(f"UUID={uuid}\t/\text4")
 
 
-def test_cloud_init_is_installed_and_looks_for_nocloud_only(disk: Disk) -> None:
+def test_cloud_init_is_installed_and_looks_for_nocloud_only(disk: GuestDisk) -> None:
     assert "cloud-init" in disk.ls("/usr/bin")
     config = yaml.safe_load(disk.cat("/" + bootstrap_files.CLOUD_CFG_PATH))
     assert config["datasource_list"] == ["NoCloud", "None"]
 
 
-def test_networking_is_systemd_networkd_with_resolved_and_no_ifupdown(disk: Disk) -> None:
+def test_networking_is_systemd_networkd_with_resolved_and_no_ifupdown(disk: GuestDisk) -> None:
     assert "systemd-networkd.service" in disk.ls("/etc/systemd/system/multi-user.target.wants")
     assert disk.symlink("/etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
     assert "ip" in disk.ls("/usr/bin") or "ip" in disk.ls("/usr/sbin")
@@ -122,7 +86,7 @@ def test_networking_is_systemd_networkd_with_resolved_and_no_ifupdown(disk: Disk
     assert "DHCP=yes" in disk.cat("/" + bootstrap_files.FALLBACK_NETWORK_PATH)
 
 
-def test_image_has_no_host_identity(disk: Disk) -> None:
+def test_image_has_no_host_identity(disk: GuestDisk) -> None:
     assert disk.cat("/etc/machine-id") == ""
     assert disk.cat("/etc/hostname") == "debian\n"
     assert "sudo" in disk.ls("/usr/bin")
@@ -160,7 +124,7 @@ def test_uefi_image_has_an_esp_with_grub_reading_the_ext4_root(
     assert "efi" in disk.ls("/boot")
 
 
-def test_first_boot_skips_systemds_update_services(disk: Disk) -> None:
+def test_first_boot_skips_systemds_update_services(disk: GuestDisk) -> None:
     # ConditionNeedsUpdate= compares these files' mtime with /usr's.
     for directory in ("/etc", "/var"):
         mtime = re.search(r"mtime: (0x[0-9a-f]+)", disk.debugfs(f"stat {directory}/.updated"))
