@@ -150,7 +150,7 @@ def not_built(resolved: ResolvedSpec, store: Store) -> DistroOutcome:
 
 
 @dataclass
-class _Boot:
+class BootFiles:
     """One clone's boot: the files it needs, all under the distro's .work directory."""
 
     config: VmConfig
@@ -207,7 +207,8 @@ class Stage:
             return self.options.timeout
         return float(resolved.spec.test.timeout)
 
-    def _prepare(self, resolved: ResolvedSpec, clone: Clone, work: Path) -> _Boot:
+    def prepare(self, resolved: ResolvedSpec, clone: Clone, work: Path) -> BootFiles:
+        """The seed, SSH key, results disk and QEMU configuration of one clone's boot."""
         spec = resolved.spec
         work.mkdir(parents=True, exist_ok=True)
         suffix = clone.clone_id.rsplit("-", 1)[-1]
@@ -248,12 +249,12 @@ class Stage:
             boot_timeout=self.options.boot_allowance + hook_time + POWEROFF_ALLOWANCE,
         )
         uefi = find_uefi_firmware(spec.vm.machine) if spec.vm.firmware == "uefi" else None
-        return _Boot(config, plan, disk, key, mac, uefi)
+        return BootFiles(config, plan, disk, key, mac, uefi)
 
     # -- one distro ------------------------------------------------------------------------
 
     async def _boot_and_judge(
-        self, resolved: ResolvedSpec, boot: _Boot, artifacts: Path, facts: GoldenFacts
+        self, resolved: ResolvedSpec, boot: BootFiles, artifacts: Path, facts: GoldenFacts
     ) -> Judged:
         name = resolved.spec.name
         log.info("test.boot", distro=name, vm=boot.config.name, accel=boot.config.accel)
@@ -294,7 +295,7 @@ class Stage:
         return self.options.keep == "failed" and outcome.status is not DistroStatus.PASSED
 
     def _record_kept(
-        self, resolved: ResolvedSpec, clone: Clone, boot: _Boot | None, artifacts: Path
+        self, resolved: ResolvedSpec, clone: Clone, boot: BootFiles | None, artifacts: Path
     ) -> KeptClone:
         spec = resolved.spec
         key_path: Path | None = None
@@ -341,12 +342,12 @@ class Stage:
         work = artifacts / WORK_DIR
         started = time.monotonic()
         clone: Clone | None = None
-        boot: _Boot | None = None
+        boot: BootFiles | None = None
         judged: Judged | None = None
         try:
             clone = await self._store_call(self.store.clone, resolved.golden_leaf)
             log.info("test.cloned", distro=spec.name, clone=clone.name, golden=golden.name)
-            boot = await asyncio.to_thread(self._prepare, resolved, clone, work)
+            boot = await asyncio.to_thread(self.prepare, resolved, clone, work)
             judged = await self._boot_and_judge(resolved, boot, artifacts, facts)
         except ImageFactoryError as exc:
             log.error("test.infrastructure", distro=spec.name, error=str(exc))
