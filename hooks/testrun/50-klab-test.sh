@@ -62,6 +62,7 @@ inputs=${KLAB_TEST_INPUTS:-$work/inputs}
 chmod 0755 "$work"
 mkdir -p "$out" "$inputs" "$work/run"
 bpf_pids=()
+bpf_names=()
 written=0
 
 log() {
@@ -111,7 +112,7 @@ system_info() {
 # --- bpftrace alongside the tests ----------------------------------------------------------
 
 start_bpftrace() {
-    local name script waited pid
+    local name script waited i trace
     [[ -n $bpf_scripts ]] || return 0
     if ! command -v bpftrace >/dev/null; then
         log "bpftrace is not installed: no zio/txg traces"
@@ -126,25 +127,23 @@ start_bpftrace() {
         fi
         bpftrace "$script" >"$out/bpftrace/$name.txt" 2>&1 </dev/null &
         bpf_pids+=("$!")
+        bpf_names+=("$name")
         log "bpftrace $name.bt started (pid $!)"
     done
-    # Tracing that attaches after the tests began misses their start: wait, but bounded.
-    for pid in "${bpf_pids[@]}"; do
+    # Tracing that attaches after the tests began misses their start: wait, but bounded
+    # (compiling the probes takes a while under TCG).
+    for i in "${!bpf_pids[@]}"; do
+        trace=$out/bpftrace/${bpf_names[i]}.txt
         waited=0
-        while kill -0 "$pid" 2>/dev/null && ((waited < bpf_wait * 2)); do
-            if grep -q -e '^Attaching' -e 'tracing' "$out"/bpftrace/*.txt 2>/dev/null; then
-                break
-            fi
+        while kill -0 "${bpf_pids[i]}" 2>/dev/null && ((waited < bpf_wait * 2)); do
+            grep -q '^Attaching' "$trace" && break
             sleep 0.5
             waited=$((waited + 1))
         done
-    done
-    for name in $bpf_scripts; do
-        [[ -f $out/bpftrace/$name.txt ]] || continue
-        if grep -q '^Attaching' "$out/bpftrace/$name.txt"; then
-            log "bpftrace $name.bt attached"
+        if grep -q '^Attaching' "$trace"; then
+            log "bpftrace ${bpf_names[i]}.bt attached after $((waited / 2))s"
         else
-            log "bpftrace $name.bt did not attach (see bpftrace/$name.txt)"
+            log "bpftrace ${bpf_names[i]}.bt has not attached yet (see bpftrace/${bpf_names[i]}.txt)"
         fi
     done
 }
