@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.gpg_keys",
     "tests.fixtures.guest_images",
     "tests.fixtures.stores",
+    "tests.fixtures.ztest_golden",
     "tests.fixtures.zfs_host",
 ]
