@@ -267,6 +267,39 @@ class ZfsStore(Store):
                 raise StoreError(f"{path} still exists after its zvol was destroyed")
             time.sleep(0.1)
 
+    def _rename_volume(self, source: str, target: str) -> None:
+        """Rename a zvol and bring its partitions' device links along.
+
+        ZFS renames the zvol's own `/dev/zvol` link (it emits a change event for the whole
+        disk), but not those of its partitions: `<old name>-part1` stays behind, pointing at
+        the renamed zvol's partition - after a publish, a link named like the build volume
+        leads into the golden.  Replaying a change event for the partitions makes udev name
+        them anew and drop the stale links.  Best effort: the rename itself has happened.
+        """
+        self.lzc.rename(source, target)
+        if shutil.which("udevadm") is None:
+            return
+        try:
+            device = self._wait_device(target).resolve()
+        except StoreError as exc:
+            log.warning("store.links.not_refreshed", name=target, error=str(exc))
+            return
+        sys_dir = Path("/sys/class/block") / device.name
+        try:
+            partitions = sorted(
+                entry.name
+                for entry in sys_dir.iterdir()
+                if entry.name.startswith(device.name) and (entry / "partition").exists()
+            )
+        except OSError:
+            partitions = []
+        if partitions:
+            run(
+                ["udevadm", "trigger", "--action=change", *(f"/dev/{p}" for p in partitions)],
+                check=False,
+            )
+            _udev_settle()
+
     # --- build volumes -------------------------------------------------------------------
 
     def _build_volume(self, parsed: ParsedName, props: Props) -> BuildVolume:
@@ -439,7 +472,7 @@ class ZfsStore(Store):
             if retired is not None:
                 self._retire_locked(leaf, retired)
             crashpoint("zfs.publish.retired")
-            self.lzc.rename(build, golden)
+            self._rename_volume(build, golden)
             crashpoint("zfs.publish.renamed")
             zfs_cli.inherit(golden, PROP_REPLACES)
         log.info("store.published", store=self.spec, golden=golden, build_id=parsed.ident)
@@ -452,7 +485,7 @@ class ZfsStore(Store):
 
     def _retire_locked(self, leaf: str, retired: str) -> None:
         golden, target = self._full(leaf), self._full(retired)
-        self.lzc.rename(golden, target)
+        self._rename_volume(golden, target)
         crashpoint("zfs.retire.renamed")
         self._normalize_retired(target)
 
@@ -562,7 +595,7 @@ class ZfsStore(Store):
         if committed:
             assert replaces is not None
             self._normalize_retired(self._full(replaces))
-            self.lzc.rename(build, golden)
+            self._rename_volume(build, golden)
             zfs_cli.inherit(golden, PROP_REPLACES)
             log.warning("store.recover.publish_completed", golden=golden)
             return

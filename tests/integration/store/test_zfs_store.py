@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,146 @@ def test_libzfs_core_initialisation_failure_is_a_clear_error(zfs_store: ZfsStore
     with pytest.raises(ZfsUnavailable, match="/dev/zfs") as info:
         lzc._call("open", "/dev/zfs", fails_like_a_missing_dev_zfs)
     assert info.value.hint is not None and "modprobe zfs" in info.value.hint
+
+
+def _wait_for_link_to_go(path: Path, timeout: float = 60.0) -> bool:
+    """udev removes /dev/zvol links after the zvol is gone; give it time to catch up."""
+    deadline = time.monotonic() + timeout
+    while path.exists() or path.is_symlink():
+        if time.monotonic() > deadline:
+            return False
+        subprocess.run(["udevadm", "settle", "--timeout=10"], check=False)
+        time.sleep(0.2)
+    return True
+
+
+def test_destroying_a_clone_removes_dataset_and_device_and_keeps_the_golden_sealed(
+    zfs_store: ZfsStore, make_image: ImageMaker
+) -> None:
+    import libzfs_core
+
+    publish(zfs_store, make_image(1), "b1")
+    clone = zfs_store.clone(LEAF, "run1")
+    snap = f"{zfs_store.root}/{LEAF}@golden"
+    assert zget(snap, "clones")[0] == clone.name
+    zfs_store.destroy_clone(clone)
+    assert not exists(clone.name)
+    assert _wait_for_link_to_go(clone.path), f"{clone.path} outlived its zvol"
+    assert zget(snap, "clones")[0] in ("", "-")
+    assert HOLD_TAG.encode() in libzfs_core.lzc_get_holds(snap.encode())
+    assert zget(f"{zfs_store.root}/{LEAF}", "readonly") == ("on", "local")
+
+
+def test_retire_renames_to_retired_keeps_it_held_and_gc_destroys_it(
+    zfs_store: ZfsStore, make_image: ImageMaker
+) -> None:
+    import libzfs_core
+
+    root = zfs_store.root
+    publish(zfs_store, make_image(1), "b1")
+    retired = zfs_store.retire(LEAF)
+    dataset, _, snapshot = retired.name.partition("@")
+    assert snapshot == "retired" and dataset.startswith(f"{root}/{LEAF}.retired-")
+    assert not exists(f"{root}/{LEAF}")  # the name is free for the next publish
+    assert zget(dataset, "imagefactory:role") == ("retired", "local")
+    assert zget(retired.name, "imagefactory:role") == ("retired", "local")
+    assert zget(retired.name, "imagefactory:build_id")[0] == "b1"
+    assert zget(dataset, "readonly") == ("on", "local")
+    assert HOLD_TAG.encode() in libzfs_core.lzc_get_holds(retired.name.encode())
+    assert zfs("destroy", retired.name, check=False).returncode != 0
+
+    assert zfs_store.gc().removed == [dataset.rsplit("/", 1)[1]]
+    assert not exists(dataset)
+    assert zfs("list", "-H", "-o", "name", "-t", "all", "-r", root).stdout.split() == [root]
+
+
+def test_listed_goldens_report_what_zfs_itself_shows(
+    zfs_store: ZfsStore, make_image: ImageMaker
+) -> None:
+    publish(zfs_store, make_image(1), "b1", volblocksize=16384)
+    publish(zfs_store, make_image(2), "b2", volblocksize=65536)  # retires b1
+    clone = zfs_store.clone(LEAF, "run1")
+    goldens = zfs_store.list_goldens(include_retired=True)
+    assert [(g.provenance.build_id, g.retired) for g in goldens] == [("b2", False), ("b1", True)]
+    for golden in goldens:
+        dataset = golden.name.split("@")[0]
+        assert golden.virtual_size == int(zget(golden.name, "volsize")[0]) == IMAGE_SIZE
+        assert golden.allocated == int(zget(golden.name, "referenced")[0])
+        assert int(golden.created.timestamp()) == int(zget(golden.name, "creation")[0])
+        assert golden.readonly and zget(dataset, "readonly")[0] == "on"
+        for field, value in golden.provenance.to_properties().items():
+            assert zget(golden.name, f"imagefactory:{field}")[0] == value, field
+    assert zget(goldens[0].name.split("@")[0], "volblocksize")[0] == "65536"
+    assert goldens[0].clones == (clone.name,) and goldens[1].clones == ()
+    assert zfs_store.get_golden(LEAF) == goldens[0]
+
+
+def _with_partition_table(image: Path) -> Path:
+    """Give a raw test image an MBR with one Linux partition (1 MiB to the end), the way
+    every real golden is partitioned, so the kernel makes partition devices of its zvols."""
+    sectors = image.stat().st_size // 512
+    entry = bytes([0x00, 0, 0, 0, 0x83, 0, 0, 0])
+    entry += (2048).to_bytes(4, "little") + (sectors - 2048).to_bytes(4, "little")
+    with image.open("r+b") as f:
+        f.seek(446)
+        f.write(entry + bytes(48) + b"\x55\xaa")
+    return image
+
+
+def _wait_for_link(path: Path, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        subprocess.run(["udevadm", "settle", "--timeout=10"], check=False)
+        time.sleep(0.2)
+    return True
+
+
+def partition_links(root: str) -> dict[str, str]:
+    """The `-partN` links under the store's root: link name -> device it points at."""
+    directory = Path("/dev/zvol") / root
+    return {
+        link.name: link.resolve().name
+        for link in sorted(directory.glob("*-part*"))
+        if link.is_symlink()
+    }
+
+
+def test_partition_links_follow_their_zvol_through_write_publish_retire_and_gc(
+    zfs_store: ZfsStore, make_image: ImageMaker
+) -> None:
+    root = zfs_store.root
+    image = _with_partition_table(make_image(5))
+    volume = zfs_store.create_build_volume(LEAF, "b1", IMAGE_SIZE)
+    volume = zfs_store.write_image(volume, image, source_format="raw")
+    build_part = Path(f"{volume.path}-part1")
+    assert _wait_for_link(build_part), f"no {build_part}: the kernel saw no partition table"
+    # Rewriting destroys and recreates the zvol while udev knows its partitions.
+    volume = zfs_store.write_image(volume, image, source_format="raw")
+    assert _wait_for_link(build_part)
+
+    zfs_store.publish(volume, provenance("b1"))
+    first = (Path("/dev/zvol") / root / LEAF).resolve().name
+    # No link named like the build volume may lead into the golden.
+    assert partition_links(root) == {f"{LEAF}-part1": f"{first}p1"}
+
+    publish(zfs_store, image, "b2")  # retires b1
+    second = (Path("/dev/zvol") / root / LEAF).resolve().name
+    retired = next(g for g in zfs_store.list_goldens(include_retired=True) if g.retired)
+    retired_child = retired.name.split("@")[0].rsplit("/", 1)[1]
+    assert partition_links(root) == {
+        f"{LEAF}-part1": f"{second}p1",
+        f"{retired_child}-part1": f"{first}p1",
+    }
+
+    clone = zfs_store.clone(LEAF, "run1")
+    clone_part = Path(f"{clone.path}-part1")
+    assert _wait_for_link(clone_part)
+    with clone.path.open("rb") as dev:
+        assert hashlib.sha256(dev.read()).digest() == hashlib.sha256(image.read_bytes()).digest()
+    zfs_store.destroy_clone(clone)
+    assert _wait_for_link_to_go(clone_part) and _wait_for_link_to_go(clone.path)
+    zfs_store.gc()
+    subprocess.run(["udevadm", "settle", "--timeout=30"], check=False)
+    assert partition_links(root) == {f"{LEAF}-part1": f"{second}p1"}
