@@ -21,6 +21,7 @@ import structlog
 
 from imagefactory.store.base import Clone, Store
 from imagefactory.store.owner import owner_alive
+from imagefactory.vm.qemu_args import accel_args
 
 log = structlog.get_logger(__name__)
 
@@ -42,13 +43,15 @@ class KeptClone:
     artifacts: Path
     uefi_code: Path | None = None
     uefi_vars: Path | None = None
+    accel: str = "tcg"
+    cpu_model: str = "max"
 
     def qemu_command(self, ssh_port: int = SSH_PORT) -> list[str]:
         argv = [
             "qemu-system-x86_64",
             "-machine", self.machine,
-            "-accel", "kvm", "-accel", "tcg",
-            "-cpu", "max",
+            *accel_args(self.accel),  # type: ignore[arg-type]
+            "-cpu", self.cpu_model,
             "-smp", str(self.cpus),
             "-m", str(self.memory_mib),
             "-nographic",

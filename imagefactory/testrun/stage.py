@@ -322,6 +322,8 @@ class Stage:
             artifacts=artifacts,
             uefi_code=uefi_code,
             uefi_vars=uefi_vars,
+            accel=boot.config.accel if boot is not None else "tcg",
+            cpu_model=spec.vm.cpu_model,
         )
         kept.write()
         self.kept.append(kept)

@@ -1,0 +1,160 @@
+"""The test stage end to end: real clones of the real Debian ztest golden under TCG.
+
+Each case runs `klab` as a user would (a subprocess, the golden's store from the fixture's
+environment, a private history and run directory) and then checks what it left: artifacts,
+history rows, and nothing else -- no clone, no QEMU process, no seed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagefactory.store.select import open_store
+from imagefactory.testrun.results import parse_file
+from tests.fixtures.ztest_golden import ZtestGolden
+
+pytestmark = [pytest.mark.vm, pytest.mark.root, pytest.mark.timeout(7200)]
+
+KLAB = (sys.executable, "-m", "imagefactory", "--log-format", "json")
+ZPOOL_CREATE = "cli_root/zpool_create/zpool_create_001_pos"
+
+
+def klab(
+    golden: ZtestGolden, tmp_path: Path, *args: str, timeout: float = 5400
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **golden.env,
+        "KLAB_STATE_DIR": str(tmp_path / "state"),
+        "KLAB_LOG_DIR": str(tmp_path / "runs"),
+    }
+    return subprocess.run(
+        [*KLAB, *args], env=env, capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+def qemus_named(name_part: str) -> list[int]:
+    """QEMU processes whose VM name contains `name_part` (ours are `<leaf>-test-<clone>`)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and any(name_part.encode() in a for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
+def only_run_dir(tmp_path: Path) -> Path:
+    [run] = list((tmp_path / "runs").iterdir())
+    return run
+
+
+def assert_nothing_left(golden: ZtestGolden, run_dir: Path) -> None:
+    store = open_store(golden.store)
+    assert store.list_clones(golden.leaf) == [], "a clone survived the run"
+    assert qemus_named(f"{golden.leaf}-test-") == [], "a test QEMU survived the run"
+    assert not list(run_dir.rglob(".work")), "the seed/work directory survived"
+    assert not list(run_dir.rglob("seed.iso")), "a seed survived"
+    assert not list(run_dir.rglob("results.img")), "the results disk survived"
+
+
+def test_one_real_test_passes_and_is_in_the_history(
+    debian_ztest_golden: ZtestGolden, tmp_path: Path
+) -> None:
+    proc = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--run", ZPOOL_CREATE)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    row = next(line for line in proc.stdout.splitlines() if line.startswith(ZPOOL_CREATE))
+    assert "✅" in row
+    assert "debian13: " in proc.stdout and " 0 failed" in proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    artifacts = run_dir / "debian13"
+    parsed = parse_file(artifacts / "test.log")
+    assert parsed.complete
+    assert {t.name: t.result for t in parsed.tests}[ZPOOL_CREATE] == "PASS"
+    for name in ("console.log", "dmesg.txt", "zpool-status.txt", "bpftrace/zio.txt",
+                 "bpftrace/txg.txt", "golden.json", "selection.run"):  # fmt: skip
+        assert (artifacts / name).is_file(), name
+    assert "Attaching" in (artifacts / "bpftrace" / "txg.txt").read_text()
+    assert (artifacts / "test_results").is_dir()
+    for name in ("matrix.txt", "summary.md", "junit.xml"):
+        assert (run_dir / name).is_file()
+
+    history = klab(debian_ztest_golden, tmp_path, "history", "--test", ZPOOL_CREATE, "--json")
+    rows = json.loads(history.stdout)
+    assert [(r["distro"], r["result"]) for r in rows] == [("debian13", "PASS")]
+    assert rows[0]["zfs_version"].startswith("2.3.")
+    assert rows[0]["log_path"] and (artifacts / rows[0]["log_path"]).is_dir()
+    assert_nothing_left(debian_ztest_golden, run_dir)
+
+
+def test_recipes_pass_and_fail_and_keep_keeps_the_clone_until_gc(
+    debian_ztest_golden: ZtestGolden, tmp_path: Path
+) -> None:
+    good = tmp_path / "zpool-works.sh"
+    good.write_text(
+        "#!/usr/bin/env bash\nset -euo pipefail\n"
+        "truncate -s 256M /var/tmp/r.img\nzpool create -f rtank /var/tmp/r.img\n"
+        "zpool destroy rtank\nrm /var/tmp/r.img\necho 'zpool-works: PASS'\n"
+    )
+    bad = tmp_path / "always-fails.sh"
+    bad.write_text("#!/usr/bin/env bash\necho 'always-fails: FAIL: on purpose' >&2\nexit 1\n")
+
+    proc = klab(
+        debian_ztest_golden, tmp_path, "test", "debian13",
+        "--recipe", str(good), "--recipe", str(bad), "--keep",
+    )  # fmt: skip
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-6000:]
+    lines = proc.stdout.splitlines()
+    assert "✅" in next(line for line in lines if line.startswith("recipes/zpool-works"))
+    assert "❌" in next(line for line in lines if line.startswith("recipes/always-fails"))
+    assert "kept the clone of debian13" in proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    assert "on purpose" in (run_dir / "debian13" / "recipes" / "always-fails.log").read_text()
+    assert (run_dir / "debian13" / "kept-clone.txt").is_file()
+    store = open_store(debian_ztest_golden.store)
+    [kept] = store.list_clones(debian_ztest_golden.leaf)
+    assert qemus_named(f"{debian_ztest_golden.leaf}-test-") == []
+
+    # Recipes are not rerun by --rerun-failed (they are named with --recipe): no boot.
+    rerun = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--rerun-failed")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "not rerun: recipes/always-fails" in rerun.stdout
+
+    gc = klab(debian_ztest_golden, tmp_path, "gc")
+    assert gc.returncode == 0, gc.stderr[-3000:]
+    assert f"removed forgotten test clone {kept.name}" in gc.stdout
+    assert_nothing_left(debian_ztest_golden, run_dir)
+
+
+def test_rc_gates_the_quick_suite_and_reports_unbuilt_distros(
+    debian_ztest_golden: ZtestGolden, tmp_path: Path
+) -> None:
+    """The release gate on this host: Debian's golden as the fixture built it (a rebuild is
+    the fixture's own build, already checked), CentOS cannot be built here: "not built"."""
+    proc = klab(
+        debian_ztest_golden, tmp_path, "rc", "--distros", "debian13,centos9", "--no-rebuild",
+        timeout=7000,
+    )  # fmt: skip
+
+    run_dir = only_run_dir(tmp_path)
+    run = json.loads((run_dir / "run.json").read_text())
+    statuses = {d["distro"]: d for d in run["distros"]}
+    assert statuses["centos9"]["status"] == "not-built"
+    debian = statuses["debian13"]
+    assert debian["counts"]["passed"] > 30, debian
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "centos9: not built" in proc.stdout
+    junit = (run_dir / "junit.xml").read_text()
+    assert '<testsuite name="debian13"' in junit and '<testsuite name="centos9"' in junit
+    assert "| centos9 | not-built |" in (run_dir / "summary.md").read_text()
+    assert_nothing_left(debian_ztest_golden, run_dir)

@@ -1,0 +1,165 @@
+"""The test stage's small decisions: which distros, how many at once, what a clone needs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagefactory.cli import main
+from imagefactory.errors import UsageError
+from imagefactory.spec.loader import all_distro_names, load_distro
+from imagefactory.store.base import Clone
+from imagefactory.testrun.jobs import default_jobs, resolve_jobs
+from imagefactory.testrun.kept import KeptClone, in_use
+from imagefactory.testrun.release import BuildRecord, not_built_outcomes, source_for
+from imagefactory.testrun.stage import random_mac, resolve_distros
+
+GIB = 1024**3
+
+
+def test_all_means_every_distro_and_aliases_are_not_run_twice() -> None:
+    assert [r.spec.name for r in resolve_distros(["all"])] == all_distro_names()
+    twice = resolve_distros(["debian13", "trixie", "debian"])
+    assert [r.spec.name for r in twice] == ["debian13"]
+    assert twice[0].kind == "ztest"
+
+
+def test_an_unknown_distro_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        resolve_distros(["plan9"])
+
+
+def test_jobs_fit_memory_and_cores() -> None:
+    specs = [r.spec for r in resolve_distros(["all"])]  # 4 GiB, 2 vCPUs each
+    assert default_jobs(specs, memory=64 * GIB, cores=2) == 1
+    assert default_jobs(specs, memory=64 * GIB, cores=32) == 5
+    assert default_jobs(specs, memory=11 * GIB, cores=32) == 2  # 5 GiB per clone
+    assert default_jobs(specs, memory=1 * GIB, cores=32) == 1  # never zero
+    assert resolve_jobs(8, specs[:2]) == 2
+    with pytest.raises(UsageError):
+        resolve_jobs(0, specs)
+
+
+def test_every_clone_gets_its_own_mac_in_qemus_range() -> None:
+    macs = {random_mac() for _ in range(50)}
+    assert len(macs) == 50
+    assert all(re.fullmatch(r"52:54:00(:[0-9a-f]{2}){3}", m) for m in macs)
+
+
+def _kept(tmp_path: Path) -> KeptClone:
+    clone = Clone(
+        leaf="klab-ztest-debian",
+        clone_id="c1",
+        name="/store/klab-ztest-debian.clone-c1.qcow2",
+        path=Path("/store/klab-ztest-debian.clone-c1.qcow2"),
+        format="qcow2",
+        origin="/store/klab-ztest-debian.qcow2",
+        origin_build_id="b1",
+        store="file:/store",
+        owner="x:1:1",
+    )
+    return KeptClone(
+        distro="debian13",
+        store="file:/store",
+        clone=clone,
+        mac="52:54:00:aa:bb:cc",
+        memory_mib=4096,
+        cpus=2,
+        machine="q35",
+        ssh_key=tmp_path / "ssh" / "id_ed25519",
+        user="debian",
+        artifacts=tmp_path,
+    )
+
+
+def test_a_kept_clone_comes_with_a_command_that_boots_it_on_its_network(tmp_path: Path) -> None:
+    kept = _kept(tmp_path)
+
+    argv = kept.qemu_command()
+    text = kept.instructions()
+
+    assert "file=/store/klab-ztest-debian.clone-c1.qcow2,format=qcow2,if=virtio" in argv
+    nic = argv[argv.index("-nic") + 1]
+    assert "mac=52:54:00:aa:bb:cc" in nic and "hostfwd=tcp:127.0.0.1:2222-:22" in nic
+    assert f"ssh -i {tmp_path / 'ssh' / 'id_ed25519'} -p 2222" in text
+    assert "debian@127.0.0.1" in text and "klab gc --store file:/store" in text
+    assert kept.write().read_text().startswith("kept the clone of debian13")
+    assert argv[argv.index("-accel") + 1] == "tcg,thread=multi"
+
+
+def test_the_printed_command_line_is_one_qemu_accepts(tmp_path: Path) -> None:
+    """QEMU parses it and opens the disk (paused with -S: nothing boots)."""
+    disk = tmp_path / "clone.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    base = _kept(tmp_path)
+    kept = dataclasses.replace(base, clone=dataclasses.replace(base.clone, path=disk))
+    argv = kept.qemu_command(ssh_port=0)
+    argv[argv.index("-nographic")] = "-S"
+    qemu = subprocess.Popen(
+        [*argv, "-display", "none", "-monitor", "none", "-serial", "none"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            qemu.wait(timeout=3)
+        assert qemu.returncode is None, qemu.communicate()[1]
+    finally:
+        qemu.kill()
+        qemu.wait()
+
+
+def test_a_clone_some_process_has_open_is_in_use(tmp_path: Path) -> None:
+    kept = _kept(tmp_path)
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"")
+    clone = dataclasses.replace(kept.clone, path=disk)
+
+    assert not in_use(clone)
+    with disk.open("rb"):
+        assert in_use(clone)
+
+
+def test_a_failed_rebuild_is_not_built_with_its_reason() -> None:
+    outcomes = not_built_outcomes(
+        [BuildRecord("debian13", True, 10.0), BuildRecord("centos9", False, 20.0, error="no net")]
+    )
+    assert list(outcomes) == ["centos9"]
+    assert outcomes["centos9"].status == "not-built"
+    assert outcomes["centos9"].message == "the rebuild failed: no net"
+
+
+def test_bootstrap_is_used_only_where_a_spec_has_it() -> None:
+    assert source_for(load_distro("debian13", kind="ztest"), "bootstrap") == "bootstrap"
+    assert source_for(load_distro("centos9", kind="ztest"), "bootstrap") is None
+    assert source_for(load_distro("centos9", kind="ztest"), "cloud_image") == "cloud_image"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["test", "debian13"],
+        ["test", "debian13", "--suite", "quick", "--run", "a/b"],
+        ["test", "debian13", "--rerun-failed", "--suite", "quick"],
+        ["test", "nosuchdistro", "--suite", "quick"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_rerun_failed_without_history_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        ["test", "debian13", "--rerun-failed", "--history", str(tmp_path / "none.sqlite")]
+    )
+    assert status == 2
+    assert "no test history" in capsys.readouterr().err
