@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -124,6 +125,10 @@ def test_golden_volume_is_readonly(zfs_store: ZfsStore, make_image: ImageMaker) 
     assert zget(f"{zfs_store.root}/{LEAF}", "readonly") == ("on", "local")
     golden = zfs_store.get_golden(LEAF)
     assert golden is not None and golden.readonly
+    # ...and the kernel enforces it: the golden's device cannot be opened for writing.
+    with pytest.raises(OSError) as info:
+        os.close(os.open(Path("/dev/zvol") / zfs_store.root / LEAF, os.O_WRONLY))
+    assert info.value.errno == errno.EROFS
 
 
 def test_golden_snapshot_is_held_and_cannot_be_destroyed(
