@@ -23,6 +23,7 @@ anyway) and run in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import secrets
@@ -57,6 +58,7 @@ from imagefactory.testrun.results_disk import (
     extract_results,
 )
 from imagefactory.testrun.selection import Selection
+from imagefactory.testrun.watch import ConsoleWatch
 from imagefactory.vm.accel import AccelChoice, select_accel
 from imagefactory.vm.firmware import UefiFirmware, find_uefi_firmware
 from imagefactory.vm.fromspec import vm_config
@@ -173,8 +175,10 @@ class Stage:
         *,
         on_outcome: Callable[[Judged], None] | None = None,
         preset: Mapping[str, DistroOutcome] | None = None,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.specs = list(specs)
+        self.report = report
         self.preset = dict(preset or {})
         self.selection = selection
         self.options = options
@@ -253,14 +257,40 @@ class Stage:
 
     # -- one distro ------------------------------------------------------------------------
 
+    async def _provision_watched(
+        self, name: str, boot: BootFiles, artifacts: Path
+    ) -> ProvisionResult:
+        """Boot and run the hook; stop early when the runner never starts (BootStalled)."""
+        watch = ConsoleWatch(
+            artifacts / "console.log",
+            name,
+            boot_allowance=self.options.boot_allowance,
+            report=self.report,
+        )
+        provisioning = asyncio.create_task(
+            provision_async(
+                boot.config, boot.plan, log_dir=artifacts, qemu=self.options.qemu, uefi=boot.uefi
+            )
+        )
+        watching = asyncio.create_task(watch.run())
+        try:
+            await asyncio.wait({provisioning, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not provisioning.done():
+                watching.result()  # raises BootStalled; `finally` stops the VM
+            return provisioning.result()
+        finally:
+            for task in (watching, provisioning):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
     async def _boot_and_judge(
         self, resolved: ResolvedSpec, boot: BootFiles, artifacts: Path, facts: GoldenFacts
     ) -> Judged:
         name = resolved.spec.name
         log.info("test.boot", distro=name, vm=boot.config.name, accel=boot.config.accel)
-        result: ProvisionResult = await provision_async(
-            boot.config, boot.plan, log_dir=artifacts, qemu=self.options.qemu, uefi=boot.uefi
-        )
+        result = await self._provision_watched(name, boot, artifacts)
         (artifacts / "hooks.txt").write_text(result.report() + "\n", encoding="utf-8")
         hook_seconds = result.hooks[0].seconds if result.hooks else None
         try:
@@ -467,7 +497,9 @@ def run_stage(
             if report is not None:
                 report(summary_line(judged.outcome))
 
-        stage = Stage(specs, selection, options, store, on_outcome=recorded, preset=preset)
+        stage = Stage(
+            specs, selection, options, store, on_outcome=recorded, preset=preset, report=report
+        )
         stage.run_dir.mkdir(parents=True, exist_ok=True)
         history.start_run(
             stage.run_id,

@@ -193,3 +193,25 @@ def test_ctrl_c_during_a_boot_stops_qemu_and_destroys_the_clone(
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert store.list_clones() == []
     assert not (stage.run_dir / "debian13" / ".work").exists()
+
+
+def test_a_clone_that_never_starts_its_runner_is_stopped_after_the_boot_allowance(
+    tmp_path: Path, store: FileStore
+) -> None:
+    pidfile = tmp_path / "qemu.pid"
+    qemu = fake_qemu(tmp_path / "bin", f"echo $$ > {pidfile}; exec sleep 600")
+    specs = [load_distro("debian13", kind="ztest")]
+
+    result = run_stage(
+        specs,
+        parse_selection(run=["a/b"]),
+        options(tmp_path, qemu, boot_allowance=3.0),
+        store=store,
+    )
+
+    [outcome] = result.outcomes
+    assert outcome.status is DistroStatus.INFRA_ERROR
+    assert "did not start its test runner within 3s" in (outcome.message or "")
+    pid = int(pidfile.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert store.list_clones() == []
