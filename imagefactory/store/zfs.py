@@ -122,8 +122,14 @@ def _udev_settle() -> None:
 
 
 def _udev_trigger() -> None:
+    """Replay `add` for zvols (zd*) only: on a lab host, every other disk must not have its
+    udev rules run again because one zvol's link is late."""
     if shutil.which("udevadm"):
-        run(["udevadm", "trigger", "--subsystem-match=block", "--action=add"], check=False)
+        run(
+            ["udevadm", "trigger", "--subsystem-match=block", "--sysname-match=zd*",
+             "--action=add"],
+            check=False,
+        )  # fmt: skip
         _udev_settle()
 
 
