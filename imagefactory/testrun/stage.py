@@ -451,6 +451,7 @@ def write_run_files(
     run = {
         "run_id": run_id,
         "selection": selection.canonical,
+        "selected": list(selection.items),
         "exit_status": stage_exit_status(outcomes),
         "distros": [
             {

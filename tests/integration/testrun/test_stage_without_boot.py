@@ -215,3 +215,42 @@ def test_a_clone_that_never_starts_its_runner_is_stopped_after_the_boot_allowanc
     pid = int(pidfile.read_text())
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert store.list_clones() == []
+
+
+def test_rerun_failed_runs_the_last_runs_unexpected_failures_again(
+    tmp_path: Path,
+    store: FileStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from imagefactory.cli import main
+    from imagefactory.testrun.outcome import DistroOutcome
+    from imagefactory.testrun.results import TestResult
+
+    history_path = tmp_path / "history.sqlite"
+    with History.open(history_path) as history:
+        history.start_run("r1", selection="suite=quick", command="klab test all --suite quick")
+        tests = [
+            TestResult("atime/atime_001_pos", "PASS"),
+            TestResult("casenorm/x_fail", "FAIL"),
+            TestResult("cli_root/zpool_create/setup", "FAIL"),
+        ]
+        history.record_outcome("r1", DistroOutcome.from_tests("debian13", tests))
+    bin_dir = fake_qemu(tmp_path / "bin", "exit 1").parent
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("KLAB_LOG_DIR", str(tmp_path / "runs"))
+
+    status = main(
+        ["-q", "test", "debian13", "--rerun-failed", "--accel", "tcg",
+         "--store", f"file:{store.root}", "--history", str(history_path)]
+    )  # fmt: skip
+
+    assert status == 3  # the fake QEMU cannot boot: the rerun itself is what is checked
+    with History.open(history_path) as history:
+        [latest, _] = history.runs(last=2)
+    assert latest.selection == "rerun-failed=r1"
+    [run_dir] = (tmp_path / "runs").iterdir()
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["selection"] == "rerun-failed=r1"
+    assert run["selected"] == ["casenorm/x_fail"]
+    assert "not rerun: cli_root/zpool_create/setup" in capsys.readouterr().out
