@@ -7,9 +7,12 @@ import io
 import tarfile
 from pathlib import Path
 
+from imagefactory.vm.channel import HookResult
+from imagefactory.vm.provision import ProvisionResult
 from tests.fixtures.zfs_host import (
     GUEST_RESULTS_DIR,
     HOOKS,
+    GuestSuite,
     blank_disk,
     pack_tree,
     parse_junit,
@@ -81,3 +84,29 @@ def test_the_plan_runs_pool_then_suite_with_the_same_environment() -> None:
     assert suite.env["IMAGEFACTORY_ZFS_PYTEST_ARGS"] == "-x"
     assert suite.env["IMAGEFACTORY_ZFS_RESULTS"] == GUEST_RESULTS_DIR
     assert all((HOOKS / name).stat().st_mode & 0o111 for name in plan.names)
+
+
+def test_a_failure_report_shows_the_guest_failures_not_just_the_tail(tmp_path: Path) -> None:
+    log = "\n".join(
+        [
+            "tests/integration/store/test_zfs_store.py::test_x FAILED",
+            "=================================== FAILURES ===================================",
+            "______ test_x ______",
+            "E       AssertionError: readonly is off",
+            *(f"slow test line {i}" for i in range(300)),
+            "========================= 1 failed, 44 passed in 400s ==========================",
+        ]
+    )
+    result = ProvisionResult(
+        outcome="failed",
+        message="hook 20-zfs-suite.sh failed",
+        hooks=[HookResult("20-zfs-suite.sh", "failed", 1, 400.0)],
+        console_log=tmp_path / "console.log",
+        failed_hook="20-zfs-suite.sh",
+        failed_rc=1,
+    )
+    suite = GuestSuite(result, {"pytest.log": log.encode(), "facts": b"pytest_rc=1\n"}, "", 500.0)
+    text = suite.explain()
+    assert "AssertionError: readonly is off" in text
+    assert "1 failed, 44 passed" in text
+    assert "20-zfs-suite.sh" in text and suite.pytest_rc == 1

@@ -45,8 +45,11 @@ export PYTHONDONTWRITEBYTECODE=1
 # specs...); the store tests need only the stores fixtures, so load just those.
 started=$(date +%s.%N)
 rc=0
+# --show-capture=no: the store logs every zfs command at debug level; a failure's report
+# stays readable (the host shows it in its assertion message) without them.
 python3 -m pytest -p no:cacheprovider --noconftest -p tests.fixtures.stores \
-    -m zfs -v --junitxml="$results/junit.xml" "${extra[@]}" "${tests[@]}" \
+    -m zfs -v -rfEs --show-capture=no --durations=10 --junitxml="$results/junit.xml" \
+    "${extra[@]}" "${tests[@]}" \
     2>&1 | tee "$results/pytest.log" || rc=${PIPESTATUS[0]}
 fact suite_seconds "$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 fact pytest_rc "$rc"
