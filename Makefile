@@ -10,7 +10,7 @@ DISTRO ?=
 SOURCE ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv host-deps test test-fast lint golden golden-ztest ztest rc clean
+.PHONY: help venv host-deps test test-fast test-e2e lint golden golden-ztest ztest rc clean
 
 help:
 	@echo "make golden-ztest DISTRO=<name|all> [SOURCE=bootstrap]  build ztest golden(s)"
@@ -20,6 +20,7 @@ help:
 	@echo "make rc [DISTROS=d1,d2] [SOURCE=bootstrap]  rebuild ztest goldens, gate on the quick suite"
 	@echo "make test        host tools + venv + ruff + mypy + pytest (all tests, incl. VMs)"
 	@echo "make test-fast   the same without tests that boot VMs"
+	@echo "make test-e2e    end-to-end tests on the real Debian ztest golden (slow)"
 	@echo "make lint        ruff + mypy"
 	@echo "make clean       remove the venv and caches (never goldens or the image cache)"
 
@@ -44,7 +45,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: host-deps lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'not e2e'
+
+# The end-to-end tests on the real Debian ztest golden (built and cached on first use).
+test-e2e: host-deps $(STAMP)
+	$(BIN)/python -m pytest -m e2e
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not vm'
