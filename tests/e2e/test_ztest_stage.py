@@ -170,9 +170,5 @@ def test_rc_rebuilds_gates_the_quick_suite_and_reports_what_cannot_be_built(
     junit = (run_dir / "junit.xml").read_text()
     assert '<testsuite name="debian13"' in junit and '<testsuite name="centos9"' in junit
     assert "| centos9 | not-built |" in (run_dir / "summary.md").read_text()
-    assert (
-        (run_dir / "matrix.txt")
-        .read_text()
-        .startswith("group" if debian["counts"]["passed"] > 100 else "test")
-    )
+    assert ZPOOL_CREATE in (run_dir / "matrix.txt").read_text()
     assert_nothing_left(debian_ztest_golden, run_dir)
