@@ -164,7 +164,7 @@ class BootFiles:
 
 
 class Stage:
-    """One run over several distros; `run()` returns when every clone is gone."""
+    """One run over several distros; `run_async()` returns when every clone is gone."""
 
     def __init__(
         self,
@@ -381,7 +381,8 @@ class Stage:
             log.info("test.cloned", distro=spec.name, clone=clone.name, golden=golden.name)
             boot = await asyncio.to_thread(self.prepare, resolved, clone, work)
             judged = await self._boot_and_judge(resolved, boot, artifacts, facts)
-        except ImageFactoryError as exc:
+        except (ImageFactoryError, OSError) as exc:
+            # OSError: the host's side failed (disk full, permissions), not the tests.
             log.error("test.infrastructure", distro=spec.name, error=str(exc))
             judged = Judged(
                 DistroOutcome.failed_infrastructure(
