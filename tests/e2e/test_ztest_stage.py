@@ -57,10 +57,30 @@ def only_run_dir(tmp_path: Path) -> Path:
     return run
 
 
-def assert_nothing_left(golden: ZtestGolden, run_dir: Path) -> None:
+def clones_made(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The clones a `klab` run made, from its JSON log (other sessions may clone too)."""
+    names = []
+    for line in proc.stderr.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "test.cloned":
+            names.append(str(event["clone"]))
+    return names
+
+
+def assert_nothing_left(
+    golden: ZtestGolden, run_dir: Path, proc: subprocess.CompletedProcess[str]
+) -> None:
+    made = clones_made(proc)
+    assert made, "the run's log names no clone"
     store = open_store(golden.store)
-    assert store.list_clones(golden.leaf) == [], "a clone survived the run"
-    assert qemus_named(f"{golden.leaf}-test-") == [], "a test QEMU survived the run"
+    alive = {c.name for c in store.list_clones(golden.leaf)}
+    assert not alive & set(made), "a clone survived the run"
+    for name in made:
+        clone_id = name.rsplit(".clone-", 1)[-1].removesuffix(".qcow2")
+        assert qemus_named(f"-test-{clone_id}") == [], "a test QEMU survived the run"
     assert not list(run_dir.rglob(".work")), "the seed/work directory survived"
     assert not list(run_dir.rglob("seed.iso")), "a seed survived"
     assert not list(run_dir.rglob("results.img")), "the results disk survived"
@@ -93,7 +113,7 @@ def test_one_real_test_passes_and_is_in_the_history(
     assert [(r["distro"], r["result"]) for r in rows] == [("debian13", "PASS")]
     assert rows[0]["zfs_version"].startswith("2.3.")
     assert rows[0]["log_path"] and (artifacts / rows[0]["log_path"]).is_dir()
-    assert_nothing_left(debian_ztest_golden, run_dir)
+    assert_nothing_left(debian_ztest_golden, run_dir, proc)
 
 
 def test_recipes_pass_and_fail_and_keep_keeps_the_clone_until_gc(
@@ -122,8 +142,8 @@ def test_recipes_pass_and_fail_and_keep_keeps_the_clone_until_gc(
     assert "on purpose" in (run_dir / "debian13" / "recipes" / "always-fails.log").read_text()
     assert (run_dir / "debian13" / "kept-clone.txt").is_file()
     store = open_store(debian_ztest_golden.store)
-    [kept] = store.list_clones(debian_ztest_golden.leaf)
-    assert qemus_named(f"{debian_ztest_golden.leaf}-test-") == []
+    [made] = clones_made(proc)
+    [kept] = [c for c in store.list_clones(debian_ztest_golden.leaf) if c.name == made]
 
     # Recipes are not rerun by --rerun-failed (they are named with --recipe): no boot.
     rerun = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--rerun-failed")
@@ -133,7 +153,7 @@ def test_recipes_pass_and_fail_and_keep_keeps_the_clone_until_gc(
     gc = klab(debian_ztest_golden, tmp_path, "gc")
     assert gc.returncode == 0, gc.stderr[-3000:]
     assert f"removed forgotten test clone {kept.name}" in gc.stdout
-    assert_nothing_left(debian_ztest_golden, run_dir)
+    assert_nothing_left(debian_ztest_golden, run_dir, proc)
 
 
 def test_rc_rebuilds_gates_the_quick_suite_and_reports_what_cannot_be_built(
@@ -171,4 +191,4 @@ def test_rc_rebuilds_gates_the_quick_suite_and_reports_what_cannot_be_built(
     assert '<testsuite name="debian13"' in junit and '<testsuite name="centos9"' in junit
     assert "| centos9 | not-built |" in (run_dir / "summary.md").read_text()
     assert ZPOOL_CREATE in (run_dir / "matrix.txt").read_text()
-    assert_nothing_left(debian_ztest_golden, run_dir)
+    assert_nothing_left(debian_ztest_golden, run_dir, proc)
