@@ -46,15 +46,20 @@ for script in zio txg arc spl; do
   out=/tmp/$script.out
   bpftrace "/usr/local/share/zfs-bt/$script.bt" >"$out" 2>&1 &
   tracer=$!
-  sleep 8
+  # Attaching takes long under TCG: start the load only once the script is tracing.
+  for _ in $(seq 120); do
+    grep -q 'tracing' "$out" && break
+    sleep 1
+  done
+  grep -q 'tracing' "$out" || die "$script.bt did not attach: $(tail -5 "$out")"
   zpool scrub -w verifypool
   dd if=/verifypool/data of=/dev/null bs=1M status=none
-  sleep 7
+  sleep 12  # at least two 5 s reports
   kill -INT "$tracer"
   wait "$tracer" || die "$script.bt exited non-zero: $(tail -5 "$out")"
   lines=$(wc -l <"$out")
   [[ $lines -gt 3 ]] || die "$script.bt printed nothing: $(cat "$out")"
-  sed "s/^/$script.bt| /" "$out" | tail -12
+  sed "s/^/$script.bt| /" "$out"
   ok "bpftrace $script.bt ($lines lines)"
 done
 zpool destroy verifypool
