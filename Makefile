@@ -17,8 +17,9 @@ help:
 	@echo "make golden DISTRO=<name|all> [SOURCE=bootstrap]        build lean golden(s)"
 	@echo "make ztest DISTRO=<name|all> [SUITE=quick|linux|linux-fault | RUN=test | GROUP=g1,g2 | RECIPE=file]"
 	@echo "                 run the ZFS test suite in clones of the ztest golden(s)"
-	@echo "make rc [DISTROS=d1,d2] [SOURCE=bootstrap]  rebuild ztest goldens, gate on the quick suite"
-	@echo "make test        host tools + venv + ruff + mypy + pytest (all tests, incl. VMs)"
+	@echo "make rc [DISTROS=d1,d2] [SOURCE=bootstrap] [SUITE=...|RUN=...|GROUP=...]"
+	@echo "                 rebuild the ztest goldens, gate on the quick suite (or the selection)"
+	@echo "make test        host tools + venv + ruff + mypy + pytest (all tests, VMs and e2e incl.)"
 	@echo "make test-fast   the same without tests that boot VMs"
 	@echo "make test-e2e    end-to-end tests on the real Debian ztest golden (slow)"
 	@echo "make lint        ruff + mypy"
@@ -44,10 +45,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check imagefactory tests bench
 	$(BIN)/mypy
 
+# Everything, the end-to-end tests on the real Debian ztest golden included (that golden and
+# the ZFS-host image are built on first use and cached under ~/.cache/imagefactory-tests/).
 test: host-deps lint
-	$(BIN)/python -m pytest -m 'not e2e'
+	$(BIN)/python -m pytest
 
-# The end-to-end tests on the real Debian ztest golden (built and cached on first use).
+# Only the end-to-end tests.
 test-e2e: host-deps $(STAMP)
 	$(BIN)/python -m pytest -m e2e
 
@@ -62,18 +65,19 @@ golden: host-deps $(STAMP)
 	@test -n "$(DISTRO)" || { echo "usage: make golden DISTRO=<name|all>"; exit 2; }
 	$(CLI) golden $(DISTRO) $(if $(SOURCE),--source $(SOURCE))
 
-# The test stage; `make test` stays the project's own tests.
+# The test stage; `make test` stays the project's own tests.  One selection, quick by default.
 SUITE  ?=
 RUN    ?=
 GROUP  ?=
 RECIPE ?=
 DISTROS ?=
+SELECT = $(if $(RUN),--run $(RUN),$(if $(GROUP),--group $(GROUP),$(if $(RECIPE),--recipe $(RECIPE),--suite $(or $(SUITE),quick))))
 ztest: $(STAMP)
 	@test -n "$(DISTRO)" || { echo "usage: make ztest DISTRO=<name|all> [SUITE=...|RUN=...|GROUP=...|RECIPE=...]"; exit 2; }
-	$(CLI) test $(DISTRO) $(if $(RUN),--run $(RUN),$(if $(GROUP),--group $(GROUP),$(if $(RECIPE),--recipe $(RECIPE),--suite $(or $(SUITE),quick))))
+	$(CLI) test $(DISTRO) $(SELECT)
 
 rc: host-deps $(STAMP)
-	$(CLI) rc $(if $(DISTROS),--distros $(DISTROS)) $(if $(SOURCE),--source $(SOURCE))
+	$(CLI) rc $(if $(DISTROS),--distros $(DISTROS)) $(if $(SOURCE),--source $(SOURCE)) $(SELECT)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -92,10 +92,8 @@ class FetchStep:
                 f"{spec.name} has no bootstrap source",
                 hint="bootstrap builds exist for Debian-family specs (e.g. debian13)",
             )
-        if ctx.resolved.kind == "ztest" and boot.ztest_packages:
-            boot = boot.model_copy(update={"packages": [*boot.packages, *boot.ztest_packages]})
         ctx.image_path, ctx.image_digest = ensure_bootstrap_image(
-            boot,
+            boot.for_lineage(ctx.resolved.kind),
             ctx.cache,
             firmware=spec.vm.firmware,
             size_bytes=BOOTSTRAP_BASE_SIZE,

@@ -1,10 +1,12 @@
 """`klab rc`: the release-candidate gate -- rebuild the ztest goldens, run the quick suite.
 
-klab rc                                  all distros
+klab rc                                  all distros, the quick suite
 klab rc --distros debian13 --source bootstrap
+klab rc --suite linux                    gate a major release on the upstream suite
 
-Each chosen distro's ztest golden is force-rebuilt, then the quick suite runs in a clone of
-each (as `klab test DISTROS --suite quick`).  A distro whose rebuild fails is reported as
+Each chosen distro's ztest golden is force-rebuilt, then the gate's selection (the quick
+suite unless --run, --group, --suite or --recipe names another) runs in a clone of each,
+as `klab test DISTROS --suite quick` would.  A distro whose rebuild fails is reported as
 "not built".  The run directory gets matrix.txt, summary.md, junit.xml, run.json and
 builds.json.  Exit status: 0 only when every distro built and passed; 1 unexpected test
 failures, 3 infrastructure errors (not built, boot or collection failed), 2 usage errors.
@@ -17,9 +19,15 @@ import os
 import sys
 from pathlib import Path
 
-from imagefactory.commands.test import add_run_options, print_result
-from imagefactory.testrun.release import RcOptions, run_rc
-from imagefactory.testrun.stage import StageOptions, resolve_distros
+from imagefactory.commands.test import (
+    add_run_options,
+    add_selection_options,
+    print_result,
+    selection_from,
+    stage_options,
+)
+from imagefactory.testrun.release import RC_SELECTION, RcOptions, run_rc
+from imagefactory.testrun.stage import resolve_distros
 
 ENV_DISTROS = "DISTROS"
 
@@ -50,13 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--cache-dir", type=Path, help="image cache (IMAGEFACTORY_CACHE)")
     parser.add_argument("--mirror", help="site mirror for vendor images (IMAGEFACTORY_MIRROR)")
     parser.add_argument("--package-mirror", help="Debian mirror for bootstrap (default: apt's)")
-    parser.add_argument(
-        "--keep",
-        nargs="?",
-        const="failed",
-        choices=("failed", "always"),
-        help="keep the clone when the distro failed (or always)",
-    )
+    add_selection_options(parser, title="what to gate on (default: --suite quick)")
     add_run_options(parser)
     parser.set_defaults(handler=run)
 
@@ -76,16 +78,9 @@ def run(args: argparse.Namespace) -> int:
         site_mirror=args.mirror,
         package_mirror=args.package_mirror,
     )
-    stage = StageOptions(
-        store=args.store,
-        jobs=args.jobs,
-        keep=args.keep or "never",
-        timeout=args.timeout,
-        accel=args.accel,
-        history=args.history,
-        command=tuple(["klab", *sys.argv[1:]]),
-    )
-    result = run_rc(specs, rc, stage, report=_progress)
+    chose = args.run or args.group or args.suite or args.recipe
+    selection = selection_from(args) if chose else RC_SELECTION
+    result = run_rc(specs, rc, stage_options(args), selection=selection, report=_progress)
     print_result(result)
     if "builds" in result.files:
         print(f"  {result.files['builds']}")

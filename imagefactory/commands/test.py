@@ -56,10 +56,45 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=duration, metavar="DURATION", help="for the tests in each clone (4h)"
     )
+    parser.add_argument(
+        "--keep",
+        nargs="?",
+        const="failed",
+        choices=("failed", "always"),
+        help="keep the clone when the distro failed (or always) and say how to reach it",
+    )
     parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR (default: see README)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     parser.add_argument(
         "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
+    )
+
+
+def add_selection_options(parser: argparse.ArgumentParser, *, title: str) -> None:
+    """What runs in each clone: `klab test` demands one, `klab rc` defaults to the quick suite."""
+    what = parser.add_argument_group(title)
+    what.add_argument("--run", action="append", metavar="TEST[,TEST]", help="tests by name")
+    what.add_argument("--group", action="append", metavar="G1,G2", help="test groups")
+    what.add_argument("--suite", choices=tuple(SUITES), help="a curated or upstream suite")
+    what.add_argument(
+        "--recipe", action="append", metavar="FILE", help="a script run as root (PASS = exit 0)"
+    )
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    return parse_selection(run=args.run, group=args.group, suite=args.suite, recipe=args.recipe)
+
+
+def stage_options(args: argparse.Namespace) -> StageOptions:
+    keep: KeepPolicy = args.keep or "never"
+    return StageOptions(
+        store=args.store,
+        jobs=args.jobs,
+        keep=keep,
+        timeout=args.timeout,
+        accel=args.accel,
+        history=args.history,
+        command=tuple(["klab", *sys.argv[1:]]),
     )
 
 
@@ -71,22 +106,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("distros", nargs="+", metavar="DISTRO|all")
-    what = parser.add_argument_group("what to run (exactly one)")
-    what.add_argument("--run", action="append", metavar="TEST[,TEST]", help="tests by name")
-    what.add_argument("--group", action="append", metavar="G1,G2", help="test groups")
-    what.add_argument("--suite", choices=tuple(SUITES), help="a curated or upstream suite")
-    what.add_argument(
-        "--recipe", action="append", metavar="FILE", help="a script run as root (PASS = exit 0)"
-    )
-    what.add_argument(
-        "--rerun-failed", action="store_true", help="the last run's unexpected failures"
-    )
+    add_selection_options(parser, title="what to run (exactly one)")
     parser.add_argument(
-        "--keep",
-        nargs="?",
-        const="failed",
-        choices=("failed", "always"),
-        help="keep the clone when the distro failed (or always) and say how to reach it",
+        "--rerun-failed", action="store_true", help="the last run's unexpected failures"
     )
     add_run_options(parser)
     parser.set_defaults(handler=run_test)
@@ -144,19 +166,7 @@ def run_test(args: argparse.Namespace) -> int:
         selection, names = rerun
         specs = [r for r in specs if r.spec.name in names]
     else:
-        selection = parse_selection(
-            run=args.run, group=args.group, suite=args.suite, recipe=args.recipe
-        )
-    keep: KeepPolicy = args.keep or "never"
-    options = StageOptions(
-        store=args.store,
-        jobs=args.jobs,
-        keep=keep,
-        timeout=args.timeout,
-        accel=args.accel,
-        history=args.history,
-        command=tuple(["klab", *sys.argv[1:]]),
-    )
-    result = run_stage(specs, selection, options, report=_progress)
+        selection = selection_from(args)
+    result = run_stage(specs, selection, stage_options(args), report=_progress)
     print_result(result)
     return result.exit_status

@@ -123,16 +123,18 @@ def run_rc(
     rc: RcOptions,
     stage: StageOptions,
     *,
+    selection: Selection = RC_SELECTION,
     store: Store | None = None,
     report: Callable[[str], None] | None = None,
 ) -> StageResult:
+    """Rebuild, then gate on `selection` (the quick suite unless the caller chose)."""
     store = store if store is not None else open_store(stage.store)
     records: list[BuildRecord] = []
     if rc.rebuild:
         records = rebuild_goldens(specs, store, rc, accel=stage.accel, report=report)
     result = run_stage(
         specs,
-        RC_SELECTION,
+        selection,
         stage,
         store=store,
         report=report,

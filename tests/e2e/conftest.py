@@ -1,8 +1,9 @@
 """Everything under tests/e2e/ runs on the real Debian ztest golden: mark it `e2e`.
 
-Building that golden cold takes about 30 minutes here (ZFS compiled at bootstrap, a TCG
-boot through the payload hooks) and each test boots clones of it, so `make test` leaves
-these out and `make test-e2e` runs them.
+Building that golden cold takes about half an hour here (ZFS compiled at bootstrap -- the
+same image the ZFS-host tests boot, so it is compiled once -- and a TCG boot through the
+payload hooks); each test boots clones of it.  `make test` runs them last, after the
+faster tests; `make test-e2e` runs only them, `-m 'not e2e'` leaves them out.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from imagefactory.vm.provision import ProvisionResult
 from tests.fixtures.zfs_host import (
     GUEST_RESULTS_DIR,
     HOOKS,
+    TEST_TOOLS,
     GuestSuite,
     blank_disk,
     pack_tree,
@@ -75,11 +76,12 @@ def test_junit_cases_come_back_as_pytest_node_ids_with_their_outcome() -> None:
     assert cases[0].seconds == 1.5 and cases[1].message == "AssertionError: boom"
 
 
-def test_the_plan_runs_pool_then_suite_with_the_same_environment() -> None:
+def test_the_plan_runs_tools_pool_then_suite_with_the_same_environment() -> None:
     plan = suite_plan(["tests/integration/store"], ["-x"])
-    assert plan.names == ["10-zfs-pool.sh", "20-zfs-suite.sh"]
-    pool, suite = plan.hooks
-    assert pool.env == suite.env
+    assert plan.names == ["05-test-tools.sh", "10-zfs-pool.sh", "20-zfs-suite.sh"]
+    tools, pool, suite = plan.hooks
+    assert tools.env == pool.env == suite.env
+    assert suite.env["IMAGEFACTORY_ZFS_TEST_TOOLS"].split() == list(TEST_TOOLS)
     assert suite.env["IMAGEFACTORY_ZFS_TESTS"] == "tests/integration/store"
     assert suite.env["IMAGEFACTORY_ZFS_PYTEST_ARGS"] == "-x"
     assert suite.env["IMAGEFACTORY_ZFS_RESULTS"] == GUEST_RESULTS_DIR

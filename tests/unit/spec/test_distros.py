@@ -175,3 +175,14 @@ def test_missing_hook_script_is_reported_with_its_line(
         load_spec_file(path, env={}, defaults=distros_dir() / "_defaults.yaml")
     line = len(source.splitlines()) + 3
     assert str(info.value).startswith(f"{path.name}:{line}: hooks.regular[0].script: hook script")
+
+
+def test_the_ztest_bootstrap_adds_its_packages_and_the_regular_one_does_not() -> None:
+    boot = load_distro("debian13", kind="ztest", env={}).spec.source.bootstrap
+    assert boot is not None
+    regular, ztest = boot.for_lineage("regular"), boot.for_lineage("ztest")
+    assert regular.packages == boot.packages
+    assert ztest.packages == [*boot.packages, *boot.ztest_packages]
+    assert "zfs-dkms" in ztest.packages and "zfs-dkms" not in regular.packages
+    # Everything else (suite, kernel, components) is the same source.
+    assert ztest.model_copy(update={"packages": boot.packages}) == regular
