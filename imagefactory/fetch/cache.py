@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +41,7 @@ import structlog
 
 from imagefactory.fetch.errors import DiskFullError
 from imagefactory.fetch.hashing import hash_file
+from imagefactory.flock import acquire
 from imagefactory.spec.digest import HEX_LENGTH, Digest
 
 log = structlog.get_logger(__name__)
@@ -159,26 +159,17 @@ class ImageCache:
         path = self._lock_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         waited = False
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if not blocking:
-                    os.close(fd)
-                    yield False
-                    return
-                if not waited:
-                    log.info("cache.lock.wait", name=name)
-                    waited = True
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.fstat(fd).st_ino == path.stat().st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)  # gc removed the file between our open and flock: lock the new one
+
+        def waiting() -> None:
+            nonlocal waited
+            if not waited:
+                log.info("cache.lock.wait", name=name)
+                waited = True
+
+        fd = acquire(path, wait=blocking, on_busy=waiting)
+        if fd is None:
+            yield False
+            return
         self._held.depth[name] = 1
         try:
             yield True
