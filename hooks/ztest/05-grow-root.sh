@@ -8,15 +8,10 @@
 # partition that already fills the disk is a no-op ("NOCHANGE"), so a rerun changes nothing.
 # Env: KLAB_VAR_TMP_MIN_GIB (default 8): free space /var/tmp must have afterwards.
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-self=${0##*/}
 min_gib=${KLAB_VAR_TMP_MIN_GIB:-8}
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
 
 ensure_growpart() {
     command -v growpart >/dev/null && return 0

@@ -16,65 +16,8 @@
 # KLAB_PLAN=1 prints the commands a fresh image would run and runs none (tests pin them);
 # KLAB_PLAN_KERNEL stands in for `uname -r` in that mode.
 set -euo pipefail
-
-plan=${KLAB_PLAN:-0}
-self=${0##*/}
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
-
-# Print a command the way a reader would type it (quotes only where needed).
-show() {
-    local out=() arg
-    for arg in "$@"; do
-        if [[ $arg =~ ^[A-Za-z0-9_./:=@+,%-]+$ ]]; then
-            out+=("$arg")
-        else
-            out+=("'${arg//\'/\'\\\'\'}'")
-        fi
-    done
-    printf '+ %s\n' "${out[*]}"
-}
-
-# Every state-changing command goes through act: run it, or print it in plan mode.
-act() {
-    show "$@"
-    [[ $plan == 1 ]] || "$@"
-}
-
-# Write a small config file (content from stdin) unless it already has that content.
-put_file() {
-    local path=$1 content
-    content=$(cat)
-    if [[ $plan == 1 ]]; then
-        show write "$path"
-        return 0
-    fi
-    if [[ -f $path && $(cat "$path") == "$content" ]]; then
-        return 0
-    fi
-    mkdir -p "${path%/*}"
-    printf '%s\n' "$content" >"$path"
-    say "wrote $path"
-}
-
-running_kernel() {
-    if [[ $plan == 1 ]]; then
-        echo "${KLAB_PLAN_KERNEL:-$(uname -r)}"
-    else
-        uname -r
-    fi
-}
-
-# Package queries: in plan mode the image is fresh, so nothing is installed yet.
-rpm_installed() { [[ $plan != 1 ]] && rpm -q --quiet "$1"; }
-deb_installed() {
-    [[ $plan != 1 ]] || return 1
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
-}
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
 dnf_install() {
     local missing=() pkg
@@ -84,7 +27,6 @@ dnf_install() {
     ((${#missing[@]} == 0)) || act dnf -y install "${missing[@]}"
 }
 
-apt_updated=0
 apt_install() {
     local missing=() pkg
     for pkg in "$@"; do
@@ -155,43 +97,6 @@ install_fedora() {
     dnf_install "${zfs_packages[@]}"
     printf 'zfs\n' | put_file /etc/dnf/protected.d/zfs.conf
     [[ -z ${KLAB_ZFS_KERNEL_MAX:-} ]] || hold_kernel_dnf fedora
-}
-
-# apt source files that need a component: the deb822 file of the cloud images, or the
-# one-line sources.list a bootstrapped image has.  Plan mode assumes the cloud image.
-apt_source_files() {
-    if [[ $plan == 1 ]]; then
-        echo /etc/apt/sources.list.d/debian.sources
-        return 0
-    fi
-    local file
-    for file in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; do
-        [[ -f $file ]] && grep -Eq '^(Components:|deb(-src)?[[:space:]])' "$file" && echo "$file"
-    done
-    return 0
-}
-
-# Whether some source stanza or line of a file lacks a component.
-lacks_component() {
-    grep -E '^(Components:|deb(-src)?[[:space:]])' "$1" |
-        grep -Evq "[[:space:]]$2([[:space:]]|\$)"
-}
-
-# Add a component (contrib, non-free) to every Debian source that lacks it.
-enable_component() {
-    local component=$1 file found=0
-    while IFS= read -r file; do
-        [[ -n $file ]] || continue
-        found=1
-        [[ $plan == 1 ]] || lacks_component "$file" "$component" || continue
-        if [[ $file == *.sources ]]; then
-            act sed -i -E "/^Components:/{/[[:space:]]$component([[:space:]]|\$)/!s/\$/ $component/}" "$file"
-        else
-            act sed -i -E "/^deb(-src)?[[:space:]]/{/[[:space:]]$component([[:space:]]|\$)/!s/([[:space:]]main)([[:space:]]|\$)/\\1 $component\\2/}" "$file"
-        fi
-        apt_updated=0
-    done < <(apt_source_files)
-    ((found)) || die "no apt source file found to enable $component in"
 }
 
 dkms_built_for() {

@@ -14,35 +14,12 @@
 # inputs rebuilds nothing.  KLAB_PLAN=1 prints the commands and runs none (tests pin them);
 # KLAB_PLAN_KERNEL and KLAB_PLAN_MODULE_VERSION stand in for the machine's state there.
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-plan=${KLAB_PLAN:-0}
-self=${0##*/}
 facts=/etc/imagefactory/zfs-source.env
 build_root=/var/tmp/klab-zfs-build
 upstream=${KLAB_ZFS_UPSTREAM:-https://github.com/openzfs/zfs}
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
-
-show() {
-    local out=() arg
-    for arg in "$@"; do
-        if [[ $arg =~ ^[A-Za-z0-9_./:=@+,%-]+$ ]]; then
-            out+=("$arg")
-        else
-            out+=("'${arg//\'/\'\\\'\'}'")
-        fi
-    done
-    printf '+ %s\n' "${out[*]}"
-}
-
-act() {
-    show "$@"
-    [[ $plan == 1 ]] || "$@"
-}
 
 # Run a command inside the source tree.
 in_tree() {
@@ -59,20 +36,6 @@ make_jobs() {
     else
         nproc
     fi
-}
-
-running_kernel() {
-    if [[ $plan == 1 ]]; then
-        echo "${KLAB_PLAN_KERNEL:-$(uname -r)}"
-    else
-        uname -r
-    fi
-}
-
-rpm_installed() { [[ $plan != 1 ]] && rpm -q --quiet "$1"; }
-deb_installed() {
-    [[ $plan != 1 ]] || return 1
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
 
 install_packages() {
@@ -286,18 +249,6 @@ check_suite() {
     rebuild) build_suite "zfs-$(upstream_version "$module")" "$(upstream_version "$module")" ;;
     *) die "unknown KLAB_ZFS_SUITE_MISMATCH=$KLAB_ZFS_SUITE_MISMATCH" ;;
     esac
-}
-
-put_file() {
-    local path=$1 content
-    content=$(cat)
-    if [[ $plan == 1 ]]; then
-        show write "$path"
-        return 0
-    fi
-    [[ -f $path && $(cat "$path") == "$content" ]] && return 0
-    mkdir -p "${path%/*}"
-    printf '%s\n' "$content" >"$path"
 }
 
 main() {

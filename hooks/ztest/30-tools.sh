@@ -10,47 +10,10 @@
 # Missing optional tools are listed in /etc/imagefactory/tools-missing.
 # KLAB_PLAN=1 prints the commands a fresh image would run and runs none (tests pin them).
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-plan=${KLAB_PLAN:-0}
-self=${0##*/}
 missing_list=/etc/imagefactory/tools-missing
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
-
-show() {
-    local out=() arg
-    for arg in "$@"; do
-        if [[ $arg =~ ^[A-Za-z0-9_./:=@+,%-]+$ ]]; then
-            out+=("$arg")
-        else
-            out+=("'${arg//\'/\'\\\'\'}'")
-        fi
-    done
-    printf '+ %s\n' "${out[*]}"
-}
-
-act() {
-    show "$@"
-    [[ $plan == 1 ]] || "$@"
-}
-
-running_kernel() {
-    if [[ $plan == 1 ]]; then
-        echo "${KLAB_PLAN_KERNEL:-$(uname -r)}"
-    else
-        uname -r
-    fi
-}
-
-rpm_installed() { [[ $plan != 1 ]] && rpm -q --quiet "$1"; }
-deb_installed() {
-    [[ $plan != 1 ]] || return 1
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
-}
 
 installed() {
     case $KLAB_FAMILY in
@@ -59,7 +22,6 @@ installed() {
     esac
 }
 
-apt_updated=0
 apt_update() {
     [[ $apt_updated == 0 ]] || return 0
     # Explicit return: callers test this function, which suspends set -e inside it.
@@ -114,29 +76,6 @@ install_optional() {
     ((${#want[@]} == 0)) || install_packages "${want[@]}"
     mkdir -p "${missing_list%/*}"
     printf '%s\n' "${absent[@]}" | sed '/^$/d' >"$missing_list"
-}
-
-lacks_component() {
-    grep -E '^(Components:|deb(-src)?[[:space:]])' "$1" |
-        grep -Evq "[[:space:]]$2([[:space:]]|\$)"
-}
-
-# Debian keeps iozone3 in non-free; the cloud images enable main only (10-zfs.sh adds contrib).
-enable_component() {
-    local component=$1 file
-    local files=(/etc/apt/sources.list.d/debian.sources)
-    [[ $plan == 1 ]] || files=(/etc/apt/sources.list.d/*.sources /etc/apt/sources.list)
-    for file in "${files[@]}"; do
-        [[ $plan == 1 || -f $file ]] || continue
-        [[ $plan == 1 ]] || grep -Eq '^(Components:|deb(-src)?[[:space:]])' "$file" || continue
-        [[ $plan == 1 ]] || lacks_component "$file" "$component" || continue
-        if [[ $file == *.sources ]]; then
-            act sed -i -E "/^Components:/{/[[:space:]]$component([[:space:]]|\$)/!s/\$/ $component/}" "$file"
-        else
-            act sed -i -E "/^deb(-src)?[[:space:]]/{/[[:space:]]$component([[:space:]]|\$)/!s/([[:space:]]main)([[:space:]]|\$)/\\1 $component\\2/}" "$file"
-        fi
-        apt_updated=0
-    done
 }
 
 enable_services() {

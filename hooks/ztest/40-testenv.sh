@@ -8,16 +8,11 @@
 # Every step checks first, so a rerun changes nothing.
 # Env: KLAB_TEST_USER (the user), KLAB_FAMILY.
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-self=${0##*/}
 user=${KLAB_TEST_USER:?}
 sudoers=/etc/sudoers.d/90-klab-zfs-tests
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
 
 ensure_user() {
     if id -u "$user" >/dev/null 2>&1; then

@@ -4,17 +4,12 @@
 # file-vdev* at run time, so these never collide with it).
 # Sparse so a golden costs nothing until a clone writes; a rerun leaves correct files alone.
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-self=${0##*/}
 count=${KLAB_VDEV_COUNT:?}
 size=${KLAB_VDEV_SIZE:?}
 dir=${KLAB_VDEV_DIR:?}
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
 
 [[ $count =~ ^[0-9]+$ && $size =~ ^[0-9]+$ ]] || die "bad vdev count/size: $count/$size"
 mkdir -p "$dir"

@@ -14,18 +14,13 @@
 #                       (from 20-zfs-source.sh's facts; /usr/share/zfs/runfiles by default)
 # Env (tests only): KLAB_PAYLOAD_ROOT installs under that directory instead of /.
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-self=${0##*/}
 root=${KLAB_PAYLOAD_ROOT:-}
 marker=__IMAGEFACTORY_PAYLOAD_BELOW__
 facts=$root/etc/imagefactory/zfs-source.env
 work=""
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
 
 extract() {
     local into=$1 line

@@ -9,17 +9,12 @@
 # found, null when absent.  Runs before 90-seal.sh, which keeps /etc/imagefactory.
 # Env: KLAB_TEST_USER, KLAB_VDEV_DIR, KLAB_VDEV_SIZE, KLAB_VDEV_COUNT, KLAB_ZFS_SUITE_MISMATCH.
 set -euo pipefail
+# shellcheck source=_lib.sh
+. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-self=${0##*/}
 out=/etc/imagefactory/golden.json
 facts=/etc/imagefactory/zfs-source.env
 missing_tools=/etc/imagefactory/tools-missing
-
-say() { printf '%s: %s\n' "$self" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$self" "$*" >&2
-    exit 1
-}
 
 # JSON string (values here are paths, versions and names: no control characters).
 jstr() {

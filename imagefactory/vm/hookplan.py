@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagefactory.errors import SpecError, UsageError
+from imagefactory.vm.inline import inline_libraries
 
 # The runner writes hook names into JSON and console lines unescaped: keep them plain.
 HOOK_NAME = re.compile(r"\d\d-[A-Za-z0-9][A-Za-z0-9_.-]*\.sh")
@@ -49,11 +50,13 @@ class Hook:
 
     @classmethod
     def from_file(cls, path: Path, *, timeout: float, env: Mapping[str, str] | None = None) -> Hook:
-        """Read a script from disk; its file name is its name in the guest."""
+        """Read a script from disk, libraries it loads inlined (`inline`); its file name is
+        its name in the guest."""
         try:
             content = path.read_bytes()
         except OSError as exc:
             raise SpecError(f"cannot read hook script {path}: {exc.strerror}") from exc
+        content = inline_libraries(content, path.parent)
         return cls(path.name, content, timeout, dict(env or {}), path)
 
 

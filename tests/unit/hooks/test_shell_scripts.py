@@ -13,6 +13,8 @@ import pytest
 
 from imagefactory.paths import hooks_dir
 from imagefactory.run import require_tool
+from imagefactory.vm.hookplan import Hook
+from imagefactory.vm.inline import DIRECTIVE
 
 HOOKS = sorted((hooks_dir() / "ztest").glob("*.sh"))
 RECIPES = sorted((hooks_dir() / "payload" / "recipes").glob("*.sh"))
@@ -33,6 +35,7 @@ def test_the_payload_has_the_five_recipes_and_every_hook_is_there() -> None:
         "50-vdevs.sh",
         "60-payload.sh",
         "80-golden-facts.sh",
+        "_lib.sh",
     ]
     assert [p.name for p in RECIPES] == [
         "_lib.sh",
@@ -61,6 +64,18 @@ def test_script_is_shellcheck_clean(script: Path) -> None:
         cwd=script.parent,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("script", [s for s in HOOKS if s.name != "_lib.sh"], ids=_id)
+def test_a_packed_hook_is_self_contained_and_still_parses(script: Path, tmp_path: Path) -> None:
+    """What the guest gets: the shared library inlined, no line left that loads a file."""
+    packed = Hook.from_file(script, timeout=60).content
+    assert DIRECTIVE.search(packed) is None
+    assert b"\nsay() {" in packed and packed.count(b"\nsay() {") == 1
+    out = tmp_path / script.name
+    out.write_bytes(packed)
+    proc = subprocess.run(["bash", "-n", out], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if s.name != "_lib.sh"], ids=_id)

@@ -336,10 +336,10 @@ def test_the_printed_component_edit_adds_the_component_once(tmp_path: Path, comp
 
 
 def test_one_line_sources_get_contrib_too(tmp_path: Path) -> None:
-    # The bootstrap source writes a one-line sources.list; the hook's sed for it:
+    # The bootstrap source writes a one-line sources.list; the hooks' sed for it (_lib.sh):
     listing = tmp_path / "sources.list"
     listing.write_text(SOURCES_LIST)
-    script = (hooks_dir() / "ztest" / "10-zfs.sh").read_text()
+    script = (hooks_dir() / "ztest" / "_lib.sh").read_text()
     line = next(x for x in script.splitlines() if "act sed" in x and "deb(-src)" in x)
     command = line.strip().removeprefix("act ").replace('"$file"', str(listing))
     command = command.replace("$component", "contrib")

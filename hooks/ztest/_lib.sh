@@ -1,0 +1,113 @@
+# shellcheck shell=bash
+# What every ztest hook shares: messages, plan mode, package queries, Debian components.
+#
+# Hooks load it with the line
+#     . "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
+# which works as it stands when a hook runs from the repository (the plan tests), and which
+# imagefactory replaces by this file's text when it packs the hook into a seed: the guest
+# gets self-contained scripts, one file per hook, as the runner expects.
+#
+# KLAB_PLAN=1: every state-changing command goes through `act`, which then prints it the way
+# a reader would type it instead of running it (tests pin those lines per family), and the
+# package queries answer as on a fresh image.
+
+plan=${KLAB_PLAN:-0}
+self=${0##*/}
+# Read by the hooks' own apt helpers: whether the package lists are fresh.
+# shellcheck disable=SC2034
+apt_updated=0
+
+say() { printf '%s: %s\n' "$self" "$*"; }
+die() {
+    printf '%s: error: %s\n' "$self" "$*" >&2
+    exit 1
+}
+
+# Print a command the way a reader would type it (quotes only where needed).
+show() {
+    local words=() arg
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_./:=@+,%-]+$ ]]; then
+            words+=("$arg")
+        else
+            words+=("'${arg//\'/\'\\\'\'}'")
+        fi
+    done
+    printf '+ %s\n' "${words[*]}"
+}
+
+# Every state-changing command goes through act: run it, or print it in plan mode.
+act() {
+    show "$@"
+    [[ $plan == 1 ]] || "$@"
+}
+
+# Write a small config file (content from stdin) unless it already has that content.
+put_file() {
+    local path=$1 content
+    content=$(cat)
+    if [[ $plan == 1 ]]; then
+        show write "$path"
+        return 0
+    fi
+    if [[ -f $path && $(cat "$path") == "$content" ]]; then
+        return 0
+    fi
+    mkdir -p "${path%/*}"
+    printf '%s\n' "$content" >"$path"
+    say "wrote $path"
+}
+
+running_kernel() {
+    if [[ $plan == 1 ]]; then
+        echo "${KLAB_PLAN_KERNEL:-$(uname -r)}"
+    else
+        uname -r
+    fi
+}
+
+# Package queries: in plan mode the image is fresh, so nothing is installed yet.
+rpm_installed() { [[ $plan != 1 ]] && rpm -q --quiet "$1"; }
+deb_installed() {
+    [[ $plan != 1 ]] || return 1
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+# apt source files that need a component: the deb822 file of the cloud images, or the
+# one-line sources.list a bootstrapped image has.  Plan mode assumes the cloud image.
+apt_source_files() {
+    if [[ $plan == 1 ]]; then
+        echo /etc/apt/sources.list.d/debian.sources
+        return 0
+    fi
+    local file
+    for file in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; do
+        [[ -f $file ]] && grep -Eq '^(Components:|deb(-src)?[[:space:]])' "$file" && echo "$file"
+    done
+    return 0
+}
+
+# Whether some source stanza or line of a file lacks a component.
+lacks_component() {
+    grep -E '^(Components:|deb(-src)?[[:space:]])' "$1" |
+        grep -Evq "[[:space:]]$2([[:space:]]|\$)"
+}
+
+# Add a component (contrib, non-free) to every Debian source that lacks it; the next apt
+# install refreshes the package lists (apt_updated=0).
+enable_component() {
+    local component=$1 file found=0
+    while IFS= read -r file; do
+        [[ -n $file ]] || continue
+        found=1
+        [[ $plan == 1 ]] || lacks_component "$file" "$component" || continue
+        if [[ $file == *.sources ]]; then
+            act sed -i -E "/^Components:/{/[[:space:]]$component([[:space:]]|\$)/!s/\$/ $component/}" "$file"
+        else
+            act sed -i -E "/^deb(-src)?[[:space:]]/{/[[:space:]]$component([[:space:]]|\$)/!s/([[:space:]]main)([[:space:]]|\$)/\\1 $component\\2/}" "$file"
+        fi
+        # shellcheck disable=SC2034  # read by the hooks' apt helpers
+        apt_updated=0
+    done < <(apt_source_files)
+    ((found)) || die "no apt source file found to enable $component in"
+}
