@@ -74,6 +74,30 @@ def test_timestamped_format_keeps_killed_reran_and_long_durations() -> None:
     ]
 
 
+def test_a_real_console_of_the_quick_suite_on_debian13_is_parsed() -> None:
+    """zfs-tests.sh 2.3.9 as `klab rc` ran it in a Debian 13 clone under TCG (a loaded host:
+    one test killed at its 10-minute limit, one failed), byte for byte as it came home."""
+    run = parse_file(LOGS / "zts-2.3.9-debian13-quick-real.log")
+
+    assert run.line_format == "2.4"  # 2.3.9 already prints the [timestamp] prefix
+    assert run.complete and run.summary_printed and run.report_present
+    assert run.summary == {"PASS": 96, "FAIL": 1, "KILLED": 1}
+    # The summary is reported as printed; the rows are the result lines, and this runner
+    # printed 95 PASS lines against its own count of 96.
+    results = [t.result for t in run.tests]
+    assert (len(results), results.count("PASS")) == (97, 95)
+    assert run.running_time_s == 27 * 60 + 6
+    assert [(u.name, u.result) for u in run.unexpected] == [
+        ("rsend/send-c_verify_ratio", "KILLED"),
+        ("rsend/send_encrypted_hierarchy", "FAIL"),
+    ]
+    tests = by_key(run.tests)
+    killed = tests["rsend/send-c_verify_ratio"]
+    assert (killed.result, killed.duration_s) == ("KILLED", 601.0)
+    # The same setup in the plain and the :Linux section of a group stays two results.
+    assert sum(1 for t in run.tests if t.name == "atime/setup") == 2
+
+
 def test_aborted_run_without_summary_is_incomplete_and_counted_from_lines() -> None:
     run = parse_file(LOGS / "zts-aborted.log")
 
