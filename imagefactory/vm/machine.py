@@ -271,6 +271,20 @@ class Machine:
                 self._proc.send_signal(signal.SIGKILL)
 
     async def _release(self) -> None:
+        """Let go of QEMU's channels, then of our files.  The files go whatever the channels
+        do: qemu.qmp's disconnect can re-raise its reader's CancelledError when the factory
+        is interrupted (Ctrl-C), and that must not leave the VM's temporary directory."""
+        try:
+            await self._release_channels()
+        finally:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = []
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
+
+    async def _release_channels(self) -> None:
         if self._proc is not None and self._exit_task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._exit_task), 10)
@@ -285,20 +299,14 @@ class Machine:
                 with contextlib.suppress(Exception):
                     self._qmp.remove_listener(self._listener)
             # After QEMU hangs up, disconnect re-raises the reader's EOF: expected here.
+            qmp, self._qmp = self._qmp, None
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._qmp.disconnect(), 5)
-            self._qmp = None
+                await asyncio.wait_for(qmp.disconnect(), 5)
         if self._status_writer is not None:
-            self._status_writer.close()
+            writer, self._status_writer = self._status_writer, None
+            writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._status_writer.wait_closed(), 5)
-            self._status_writer = None
-        for sock in self._sockets:
-            sock.close()
-        self._sockets = []
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+                await asyncio.wait_for(writer.wait_closed(), 5)
 
     async def _wait_exit(self, proc: asyncio.subprocess.Process) -> int:
         code = await proc.wait()
