@@ -1,4 +1,5 @@
-"""Leftovers of crashed builds outside the store: orphaned QEMU processes, stale locks.
+"""Leftovers of crashed builds outside the store: orphaned QEMU processes, stale locks, the
+temporary directories of VMs whose factory was killed (`kill -9` runs no cleanup).
 
 QEMU is started under `setpriv --pdeathsig KILL`, so it normally dies with its build;
 this is the backstop for hosts without setpriv or QEMUs started by an older version.
@@ -9,11 +10,15 @@ parent is gone (re-parented to init).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.build.statedir import locks_dir
+from imagefactory.vm.machine import VM_TEMP_PREFIX
 
 QEMU_BINARIES = ("qemu-system-x86_64", "qemu-system-x86_64-microvm", "qemu-kvm")
 
@@ -40,7 +45,8 @@ def _ppid(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
-def orphaned_build_qemus() -> list[OrphanQemu]:
+def running_qemus() -> list[tuple[int, str]]:
+    """(pid, VM name) of every QEMU on the host that was given a `-name`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -50,10 +56,17 @@ def orphaned_build_qemus() -> list[OrphanQemu]:
         if not argv or Path(argv[0]).name not in QEMU_BINARIES or "-name" not in argv:
             continue
         index = argv.index("-name") + 1
-        name = argv[index].split(",")[0] if index < len(argv) else ""
-        if name.startswith("klab-") and _ppid(pid) == 1:
-            found.append(OrphanQemu(pid, name))
+        if index < len(argv):
+            found.append((pid, argv[index].split(",")[0]))
     return found
+
+
+def orphaned_build_qemus() -> list[OrphanQemu]:
+    return [
+        OrphanQemu(pid, name)
+        for pid, name in running_qemus()
+        if name.startswith("klab-") and _ppid(pid) == 1
+    ]
 
 
 def kill_orphans(*, dry_run: bool = False) -> list[OrphanQemu]:
@@ -84,4 +97,28 @@ def stale_locks(*, dry_run: bool = False) -> list[Path]:
                 path.unlink(missing_ok=True)
         finally:
             os.close(fd)
+    return removed
+
+
+def stale_vm_dirs(
+    *, dry_run: bool = False, min_age: float = 600.0, root: Path | None = None
+) -> list[Path]:
+    """VM temporary directories (`imagefactory-vm-<name>-XXXXXXXX`) no QEMU of that name
+    uses.  Only those older than `min_age` seconds: a VM that is starting has its
+    directory a moment before its QEMU."""
+    base = root if root is not None else Path(tempfile.gettempdir())
+    alive = {name for _, name in running_qemus()}
+    now = time.time()
+    removed = []
+    for path in sorted(base.glob(f"{VM_TEMP_PREFIX}*")):
+        name = path.name.removeprefix(VM_TEMP_PREFIX).rpartition("-")[0]
+        try:
+            old = now - path.lstat().st_mtime > min_age
+        except FileNotFoundError:
+            continue
+        if not path.is_dir() or path.is_symlink() or name in alive or not old:
+            continue
+        removed.append(path)
+        if not dry_run:
+            shutil.rmtree(path, ignore_errors=True)
     return removed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from imagefactory.build.leftovers import kill_orphans, stale_locks
+from imagefactory.build.leftovers import kill_orphans, stale_locks, stale_vm_dirs
 from imagefactory.store.select import open_store
 from imagefactory.testrun.kept import remove_forgotten_clones
 
@@ -39,4 +39,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"kept {name}: {why}")
     for lock in stale_locks(dry_run=args.dry_run):
         print(f"{verb} stale lock {lock.name}")
+    for directory in stale_vm_dirs(dry_run=args.dry_run):
+        print(f"{verb} a killed VM's temporary directory {directory}")
     return 0

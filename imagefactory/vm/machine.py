@@ -37,6 +37,10 @@ from imagefactory.vm.qemu_args import VmConfig, Wiring, build_argv
 
 log = structlog.get_logger(__name__)
 
+#: Each VM's private temporary directory is `<tmp>/<prefix><vm name>-<random>`; `gc` finds
+#: those of killed factories by it.
+VM_TEMP_PREFIX = "imagefactory-vm-"
+
 T = TypeVar("T")
 
 WATCHED_EVENTS = (
@@ -184,7 +188,7 @@ class Machine:
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"imagefactory-vm-{self.config.name}-"))
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"{VM_TEMP_PREFIX}{self.config.name}-"))
         self._fatal = loop.create_future()
         qmp_ours, qmp_theirs = socket.socketpair()
         status_ours, status_theirs = socket.socketpair()
