@@ -224,7 +224,7 @@ def test_provision_reports_a_guest_that_powers_off_without_running_hooks(
 
 CHILD = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, faulthandler, signal, sys
     from pathlib import Path
     from imagefactory.vm.machine import Machine
     from imagefactory.vm.qemu_args import VmConfig
@@ -236,6 +236,7 @@ CHILD = textwrap.dedent(
             print("QEMU-PID", machine.pid, flush=True)
             await asyncio.sleep(3600)
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks where it hangs
     asyncio.run(main())
     """
 )
@@ -257,12 +258,14 @@ def children() -> Iterator[list[subprocess.Popen[str]]]:
 def start_child(
     tmp_path: Path, name: str, started: list[subprocess.Popen[str]]
 ) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(halt_disk(tmp_path)), str(tmp_path / "logs"), name],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[3],
-    )
+    with (tmp_path / "child.err").open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(halt_disk(tmp_path)), str(tmp_path / "logs"), name],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=Path(__file__).resolve().parents[3],
+        )
     started.append(proc)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -285,7 +288,15 @@ def test_ctrl_c_stops_qemu_and_cleans_up(
 ) -> None:
     proc, qemu_pid = start_child(tmp_path, "t-sigint", children)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack to stderr
+        time.sleep(2)
+        raise AssertionError(
+            "the factory did not exit within 60 s of Ctrl-C; its stderr:\n"
+            + (tmp_path / "child.err").read_text()[-8000:]
+        ) from None
     assert wait_gone(qemu_pid, 10)
     assert not list(Path("/tmp").glob("imagefactory-vm-t-sigint-*"))
 
