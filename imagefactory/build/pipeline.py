@@ -30,10 +30,13 @@ from imagefactory.build.steps import RunReport, Step, StepRunner
 from imagefactory.errors import ImageFactoryError, NotBuiltYet, UsageError
 from imagefactory.fetch.bootstrap import ensure_bootstrap_image
 from imagefactory.fetch.cache import ImageCache
+from imagefactory.fetch.disk_image import Firmware
 from imagefactory.fetch.image import fetch_cloud_image
 from imagefactory.paths import hooks_dir, keys_dir
 from imagefactory.spec.hookenv import hook_environment
 from imagefactory.spec.loader import ResolvedSpec
+from imagefactory.spec.model import DistroSpec, Lineage
+from imagefactory.spec.source import BootstrapSource
 from imagefactory.store.base import Golden, Provenance, Store
 from imagefactory.store.crashpoints import crashpoint
 from imagefactory.vm.accel import select_accel
@@ -49,6 +52,25 @@ log = structlog.get_logger(__name__)
 # The bootstrap base image is small; the volume stage grows it to the lineage's disk size
 # and cloud-init's growpart extends the root on first boot.
 BOOTSTRAP_BASE_SIZE = 4 * 1024**3
+
+
+@dataclass(frozen=True)
+class BootstrapRequest:
+    """Everything that picks a spec's bootstrap image in the cache, but the mirror."""
+
+    source: BootstrapSource
+    firmware: Firmware
+    size_bytes: int
+
+
+def bootstrap_request(spec: DistroSpec, kind: Lineage) -> BootstrapRequest | None:
+    """What a build of `spec`'s `kind` lineage bootstraps from (None: no bootstrap source).
+    Anything that wants the very same image -- the tests' ZFS host boots the ztest one --
+    asks here, so it lands on the build's cache entry."""
+    boot = spec.source.bootstrap
+    if boot is None:
+        return None
+    return BootstrapRequest(boot.for_lineage(kind), spec.vm.firmware, BOOTSTRAP_BASE_SIZE)
 
 
 def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
@@ -86,17 +108,17 @@ class FetchStep:
             )
             ctx.image_path, ctx.image_digest = result.path, result.digest
             return
-        boot = spec.source.bootstrap
-        if boot is None:
+        request = bootstrap_request(spec, ctx.resolved.kind)
+        if request is None:
             raise UsageError(
                 f"{spec.name} has no bootstrap source",
                 hint="bootstrap builds exist for Debian-family specs (e.g. debian13)",
             )
         ctx.image_path, ctx.image_digest = ensure_bootstrap_image(
-            boot.for_lineage(ctx.resolved.kind),
+            request.source,
             ctx.cache,
-            firmware=spec.vm.firmware,
-            size_bytes=BOOTSTRAP_BASE_SIZE,
+            firmware=request.firmware,
+            size_bytes=request.size_bytes,
             mirror=ctx.options.package_mirror,
         )
 

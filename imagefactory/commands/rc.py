@@ -24,6 +24,7 @@ from imagefactory.commands.test import (
     add_selection_options,
     print_result,
     selection_from,
+    selection_given,
     stage_options,
 )
 from imagefactory.testrun.release import RC_SELECTION, RcOptions, run_rc
@@ -78,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         site_mirror=args.mirror,
         package_mirror=args.package_mirror,
     )
-    chose = args.run or args.group or args.suite or args.recipe
-    selection = selection_from(args) if chose else RC_SELECTION
+    selection = selection_from(args) if selection_given(args) else RC_SELECTION
     result = run_rc(specs, rc, stage_options(args), selection=selection, report=_progress)
     print_result(result)
     if "builds" in result.files:

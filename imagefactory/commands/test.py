@@ -81,6 +81,10 @@ def add_selection_options(parser: argparse.ArgumentParser, *, title: str) -> Non
     )
 
 
+def selection_given(args: argparse.Namespace) -> bool:
+    return bool(args.run or args.group or args.suite or args.recipe)
+
+
 def selection_from(args: argparse.Namespace) -> Selection:
     return parse_selection(run=args.run, group=args.group, suite=args.suite, recipe=args.recipe)
 
@@ -158,7 +162,7 @@ def _progress(line: str) -> None:
 def run_test(args: argparse.Namespace) -> int:
     specs = resolve_distros([d for value in args.distros for d in value.split(",") if d])
     if args.rerun_failed:
-        if args.run or args.group or args.suite or args.recipe:
+        if selection_given(args):
             raise UsageError("--rerun-failed replaces --run, --group, --suite and --recipe")
         rerun = _rerun(args, [r.spec.name for r in specs])
         if rerun is None:

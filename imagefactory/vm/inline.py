@@ -35,13 +35,7 @@ def inline_libraries(content: bytes, directory: Path) -> bytes:
         if DIRECTIVE.search(library):
             raise SpecError(f"{path} inlines another library; one level only")
         body = library if library.endswith(b"\n") else library + b"\n"
-        return (
-            b"# --- "
-            + name.encode()
-            + b", inlined ---\n"
-            + body
-            + b"# --- end of "
-            + (name.encode() + b" ---")
-        )
+        label = name.encode()
+        return b"# --- %s, inlined ---\n%s# --- end of %s ---" % (label, body, label)
 
     return DIRECTIVE.sub(expand, content)

@@ -255,10 +255,8 @@ class Machine:
         host while the caller waits to exit.  Every wait below has its own limit and does
         not depend on a cancelled coroutine agreeing to finish.
         """
-        try:
-            self._kill_now()
-        finally:
-            await self._release()
+        self._kill_now()
+        await self._release()
 
     def _kill_now(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -267,9 +265,9 @@ class Machine:
                 self._proc.send_signal(signal.SIGKILL)
 
     async def _release(self) -> None:
-        """Let go of QEMU's channels, then of our files.  The files go whatever the channels
-        do: qemu.qmp's disconnect can re-raise its reader's CancelledError when the factory
-        is interrupted (Ctrl-C), and that must not leave the VM's temporary directory."""
+        """Let go of QEMU's channels, then of our files.  The channel steps are bounded and
+        swallow their outcome; the `finally` is for a second Ctrl-C cancelling us in one of
+        them, which must still not leave the VM's temporary directory or sockets behind."""
         try:
             await self._release_channels()
         finally:

@@ -10,6 +10,7 @@ import json
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,10 @@ def test_remove_tree_stops_processes_still_working_in_the_directory(tmp_path: Pa
     leftover = subprocess.Popen(["tail", "-f", str(work / "log")])
     bystander = subprocess.Popen(["tail", "-f", str(other / "log")])
     try:
+        # Until it has exec'd, the child is a copy of pytest naming nothing: wait for tail.
+        deadline = time.monotonic() + 10
+        while disk_image.processes_inside(work) != [leftover.pid] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert disk_image.processes_inside(work) == [leftover.pid]
         disk_image.remove_tree(work)
         assert leftover.wait(timeout=10) == -signal.SIGKILL
