@@ -51,6 +51,7 @@ class BuildContext:
     guest_facts: dict[str, Any] = field(default_factory=dict)
     golden: Golden | None = None
     guest_seconds: float = 0.0
+    hooks_digest: str | None = None
 
     @property
     def leaf(self) -> str:

@@ -1,7 +1,8 @@
 """The build: fetch → volume → seed → boot + hooks → seal check → publish, under one lock.
 
 Phase one fetches (or bootstraps) the base image; if the golden is already built from the
-same image and the same resolved spec, the build stops there ("up to date") unless forced.
+same image, the same resolved spec and the same guest code (hooks, their libraries and
+payloads, the runner: `hooks_digest`), the build stops there ("up to date") unless forced.
 Phase two writes into a private build volume and only `publish` touches the golden's name,
 so a failed or interrupted build never damages the golden users already have.
 """
@@ -46,6 +47,7 @@ from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.payload import with_payloads
 from imagefactory.vm.provision import provision
 from imagefactory.vm.seed import build_key_comment, generate_ssh_key
+from imagefactory.vm.userdata import RUNNER_SCRIPT, RUNNER_UNIT
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +88,12 @@ def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
     )
     # Hooks that ask for payload files (bpftrace scripts, runfiles, recipes) carry them.
     return with_payloads(plan)
+
+
+def hooks_digest_for(resolved: ResolvedSpec) -> str:
+    """The digest of everything the build's guest runs: its hook plan and the runner."""
+    runner = [(hooks_dir() / name).read_bytes() for name in (RUNNER_SCRIPT, RUNNER_UNIT)]
+    return hook_plan_for(resolved).digest(*runner)
 
 
 class FetchStep:
@@ -270,6 +278,7 @@ class PublishStep:
             suite_version=_fact(facts, "suite_version"),
             source_digest=str(ctx.image_digest),
             spec_digest=ctx.resolved.spec_digest,
+            hooks_digest=ctx.hooks_digest,
             tool_version=__version__,
         )
         ctx.golden = ctx.store.publish(ctx.volume, provenance)
@@ -298,9 +307,12 @@ def _is_up_to_date(ctx: BuildContext) -> Golden | None:
     if golden is None:
         return None
     prov = golden.provenance
-    if prov.spec_digest == ctx.resolved.spec_digest and prov.source_digest == str(ctx.image_digest):
-        return golden
-    return None
+    same_inputs = (
+        prov.spec_digest == ctx.resolved.spec_digest
+        and prov.source_digest == str(ctx.image_digest)
+        and prov.hooks_digest == ctx.hooks_digest
+    )
+    return golden if same_inputs else None
 
 
 def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wall: float) -> None:
@@ -319,6 +331,7 @@ def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wal
             "size": ctx.image_path.stat().st_size if ctx.image_path else None,
         },
         "spec_digest": ctx.resolved.spec_digest,
+        "hooks_digest": ctx.hooks_digest,
         "virtual_size": golden.virtual_size if golden else None,
         "allocated": golden.allocated if golden else None,
         "guest_facts": ctx.guest_facts,
@@ -366,6 +379,7 @@ def build_golden(
     started = time.monotonic()
     source = options.source or resolved.spec.source.default
     ctx = BuildContext(resolved, store, cache, options, source_kind=source)
+    ctx.hooks_digest = hooks_digest_for(resolved)
     structlog.contextvars.bind_contextvars(golden=ctx.leaf)
     try:
         with (

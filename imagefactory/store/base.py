@@ -77,6 +77,8 @@ class Provenance:
     suite_version: str | None = None
     source_digest: str | None = None
     spec_digest: str | None = None
+    hooks_digest: str | None = None
+    """What the guest ran (hooks, libraries, payloads, runner): see HookPlan.digest."""
     tool_version: str | None = __version__
 
     def __post_init__(self) -> None:
@@ -106,6 +108,7 @@ class Provenance:
             suite_version=props.get("suite_version"),
             source_digest=props.get("source_digest"),
             spec_digest=props.get("spec_digest"),
+            hooks_digest=props.get("hooks_digest"),
             tool_version=props.get("tool_version"),
         )
 

@@ -8,6 +8,8 @@ hooks, which is what the numbering is for.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,3 +93,19 @@ class HookPlan:
 
     def __len__(self) -> int:
         return len(self.hooks)
+
+    def digest(self, *extra: bytes) -> str:
+        """`sha256:<hex>` of everything the guest will run: each hook's name, bytes (libraries
+        and payloads included), environment and timeout, plus `extra` (the runner itself).
+
+        A golden is up to date only if this matches: editing `_lib.sh` or a payload must
+        rebuild it, which the spec's digest alone cannot see."""
+        h = hashlib.sha256()
+        for hook in self.hooks:
+            env = dict(sorted(hook.env.items()))
+            head = {"name": hook.name, "env": env, "timeout": hook.timeout}
+            h.update(json.dumps(head, sort_keys=True).encode() + b"\0")
+            h.update(hashlib.sha256(hook.content).digest())
+        for blob in extra:
+            h.update(hashlib.sha256(blob).digest())
+        return "sha256:" + h.hexdigest()

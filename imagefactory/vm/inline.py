@@ -6,7 +6,8 @@ That line works as it stands where the hook runs from the repository (the plan t
 shellcheck), but the guest's runner receives one file per hook and runs each on its own, so
 the packer puts the library's text in place of the line.  The seed then holds
 self-contained scripts, and a changed library changes every hook's bytes, hence the seed
-and the golden's spec digest, exactly like a change to the hook itself.
+and the golden's `hooks_digest` (HookPlan.digest), exactly like a change to the hook itself:
+the next build is not "up to date".
 """
 
 from __future__ import annotations

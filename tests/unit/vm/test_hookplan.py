@@ -62,3 +62,22 @@ def test_get_finds_a_hook_by_name() -> None:
     assert found is not None and found.timeout == 7
     assert plan.get("30-c.sh") is None
     assert len(plan) == 2
+
+
+def test_the_digest_sees_a_library_change_that_the_spec_cannot(tmp_path: Path) -> None:
+    """Stale goldens: editing `_lib.sh` must change what the build compares, not just the hook."""
+    (tmp_path / "_lib.sh").write_text("say() { echo one; }\n")
+    script = tmp_path / "10-a.sh"
+    script.write_text('#!/bin/bash\n. "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline\nsay\n')
+    before = HookPlan.of([Hook.from_file(script, timeout=5.0)]).digest(b"runner")
+    assert HookPlan.of([Hook.from_file(script, timeout=5.0)]).digest(b"runner") == before
+    (tmp_path / "_lib.sh").write_text("say() { echo two; }\n")
+    after = HookPlan.of([Hook.from_file(script, timeout=5.0)]).digest(b"runner")
+    assert after != before and after.startswith("sha256:")
+
+
+def test_the_digest_covers_environment_timeout_and_the_runner() -> None:
+    base = HookPlan.of([hook("10-a.sh", X="1")])
+    assert HookPlan.of([hook("10-a.sh", X="2")]).digest() != base.digest()
+    assert HookPlan.of([hook("10-a.sh", timeout=11.0, X="1")]).digest() != base.digest()
+    assert base.digest(b"runner v2") != base.digest(b"runner v1")
