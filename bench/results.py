@@ -1,12 +1,15 @@
-"""Benchmark the host side of the test stage: parsing and the history.
+"""Benchmark the host side of the test stage: parsing, judging and the history.
 
-    .venv/bin/python bench/results.py [--distros 1] [--runs 100] [--tests 1500]
+    .venv/bin/python bench/results.py [--only TEXT] [--distros 1] [--runs 100] [--tests 1500]
 
-Targets (issue 8): parse a 1,500-test console log in <= 0.3 s; `klab history` over 100
-stored runs of 1,500 tests in <= 0.2 s.  Each figure is the median of several repetitions;
-the history query is timed through the CLI's own handler (query + formatting, stdout
-discarded), and once more as a whole `klab history` process for reference.  Exits 1 when a
-target is missed.
+Each measurement is one function registered with `@measurement(label, target_s)`; it takes
+the shared `Bench` (arguments, a scratch dir, lazily built fixtures: names, a generated
+console log, a filled history database) and returns seconds, normally the median of
+`bench.repeat` runs through `median_seconds`.  `main` prints each figure with its target
+and exits 1 when a target is missed.  To add a figure, write one decorated function.
+
+Targets: parse a 1,500-test console log <= 0.3 s and `klab history` over 100 stored runs
+of 1,500 tests <= 0.2 s (issue 8); a log with a 1 MiB line <= 1 s (issue 12).
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from imagefactory.cli import main
 from imagefactory.testrun.history import History
 from imagefactory.testrun.outcome import DistroOutcome
-from imagefactory.testrun.results import TestResult, parse_log
+from imagefactory.testrun.results import TestResult, parse_file, parse_log
 
 SUITE = "/usr/share/zfs/zfs-tests/tests/functional"
 DISTROS = ("debian13", "ubuntu24", "fedora44", "centos9", "rocky9")
+REPO = Path(__file__).resolve().parent.parent
+REAL_LOGS = REPO / "tests" / "unit" / "testrun" / "logs"
+MIB = 1024 * 1024
 
 
 def test_names(count: int) -> list[str]:
@@ -84,6 +92,19 @@ def console_log(names: list[str], seed: int = 1) -> str:
     return "\n".join(lines)
 
 
+def long_line_log(length: int = MIB) -> str:
+    """The real 2.3.9 console with hostile 1 MiB lines where each parser state reads them.
+
+    One in the test lines (a runaway `echo` in a test's output), one inside the Results
+    Summary and one inside zts-report's unexpected section: the shape that once took 21 s
+    (`'FAIL a (x)y ' * 16000`, a quarter of this length).
+    """
+    real = (REAL_LOGS / "zts-2.3.9-debian13-quick-real.log").read_text()
+    noise = ("FAIL a (x)y " * (length // 12 + 1))[:length]
+    head, summary, tail = real.partition("Results Summary\n")
+    return head + noise + "\n" + summary + noise + "\n" + tail.rstrip("\n") + "\n" + noise + "\n"
+
+
 def median_seconds(func: Callable[[], object], repeat: int) -> float:
     samples = []
     for _ in range(repeat):
@@ -117,14 +138,150 @@ def fill_history(path: Path, names: list[str], runs: int, distros: int) -> float
     return time.perf_counter() - start
 
 
-def cli_seconds(argv: list[str], repeat: int) -> float:
-    def call() -> None:
-        with contextlib.redirect_stdout(io.StringIO()):
-            if main(argv) != 0:
-                raise SystemExit(f"klab {' '.join(argv)} failed")
+@dataclass
+class Bench:
+    """What measurements share: the arguments, a scratch dir and fixtures built on first use."""
 
-    call()  # warm the page cache and imports, as a second `klab history` would find them
-    return median_seconds(call, repeat)
+    tmp: Path
+    tests: int
+    runs: int
+    distros: int
+    repeat: int
+
+    @cached_property
+    def names(self) -> list[str]:
+        return test_names(self.tests)
+
+    @cached_property
+    def log_path(self) -> Path:
+        """A generated console of `tests` results; checked to parse before it is timed."""
+        log = console_log(self.names)
+        parsed = parse_log(log)
+        assert len(parsed.tests) == self.tests and parsed.complete, "generated log misparsed"
+        path = self.tmp / "console.log"
+        path.write_text(log)
+        return path
+
+    @cached_property
+    def history_db(self) -> Path:
+        """A history of `runs` runs x `distros` distros x `tests` tests (filled once)."""
+        db = self.tmp / "history.sqlite"
+        fill = fill_history(db, self.names, self.runs, self.distros)
+        size = db.stat().st_size + sum(p.stat().st_size for p in self.tmp.glob("*-wal"))
+        rows = self.runs * self.distros * self.tests
+        print(
+            f"(stored {self.runs} runs x {self.distros} distro(s) x {self.tests} tests "
+            f"= {rows} rows in {fill:.1f}s, {size / 2**20:.0f} MiB)"
+        )
+        return db
+
+    def cli_seconds(self, argv: list[str]) -> float:
+        """Median of `klab ARGV` through the CLI's own handler, stdout discarded."""
+
+        def call() -> None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                if main(argv) != 0:
+                    raise SystemExit(f"klab {' '.join(argv)} failed")
+
+        call()  # warm the page cache and imports, as a second `klab` call would find them
+        return median_seconds(call, self.repeat)
+
+    def history_seconds(self, *extra: str) -> float:
+        return self.cli_seconds(["history", "--db", str(self.history_db), *extra])
+
+
+@dataclass(frozen=True)
+class Measurement:
+    label: str
+    target_s: float | None
+    run: Callable[[Bench], float]
+
+
+MEASUREMENTS: list[Measurement] = []
+
+
+def measurement(
+    label: str, target_s: float | None = None
+) -> Callable[[Callable[[Bench], float]], Callable[[Bench], float]]:
+    """Register a function `(Bench) -> seconds` under its label and target (None: reference)."""
+
+    def register(func: Callable[[Bench], float]) -> Callable[[Bench], float]:
+        MEASUREMENTS.append(Measurement(label, target_s, func))
+        return func
+
+    return register
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@measurement("parse a 1,500-test log, file to ParsedRun", 0.3)
+def parse_generated(bench: Bench) -> float:
+    path = bench.log_path
+    return median_seconds(lambda: parse_file(path), bench.repeat)
+
+
+@measurement("parse the real 2.3.9 quick console (97 result lines)", 0.3)
+def parse_real_quick(bench: Bench) -> float:
+    path = REAL_LOGS / "zts-2.3.9-debian13-quick-real.log"
+    parsed = parse_file(path)
+    assert len(parsed.tests) == 97 and parsed.complete, "real console misparsed"
+    return median_seconds(lambda: parse_file(path), bench.repeat)
+
+
+@measurement("parse a log with 1 MiB lines (tests, summary, zts-report)", 1.0)
+def parse_long_lines(bench: Bench) -> float:
+    path = bench.tmp / "long-lines.log"
+    path.write_text(long_line_log())
+    parsed = parse_file(path)
+    assert len(parsed.tests) == 97, "real results lost around the long lines"
+    return median_seconds(lambda: parse_file(path), bench.repeat)
+
+
+@measurement("klab results parse --json (in-process)")
+def results_parse_cli(bench: Bench) -> float:
+    return bench.cli_seconds(["results", "parse", str(bench.log_path), "--json"])
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+@measurement("klab history", 0.2)
+def history_plain(bench: Bench) -> float:
+    return bench.history_seconds()
+
+
+@measurement("klab history --last 100", 0.2)
+def history_last(bench: Bench) -> float:
+    return bench.history_seconds("--last", "100")
+
+
+@measurement("klab history --distro D", 0.2)
+def history_distro(bench: Bench) -> float:
+    return bench.history_seconds("--distro", DISTROS[0])
+
+
+@measurement("klab history --test T (exact)", 0.2)
+def history_test_exact(bench: Bench) -> float:
+    return bench.history_seconds("--test", bench.names[700])
+
+
+@measurement("klab history --test T (basename)", 0.2)
+def history_test_basename(bench: Bench) -> float:
+    return bench.history_seconds("--test", bench.names[700].rsplit("/", 1)[1])
+
+
+@measurement("klab history --diff-last", 0.3)
+def history_diff_last(bench: Bench) -> float:
+    return bench.history_seconds("--diff-last")
+
+
+@measurement("klab history as a new process (python startup included)")
+def history_process(bench: Bench) -> float:
+    argv = [sys.executable, "-m", "imagefactory", "history", "--db", str(bench.history_db)]
+    return median_seconds(
+        lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL), min(bench.repeat, 3)
+    )
 
 
 def main_bench() -> int:
@@ -133,93 +290,22 @@ def main_bench() -> int:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--distros", type=int, default=1, choices=range(1, len(DISTROS) + 1))
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", default="", help="run the measurements whose label has TEXT")
     args = parser.parse_args()
 
-    names = test_names(args.tests)
-    log = console_log(names)
-    parsed = parse_log(log)
-    assert len(parsed.tests) == args.tests and parsed.complete, "generated log misparsed"
-    figures: list[tuple[str, float, float | None]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        log_path = Path(tmp) / "console.log"
-        log_path.write_text(log)
-        figures.append(
-            (
-                f"parse {args.tests}-test log ({len(log) // 1024} KiB), file to ParsedRun",
-                median_seconds(lambda: parse_log(log_path.read_text()), args.repeat),
-                0.3,
-            )
-        )
-        figures.append(
-            (
-                "klab results parse --json (in-process)",
-                cli_seconds(["results", "parse", str(log_path), "--json"], args.repeat),
-                None,
-            )
-        )
-
-        db = Path(tmp) / "history.sqlite"
-        rows = args.runs * args.distros * args.tests
-        fill = fill_history(db, names, args.runs, args.distros)
-        size = db.stat().st_size + sum(p.stat().st_size for p in Path(tmp).glob("*-wal"))
-        print(
-            f"stored {args.runs} runs x {args.distros} distro(s) x {args.tests} tests "
-            f"= {rows} rows in {fill:.1f}s ({size / 2**20:.0f} MiB)"
-        )
-        base = ["history", "--db", str(db)]
-        figures.append(("klab history", cli_seconds(base, args.repeat), 0.2))
-        figures.append(
-            ("klab history --last 100", cli_seconds([*base, "--last", "100"], args.repeat), 0.2)
-        )
-        figures.append(
-            (
-                "klab history --distro D",
-                cli_seconds([*base, "--distro", DISTROS[0]], args.repeat),
-                0.2,
-            )
-        )
-        figures.append(
-            (
-                "klab history --test T (exact)",
-                cli_seconds([*base, "--test", names[700]], args.repeat),
-                0.2,
-            )
-        )
-        basename = names[700].rsplit("/", 1)[1]
-        figures.append(
-            (
-                "klab history --test T (basename)",
-                cli_seconds([*base, "--test", basename], args.repeat),
-                0.2,
-            )
-        )
-        figures.append(
-            ("klab history --diff-last", cli_seconds([*base, "--diff-last"], args.repeat), 0.2)
-        )
-
-        def process() -> None:
-            subprocess.run(
-                [sys.executable, "-m", "imagefactory", *base],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-
-        figures.append(
-            (
-                "klab history as a new process (python startup included)",
-                median_seconds(process, 3),
-                None,
-            )
-        )
-
     missed = 0
-    for label, seconds, target in figures:
-        verdict = ""
-        if target is not None:
-            ok = seconds <= target
-            missed += not ok
-            verdict = f"target <= {target:.1f}s {'ok' if ok else 'MISSED'}"
-        print(f"{label:60s} {seconds * 1000:8.1f} ms  {verdict}")
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(Path(tmp), args.tests, args.runs, args.distros, args.repeat)
+        for m in MEASUREMENTS:
+            if args.only not in m.label:
+                continue
+            seconds = m.run(bench)
+            verdict = ""
+            if m.target_s is not None:
+                ok = seconds <= m.target_s
+                missed += not ok
+                verdict = f"target <= {m.target_s:.1f}s {'ok' if ok else 'MISSED'}"
+            print(f"{m.label:62s} {seconds * 1000:9.1f} ms  {verdict}", flush=True)
     return 1 if missed else 0
 
 
