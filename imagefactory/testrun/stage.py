@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import secrets
 import shutil
 import time
@@ -45,11 +44,9 @@ from imagefactory.testrun.collect import GoldenFacts, Judged, judge
 from imagefactory.testrun.guest import runner_plan
 from imagefactory.testrun.history import History, new_run_id
 from imagefactory.testrun.jobs import resolve_jobs
-from imagefactory.testrun.junit import write_junit
 from imagefactory.testrun.kept import KeptClone
-from imagefactory.testrun.matrix import build_matrix, format_plain, summary_line
+from imagefactory.testrun.matrix import summary_line
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
-from imagefactory.testrun.report import markdown_summary, write_markdown
 from imagefactory.testrun.results_disk import (
     DEFAULT_SIZE,
     SERIAL,
@@ -57,6 +54,7 @@ from imagefactory.testrun.results_disk import (
     create_results_disk,
     extract_results,
 )
+from imagefactory.testrun.run_files import write_run_files
 from imagefactory.testrun.selection import Selection
 from imagefactory.testrun.watch import ConsoleWatch
 from imagefactory.vm.accel import AccelChoice, select_accel
@@ -431,47 +429,6 @@ class Stage:
             return judged
 
         return list(await asyncio.gather(*(one(r) for r in self.specs)))
-
-
-def write_run_files(
-    run_directory: Path, run_id: str, selection: Selection, outcomes: Sequence[DistroOutcome]
-) -> dict[str, Path]:
-    """matrix.txt, summary.md, junit.xml and run.json in the run directory."""
-    run_directory.mkdir(parents=True, exist_ok=True)
-    matrix = build_matrix(outcomes)
-    files = {
-        "matrix": run_directory / paths.MATRIX_FILE,
-        "summary": run_directory / paths.SUMMARY_FILE,
-        "junit": run_directory / paths.JUNIT_FILE,
-        "run": run_directory / paths.RUN_FILE,
-    }
-    files["matrix"].write_text(format_plain(matrix), encoding="utf-8")
-    text = markdown_summary(outcomes, run_id=run_id, selection=selection.canonical, matrix=matrix)
-    write_markdown(files["summary"], text)
-    write_junit(files["junit"], outcomes, name=f"klab {selection.canonical}")
-    run = {
-        "run_id": run_id,
-        "selection": selection.canonical,
-        "selected": list(selection.items),
-        "exit_status": stage_exit_status(outcomes),
-        "distros": [
-            {
-                "distro": o.distro,
-                "status": str(o.status),
-                "message": o.message,
-                "golden_build_id": o.golden_build_id,
-                "zfs_version": o.zfs_version,
-                "suite_version": o.suite_version,
-                "duration_s": o.duration_s,
-                "counts": dataclasses.asdict(o.counts),
-                "unexpected": o.unexpected,
-                "artifacts_dir": o.artifacts_dir,
-            }
-            for o in outcomes
-        ],
-    }
-    files["run"].write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-    return files
 
 
 def run_stage(

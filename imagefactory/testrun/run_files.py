@@ -1,0 +1,60 @@
+"""The files a finished run leaves in its directory: matrix, summary, JUnit, run.json.
+
+Written once every distro is judged, from the outcomes alone, so the four files always say
+the same thing about the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from imagefactory.testrun import artifacts as paths
+from imagefactory.testrun.junit import write_junit
+from imagefactory.testrun.matrix import build_matrix, format_plain
+from imagefactory.testrun.outcome import DistroOutcome, stage_exit_status
+from imagefactory.testrun.report import markdown_summary, write_markdown
+from imagefactory.testrun.selection import Selection
+
+
+def write_run_files(
+    run_directory: Path, run_id: str, selection: Selection, outcomes: Sequence[DistroOutcome]
+) -> dict[str, Path]:
+    """matrix.txt, summary.md, junit.xml and run.json in the run directory."""
+    run_directory.mkdir(parents=True, exist_ok=True)
+    matrix = build_matrix(outcomes)
+    files = {
+        "matrix": run_directory / paths.MATRIX_FILE,
+        "summary": run_directory / paths.SUMMARY_FILE,
+        "junit": run_directory / paths.JUNIT_FILE,
+        "run": run_directory / paths.RUN_FILE,
+    }
+    files["matrix"].write_text(format_plain(matrix), encoding="utf-8")
+    text = markdown_summary(outcomes, run_id=run_id, selection=selection.canonical, matrix=matrix)
+    write_markdown(files["summary"], text)
+    write_junit(files["junit"], outcomes, name=f"klab {selection.canonical}")
+    run = {
+        "run_id": run_id,
+        "selection": selection.canonical,
+        "selected": list(selection.items),
+        "exit_status": stage_exit_status(outcomes),
+        "distros": [
+            {
+                "distro": o.distro,
+                "status": str(o.status),
+                "message": o.message,
+                "golden_build_id": o.golden_build_id,
+                "zfs_version": o.zfs_version,
+                "suite_version": o.suite_version,
+                "duration_s": o.duration_s,
+                "counts": dataclasses.asdict(o.counts),
+                "unexpected": o.unexpected,
+                "artifacts_dir": o.artifacts_dir,
+            }
+            for o in outcomes
+        ],
+    }
+    files["run"].write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    return files
