@@ -1,24 +1,30 @@
 """The command line: `imagefactory`, `klab` and `python -m imagefactory` are one CLI.
 
 Each verb lives in its own module under `imagefactory.commands` and registers itself, so a
-new pipeline stage adds a file instead of growing this one.  Expected failures
-(`ImageFactoryError`) become a one-line message plus hint and the error's exit status;
-anything else is a bug and keeps its traceback.
+new pipeline stage adds a file instead of growing this one.  `main` is the one place where
+an exception ends the program: `errors.classify` turns expected failures (ours, and OS,
+network, database and validation errors) into one line, a hint and the exit status of the
+table in `errors.py`; anything else is a bug, reported in one line with its traceback saved
+to a file (printed with `-v`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import time
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 
 from imagefactory import __version__, commands
-from imagefactory.errors import ImageFactoryError
-from imagefactory.log import configure_logging
+from imagefactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, classify
+from imagefactory.log import configure_logging, redact
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Golden VM images for the OpenZFS ztest lineage and test runs in their clones.",
     )
     parser.add_argument("--version", action="version", version=f"imagefactory {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output; tracebacks"
+    )
     parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
     parser.add_argument(
         "--log-format",
@@ -42,6 +50,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _save_traceback(exc: BaseException) -> Path | None:
+    """Write a bug's traceback under the state directory; None if that is impossible too."""
+    try:
+        from imagefactory.build.statedir import crashes_dir
+
+        path = crashes_dir() / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except Exception:  # the report of a bug must not raise a second one
+        return None
+    return path
+
+
+def report(exc: BaseException, *, prog: str, verbose: bool) -> int:
+    """Print `exc` as the user should see it and return the exit status."""
+    failure = classify(exc)
+    if failure is None:
+        if verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        saved = None if verbose else _save_traceback(exc)
+        if not verbose and saved is None:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"{prog}: internal error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        where = f"the traceback is in {saved}" if saved else "the traceback is above"
+        print(f"hint: this is a bug in imagefactory; {where} (-v prints it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"{prog}: error: {redact(failure.message)}", file=sys.stderr)
+    if failure.hint:
+        print(f"hint: {failure.hint}", file=sys.stderr)
+    return failure.exit_status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,16 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose - args.quiet, json_lines=json_lines)
     try:
         status: int = args.handler(args)
-    except ImageFactoryError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_status
     except BrokenPipeError:
         # `klab status | head`: the reader left; that is not an error of ours.
         sys.stderr.close()
-        return 0
+        return EXIT_OK
     except KeyboardInterrupt:
         structlog.get_logger(__name__).warning("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return report(exc, prog=parser.prog, verbose=args.verbose > 0)
     return status

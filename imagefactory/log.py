@@ -3,16 +3,70 @@
 Builds run unattended in CI as often as at a terminal; JSON lines let CI logs be filtered
 by field, while a person at a terminal wants aligned, coloured text.  stdlib logging
 (qemu.qmp, urllib3) is routed through the same renderer so nothing prints twice or raw.
+
+No secret is ever logged: every event passes `redact_event` last, which blanks private
+keys (PEM/OpenSSH blocks), the password of a URL (`https://user:***@mirror/`), password
+lines (user-data's `password:`, `chpasswd`) and fields named like secrets, wherever they
+appear -- a guest's console tail or a command's stderr can carry any of them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
+
+REDACTED = "[redacted]"
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
+_PASSWORD_LINE = re.compile(
+    r"(?i)(?P<head>\b[\w.-]*(?:passw(?:or)?d|passphrase|secret|token)[\w.-]*[\"']?"
+    r"[ \t]*[:=][ \t]*)(?P<value>[^\s{].*)$",
+    re.M,
+)
+_SECRET_FIELD = re.compile(r"(?i)passw(or)?d|passphrase|secret|token|private_?key|authorization")
+
+
+def redact(text: str) -> str:
+    """`text` without private keys, URL passwords or password lines."""
+    if "PRIVATE KEY" in text:
+        text = _PRIVATE_KEY.sub("[private key redacted]", text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    return _PASSWORD_LINE.sub(rf"\g<head>{REDACTED}", text)
+
+
+def _redact_value(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 8:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED
+            if isinstance(k, str) and _SECRET_FIELD.search(k) and v
+            else _redact_value(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_value(v, depth + 1) for v in value]
+    return value
+
+
+def redact_event(_logger: Any, _method: str, event: Any) -> Any:
+    """structlog processor: the event with every secret blanked (see the module docstring)."""
+    if isinstance(event, Mapping):
+        return _redact_value(event)
+    if isinstance(event, str):
+        return redact(event)
+    return event
 
 
 def _wants_color(stream: Any) -> bool:
@@ -46,10 +100,15 @@ def configure_logging(verbosity: int = 0, *, json_lines: bool | None = None) -> 
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
+            redact_event,
             structlog.processors.JSONRenderer(),
         ]
     else:
-        tail = [structlog.dev.ConsoleRenderer(colors=_wants_color(stream))]
+        tail = [
+            structlog.processors.format_exc_info,
+            redact_event,
+            structlog.dev.ConsoleRenderer(colors=_wants_color(stream)),
+        ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
