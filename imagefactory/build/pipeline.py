@@ -26,7 +26,7 @@ from imagefactory.build.context import BuildContext, BuildOptions
 from imagefactory.build.lock import golden_lock
 from imagefactory.build.markers import Markers, inputs_hash
 from imagefactory.build.seal_check import inspect_sealed_volume
-from imagefactory.build.statedir import builds_dir
+from imagefactory.build.statedir import build_dir
 from imagefactory.build.steps import RunReport, Step, StepRunner
 from imagefactory.errors import ImageFactoryError, NotBuiltYet, UsageError
 from imagefactory.fetch.bootstrap import ensure_bootstrap_image
@@ -394,8 +394,7 @@ def build_golden(
                     "build.up_to_date", golden=existing.name, build_id=existing.provenance.build_id
                 )
                 return BuildOutcome(existing, True, None, fetch_report, time.monotonic() - started)
-            ctx.build_dir = builds_dir(ctx.leaf) / ctx.build_id
-            ctx.build_dir.mkdir(parents=True, exist_ok=True)
+            ctx.build_dir = build_dir(ctx.leaf, ctx.build_id, create=True)
             (ctx.build_dir / "spec.json").write_text(
                 json.dumps(resolved.spec.model_dump(mode="json"), indent=2) + "\n"
             )

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# The one exit-status table is errors.py's.
+from imagefactory.errors import EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_TEST_FAILURES, EXIT_USAGE
 from imagefactory.testrun.absent import with_absent
 from imagefactory.testrun.results import (
     ABSENT,
@@ -23,11 +25,6 @@ from imagefactory.testrun.results import (
     merge_counts,
     summary_counts,
 )
-
-EXIT_OK = 0
-EXIT_TEST_FAILURES = 1
-EXIT_USAGE = 2
-EXIT_INFRASTRUCTURE = 3
 
 
 class DistroStatus(StrEnum):
