@@ -14,14 +14,17 @@ process is gone and no process has the clone's disk open, nobody is using it, an
 from __future__ import annotations
 
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from imagefactory.spec.model import DistroSpec
 from imagefactory.store.base import Clone, Store
 from imagefactory.store.owner import owner_alive
-from imagefactory.vm.qemu_args import accel_args
+from imagefactory.vm.firmware import UefiFirmware
+from imagefactory.vm.qemu_args import MIB, accel_args
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +87,51 @@ class KeptClone:
         path = self.artifacts / KEPT_FILE
         path.write_text(self.instructions() + "\n", encoding="utf-8")
         return path
+
+
+def keep_clone(
+    spec: DistroSpec,
+    store: str,
+    clone: Clone,
+    artifacts: Path,
+    *,
+    ssh_key: Path | None,
+    mac: str | None,
+    uefi: UefiFirmware | None,
+    accel: str | None,
+) -> KeptClone:
+    """Record a clone the run keeps: its SSH key and UEFI variables go to `artifacts` (the
+    run's .work directory is removed), the boot command to kept-clone.txt."""
+    key_path: Path | None = None
+    if ssh_key is not None and ssh_key.exists():
+        key_dir = artifacts / "ssh"
+        key_dir.mkdir(exist_ok=True)
+        key_path = key_dir / "id_ed25519"
+        shutil.move(ssh_key, key_path)
+    uefi_code = uefi_vars = None
+    if uefi is not None:
+        uefi_code = uefi.code
+        uefi_vars = artifacts / "uefi-vars.fd"
+        shutil.copyfile(uefi.vars_template, uefi_vars)
+    kept = KeptClone(
+        distro=spec.name,
+        store=store,
+        clone=clone,
+        mac=mac or "52:54:00:12:34:56",
+        memory_mib=int(spec.vm.memory) // MIB,
+        cpus=spec.vm.cpus,
+        machine=spec.vm.machine,
+        ssh_key=key_path,
+        user=spec.cloud_init.default_user.name,
+        artifacts=artifacts,
+        uefi_code=uefi_code,
+        uefi_vars=uefi_vars,
+        accel=accel or "tcg",
+        cpu_model=spec.vm.cpu_model,
+    )
+    kept.write()
+    log.info("test.clone.kept", distro=spec.name, clone=clone.name)
+    return kept
 
 
 def _open_paths() -> set[str]:

@@ -44,7 +44,7 @@ from imagefactory.testrun.collect import GoldenFacts, Judged, judge
 from imagefactory.testrun.guest import runner_plan
 from imagefactory.testrun.history import History, new_run_id
 from imagefactory.testrun.jobs import resolve_jobs
-from imagefactory.testrun.kept import KeptClone
+from imagefactory.testrun.kept import KeptClone, keep_clone
 from imagefactory.testrun.matrix import summary_line
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
 from imagefactory.testrun.results_disk import (
@@ -62,7 +62,7 @@ from imagefactory.vm.firmware import UefiFirmware, find_uefi_firmware
 from imagefactory.vm.fromspec import vm_config
 from imagefactory.vm.hookplan import HookPlan
 from imagefactory.vm.provision import ProvisionResult, provision_async
-from imagefactory.vm.qemu_args import MIB, ExtraDisk, VmConfig
+from imagefactory.vm.qemu_args import ExtraDisk, VmConfig
 from imagefactory.vm.seed import SshKeyPair, build_seed, generate_ssh_key, hostname_for
 from imagefactory.vm.userdata import resolve_fragments
 
@@ -324,39 +324,18 @@ class Stage:
 
     def _record_kept(
         self, resolved: ResolvedSpec, clone: Clone, boot: BootFiles | None, artifacts: Path
-    ) -> KeptClone:
-        spec = resolved.spec
-        key_path: Path | None = None
-        if boot is not None and boot.ssh_key.private_key.exists():
-            key_dir = artifacts / "ssh"
-            key_dir.mkdir(exist_ok=True)
-            key_path = key_dir / "id_ed25519"
-            shutil.move(boot.ssh_key.private_key, key_path)
-        uefi_code = uefi_vars = None
-        if boot is not None and boot.uefi is not None:
-            uefi_code = boot.uefi.code
-            uefi_vars = artifacts / "uefi-vars.fd"
-            shutil.copyfile(boot.uefi.vars_template, uefi_vars)
-        kept = KeptClone(
-            distro=spec.name,
-            store=self.store.spec,
-            clone=clone,
-            mac=boot.mac if boot is not None else "52:54:00:12:34:56",
-            memory_mib=int(spec.vm.memory) // MIB,
-            cpus=spec.vm.cpus,
-            machine=spec.vm.machine,
-            ssh_key=key_path,
-            user=spec.cloud_init.default_user.name,
-            artifacts=artifacts,
-            uefi_code=uefi_code,
-            uefi_vars=uefi_vars,
-            accel=boot.config.accel if boot is not None else "tcg",
-            cpu_model=spec.vm.cpu_model,
+    ) -> None:
+        kept = keep_clone(
+            resolved.spec,
+            self.store.spec,
+            clone,
+            artifacts,
+            ssh_key=boot.ssh_key.private_key if boot is not None else None,
+            mac=boot.mac if boot is not None else None,
+            uefi=boot.uefi if boot is not None else None,
+            accel=boot.config.accel if boot is not None else None,
         )
-        kept.write()
         self.kept.append(kept)
-        log.info("test.clone.kept", distro=spec.name, clone=clone.name)
-        return kept
 
     async def run_one(self, resolved: ResolvedSpec) -> Judged:
         spec = resolved.spec
