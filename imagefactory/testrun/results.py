@@ -8,17 +8,27 @@ word, the Results Summary (which prints only non-zero keys), "Running Time", "Pe
 passed", "Log directory", test-runner's verification warnings (tests missing from the
 installed suite) and zts-report's expected/unexpected sections.
 
-Logs from elsewhere carry noise: ANSI colours, CI prefixes such as `[vm1: 12:00:00]`,
-serial-console carriage returns.  Result lines are therefore searched for, not anchored.
+Logs from elsewhere carry noise: terminal escapes of every ECMA-48 kind (removed first, see
+`escapes`), CI prefixes such as `[vm1: 12:00:00]`, serial-console carriage returns, lines a
+megabyte long.  Result lines are searched for, not anchored, and every line is read in time
+linear in its length (`console_lines`).
 
 A console can hold several runs: `zfs-tests.sh -R` reruns flaky failures after the first
-summary, and CI concatenates the consoles of several VMs.  Each summary closes a segment; a
-test that reappears in a later segment supersedes its earlier result (and its counts), so
-the final summary matches what zts-report judged.
+summary, the lab's own retries append their reruns after it, and CI concatenates the
+consoles of several VMs.  Each summary closes a segment; a test that reappears in a later
+segment supersedes its earlier result (and its counts), so the final summary matches what
+zts-report judged, and the test keeps the result of every segment as its `attempts`.
+
+Each printed summary is checked against the result lines of its segment: a disagreement is
+kept in `summary_mismatch`, and a FAIL, KILLED or unknown result that the summary counts but
+no line shows (`unseen_failures`) fails the run, never passes it: a dropped line must not
+turn a failure green.  Quiet runs (`-q`) print no line for a PASS, so more PASS counted than
+shown is reported but is no failure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -27,6 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imagefactory.errors import ImageFactoryError
+from imagefactory.testrun import console_lines as cl
+from imagefactory.testrun.escapes import decode_console, strip_escapes
+from imagefactory.testrun.summary_check import summary_mismatch
+from imagefactory.testrun.test_logs import locate_test_logs as locate_test_logs  # re-export
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -68,7 +82,11 @@ class NoResultsError(ImageFactoryError):
 
 @dataclass(frozen=True, slots=True)
 class TestResult:
-    """One test's result; `name` is its path under tests/functional (or perf/regression)."""
+    """One test's result; `name` is its path under tests/functional (or perf/regression).
+
+    `attempts` is the result of each segment the test ran in, first to last: a FAIL fixed by
+    a rerun is `("FAIL", "PASS")`.  The last is `result`; left empty, it is `(result,)`.
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -80,6 +98,11 @@ class TestResult:
     user: str | None = None
     timestamp: str | None = None
     note: str | None = None
+    attempts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.attempts:
+            object.__setattr__(self, "attempts", (self.result,))
 
     @property
     def category(self) -> Category:
@@ -97,6 +120,7 @@ class TestResult:
         return head or self.name
 
     def to_json(self) -> dict[str, Any]:
+        """`attempts` appears only for a test that ran more than once (the JSON stays small)."""
         data: dict[str, Any] = {
             "name": self.name,
             "result": self.result,
@@ -107,6 +131,8 @@ class TestResult:
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
+        if len(self.attempts) > 1:
+            data["attempts"] = list(self.attempts)
         return data
 
 
@@ -124,7 +150,13 @@ class ReportEntry:
 
 @dataclass(slots=True)
 class ParsedRun:
-    """Everything a console log says about one zfs-tests.sh invocation (or several, merged)."""
+    """Everything a console log says about one zfs-tests.sh invocation (or several, merged).
+
+    `summary_mismatch` is None when every printed Results Summary agrees with the result
+    lines of its segment; otherwise `{"summary": {word: n}, "rows": {word: n},
+    "unseen_failures": {word: n}}` over the words that disagree (`segments`, 1-based, is
+    added when the console printed more than one summary).
+    """
 
     tests: list[TestResult] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)
@@ -141,21 +173,49 @@ class ParsedRun:
     removed: list[str] = field(default_factory=list)
     removed_groups: list[str] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
+    summary_mismatch: dict[str, Any] | None = None
 
     @property
     def has_results(self) -> bool:
         """True when any test ran (with -q, passing tests appear only in the summary)."""
         return bool(self.tests) or any(n > 0 for k, n in self.summary.items() if k != RERAN)
 
+    @property
+    def unseen_failures(self) -> int:
+        """FAIL, KILLED or unknown results a Results Summary counts that no result line shows."""
+        if self.summary_mismatch is None:
+            return 0
+        return sum(self.summary_mismatch["unseen_failures"].values())
+
     def unexpected_failures(self) -> list[str]:
         """Names of results that should fail the run.
 
         zts-report's verdict when it was printed (it knows the expected failures and flaky
-        tests of its own version); otherwise every FAIL, KILLED or unknown result.
+        tests of its own version); otherwise every FAIL, KILLED or unknown result.  Either
+        way, failures the summary counts without a result line come last, as one pseudo
+        name per word, `(summary: 1 FAIL with no result line)`: no test has that name, but
+        the run cannot pass while its summary says something failed.
         """
         if self.report_present:
-            return [entry.name for entry in self.unexpected]
-        return [t.name for t in self.tests if is_failure(t.result)]
+            names = [entry.name for entry in self.unexpected]
+        else:
+            names = [t.name for t in self.tests if is_failure(t.result)]
+        if self.summary_mismatch is not None:
+            for word, n in self.summary_mismatch["unseen_failures"].items():
+                names.append(f"(summary: {n} {word} with no result line)")
+        return names
+
+    def mismatch_line(self) -> str | None:
+        """One line for a report when the Results Summary and the result lines disagree."""
+        mismatch = self.summary_mismatch
+        if mismatch is None:
+            return None
+        counted = ", ".join(f"{k} {n}" for k, n in mismatch["summary"].items())
+        shown = ", ".join(f"{k} {n}" for k, n in mismatch["rows"].items())
+        line = f"Results Summary counts {counted}; the result lines show {shown}"
+        if self.unseen_failures:
+            line += f" ({self.unseen_failures} failure(s) with no result line: a failure)"
+        return line
 
     def require_results(self, source: str) -> ParsedRun:
         """Return self, or raise NoResultsError naming why nothing ran when the log says so."""
@@ -173,6 +233,7 @@ class ParsedRun:
             "complete": self.complete,
             "summary": dict(self.summary),
             "summary_printed": self.summary_printed,
+            "summary_mismatch": self.summary_mismatch,
             "tests": [t.to_json() for t in self.tests],
             "unexpected": [e.to_json() for e in self.unexpected],
             "expected": [e.to_json() for e in self.expected],
@@ -188,24 +249,7 @@ class ParsedRun:
         }
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_TEST_LINE = re.compile(
-    r"(?:\[(?P<ts>\d{4}-\d\d-\d\dT[0-9:.]+)\]\s+)?"
-    r"Test(?:\s+\((?P<ident>[^)]*)\))?:\s+(?P<path>\S+)"
-    r"\s+\(run as (?P<user>[^)]*)\)"
-    r"\s+\[(?P<dur>\d+(?::\d+){1,2})\]\s+\[(?P<result>[A-Z]+)\]"
-    r"(?P<reran>\s+\(RERAN\))?"
-)
 _SUITE_PREFIX = re.compile(r"(?:^|/)tests/(?:functional|perf/regression)/")
-_SUMMARY_KEY = re.compile(r"(?:^|[\s\]])([A-Z]{3,})\s+(\d+)\s*$")
-_RUNNING_TIME = re.compile(r"Running Time:\s+(\d+):(\d\d):(\d\d)")
-_PERCENT = re.compile(r"Percent passed:\s+([0-9.]+)%")
-_LOG_DIR = re.compile(r"Log directory:\s*(.*?)\s*$")
-_REPORT_LINE = re.compile(r"^\s*(?:\S.*?\s)?([A-Z]{3,})\s+(\S+)\s+\((.*)\)\s*$")
-_REMOVED_TEST = re.compile(r"Warning: Test '([^']+)' removed from TestGroup '([^']+)'")
-_NOT_ADDED_TEST = re.compile(r"Warning: Test '([^']+)' not added to this run")
-_NOT_ADDED_GROUP = re.compile(r"Warning: TestGroup '([^']+)' not added to this run")
-_TOOL_FAILURE = re.compile(r"(?:zfs-tests\.sh|test-runner(?:\.py)?): (.+?)\s*$")
 
 _REPORT_HEADERS: dict[str, Literal["expected", "unexpected_pass", "unexpected"]] = {
     "Tests with results other than PASS that are expected:": "expected",
@@ -227,13 +271,6 @@ def name_from_path(path: str) -> str:
             name = name[: -len(suffix)]
             break
     return name
-
-
-def _duration(text: str) -> float:
-    seconds = 0
-    for part in text.split(":"):
-        seconds = seconds * 60 + int(part)
-    return float(seconds)
 
 
 @dataclass(slots=True)
@@ -266,20 +303,19 @@ class _Parser:
         self.reports: dict[str, dict[str, ReportEntry]] = {}
 
     def feed(self, raw: str) -> None:
-        line = _ANSI.sub("", raw) if "\x1b" in raw else raw
-        line = line.rstrip("\r\n")
+        line = strip_escapes(raw).rstrip("\r\n")
         if "Test" in line:
-            match = _TEST_LINE.search(line)
+            match = cl.RESULT_LINE.search(line)
             if match:
                 self._test(match)
                 return
         stripped = line.strip()
         if self.in_summary:
-            key = _SUMMARY_KEY.search(line) if stripped else None
+            key = cl.summary_entry(stripped) if stripped else None
             if key:
                 summary = self.segments[-1].summary
                 assert summary is not None
-                summary[key.group(1)] = int(key.group(2))
+                summary[key[0]] = key[1]
                 return
             if stripped:
                 self.in_summary = False
@@ -289,10 +325,10 @@ class _Parser:
             if not stripped:
                 self.section = None
                 return
-            entry = _REPORT_LINE.match(line)
-            if entry and not stripped.endswith(":"):
-                name, result, detail = entry.group(2), entry.group(1), entry.group(3)
-                self.reports.setdefault(self.section, {})[name] = ReportEntry(name, result, detail)
+            entry = cl.report_line(stripped)
+            if entry:
+                report = ReportEntry(entry.name, entry.result, entry.detail)
+                self.reports.setdefault(self.section, {})[entry.name] = report
                 return
             self.section = None
         if not stripped:
@@ -311,7 +347,7 @@ class _Parser:
             TestResult(
                 name=name_from_path(m.group("path")),
                 result=m.group("result"),
-                duration_s=_duration(m.group("dur")),
+                duration_s=cl.duration_s(m.group("dur")),
                 reran=m.group("reran") is not None,
                 identifier=m.group("ident"),
                 user=m.group("user"),
@@ -335,22 +371,20 @@ class _Parser:
                 self.run.report_present = True
                 self.reports.setdefault(section, {})
                 return
-        if "Running Time:" in line and (m := _RUNNING_TIME.search(line)):
+        if "Running Time:" in line and (m := cl.RUNNING_TIME.search(line)):
             h, mi, s = (int(g) for g in m.groups())
             segment.running_time_s = h * 3600 + mi * 60 + s
-        elif "Percent passed:" in line and (m := _PERCENT.search(line)):
+        elif "Percent passed:" in line and (m := cl.PERCENT.search(line)):
             segment.percent_passed = float(m.group(1))
-        elif "Log directory:" in line and (m := _LOG_DIR.search(line)):
-            value = m.group(1)
+        elif "Log directory:" in line:
             # zts-report prints "Could not determine log directory." when it found nothing.
-            if value and not any(c.isspace() for c in value):
-                self.run.log_dir = value
+            self.run.log_dir = cl.log_directory(line) or self.run.log_dir
         elif "Warning: Test" in line:
-            if m := _REMOVED_TEST.search(line):
+            if m := cl.REMOVED_TEST.search(line):
                 self._removed(name_from_path(f"{m.group(2)}/{m.group(1)}"))
-            elif m := _NOT_ADDED_TEST.search(line):
+            elif m := cl.NOT_ADDED_TEST.search(line):
                 self._removed(name_from_path(m.group(1)))
-        elif "Warning: TestGroup" in line and (m := _NOT_ADDED_GROUP.search(line)):
+        elif "Warning: TestGroup" in line and (m := cl.NOT_ADDED_GROUP.search(line)):
             group = name_from_path(m.group(1))
             if group not in self.run.removed_groups:
                 self.run.removed_groups.append(group)
@@ -361,9 +395,9 @@ class _Parser:
                 "zfs-tests.sh printed its usage (an option this version does not know?)"
             )
         elif ("zfs-tests.sh: " in line or "test-runner" in line) and (
-            m := _TOOL_FAILURE.search(line)
+            failure := cl.tool_failure(line)
         ):
-            self.run.diagnostics.append(m.group(0))
+            self.run.diagnostics.append(failure)
 
     def _removed(self, name: str) -> None:
         if name not in self.run.removed:
@@ -372,6 +406,7 @@ class _Parser:
     def finish(self) -> ParsedRun:
         run = self.run
         final: dict[str, tuple[int, TestResult]] = {}
+        attempts: dict[str, list[str]] = {}
         lines_by_key: dict[str, list[tuple[int, TestResult]]] = {}
         counts: Counter[str] = Counter()
         summaries = [s for s in self.segments if s.summary is not None]
@@ -385,13 +420,19 @@ class _Parser:
                     seen_here[t.key] = t
             for key, t in seen_here.items():
                 if key in final and final[key][0] < index:
-                    # A later run (zfs-tests.sh -R) superseded this test: take its earlier
-                    # lines out of the counts so the summary is the final verdict.
+                    # A later run (zfs-tests.sh -R, a retry) superseded this test: take its
+                    # earlier lines out of the counts so the summary is the final verdict.
                     counts.subtract(_count(o for i, o in lines_by_key[key] if i < index))
                 final[key] = (index, t)
-        run.tests = [t for _, t in final.values()]
+                attempts.setdefault(key, []).append(t.result)
+        run.tests = [
+            dataclasses.replace(t, attempts=tuple(attempts[key])) for key, (_, t) in final.items()
+        ]
         run.summary = {k: n for k, n in counts.items() if n > 0}
         run.summary_printed = bool(summaries)
+        run.summary_mismatch = summary_mismatch(
+            [(s.summary or {}, _count(s.tests)) for s in summaries], failure=is_failure
+        )
         run.complete = bool(summaries) and all(
             s.summary is not None for s in self.segments if s.tests
         )
@@ -418,49 +459,23 @@ def parse_lines(lines: Iterable[str]) -> ParsedRun:
 
 
 def parse_log(text: str) -> ParsedRun:
-    """Parse a whole console log held in memory."""
-    return parse_lines(text.splitlines())
+    """Parse a whole console log held in memory.
+
+    Lines end at LF only: `str.splitlines` would also split at the form feeds, vertical
+    tabs, file separators and NEL that stray through a serial console, cutting a result
+    line in two; those are control characters, removed like the escapes.
+    """
+    return parse_lines(text.split("\n"))
+
+
+def parse_bytes(data: bytes) -> ParsedRun:
+    """Parse a console's raw bytes; invalid UTF-8 is replaced, never fatal (see escapes)."""
+    return parse_log(decode_console(data))
 
 
 def parse_file(path: Path) -> ParsedRun:
     """Parse a console log file; undecodable bytes (serial consoles) are replaced, not fatal."""
-    return parse_log(path.read_bytes().decode("utf-8", errors="replace"))
-
-
-def locate_test_logs(results_dir: Path, names: Iterable[str]) -> dict[str, Path]:
-    """Find each test's output directory in a brought-home `test_results/<ts>` tree.
-
-    test-runner names these dirs differently per version (2.4+: `output/<path minus the
-    common prefix>/<test>`, section keys may carry `:Linux`; 2.2/2.3: the shortest unique
-    trailing path), and the naming depends on the whole selection.  Rather than recompute
-    it, look at what is there: a dir holding `merged`/`stdout` whose trailing components
-    best match the test's name.
-    """
-    candidates: dict[str, list[tuple[tuple[str, ...], Path]]] = {}
-    for marker in ("merged", "stdout", "stderr"):
-        for file in results_dir.rglob(marker):
-            rel = file.parent.relative_to(results_dir).parts
-            parts = tuple(p.split(":", 1)[0] for p in rel if p != "output")
-            if parts:
-                entry = (parts, file.parent)
-                bucket = candidates.setdefault(parts[-1], [])
-                if entry not in bucket:
-                    bucket.append(entry)
-    found: dict[str, Path] = {}
-    for name in names:
-        wanted = tuple(name.split("/"))
-        best: tuple[int, Path] | None = None
-        for parts, directory in candidates.get(wanted[-1], []):
-            common = 0
-            for a, b in zip(reversed(parts), reversed(wanted), strict=False):
-                if a != b:
-                    break
-                common += 1
-            if best is None or common > best[0]:
-                best = (common, directory)
-        if best is not None:
-            found[name] = best[1]
-    return found
+    return parse_bytes(path.read_bytes())
 
 
 def summary_counts(tests: Iterable[TestResult]) -> dict[str, int]:

@@ -209,7 +209,17 @@ def test_noise_from_other_hosts_is_tolerated() -> None:
     assert [(e.result, e.name, e.detail) for e in run.unexpected] == [
         ("UNKNOWN", "random_reads", "expected PASS")
     ]
-    assert run.unexpected_failures() == ["random_reads"]
+    # The summary counts a FAIL that no line shows (the line says UNKNOWN): kept apart, and
+    # the run cannot pass on it, whatever the lines say.
+    assert run.summary_mismatch == {
+        "summary": {"FAIL": 1, "UNKNOWN": 0},
+        "rows": {"FAIL": 0, "UNKNOWN": 1},
+        "unseen_failures": {"FAIL": 1},
+    }
+    assert run.unexpected_failures() == [
+        "random_reads",
+        "(summary: 1 FAIL with no result line)",
+    ]
 
 
 def test_unknown_flag_usage_is_reported_as_a_diagnostic() -> None:
