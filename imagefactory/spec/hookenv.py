@@ -6,7 +6,46 @@ and them, so a hook never has to parse YAML and every value it sees is visible i
 
 from __future__ import annotations
 
-from imagefactory.spec.loader import ResolvedSpec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the spec model imports COMMON_NAMES from here
+    from imagefactory.spec.loader import ResolvedSpec
+
+#: The variables every hook gets; a hook's own `env` may add variables, never redefine these
+#: (the spec model refuses it: the value would silently differ from what `plan` shows).
+COMMON_NAMES = frozenset(
+    {
+        "KLAB_DISTRO",
+        "KLAB_SHORT",
+        "KLAB_FAMILY",
+        "KLAB_RELEASE",
+        "KLAB_LINEAGE",
+        "KLAB_GOLDEN",
+        "KLAB_DEFAULT_USER",
+        "KLAB_ZFS_VERSION",
+        "KLAB_ZFS_PROVIDER",
+        "KLAB_ZFS_REPO",
+        "KLAB_ZFS_RELEASE_RPM",
+        "KLAB_ZFS_PACKAGES",
+        "KLAB_ZFS_KERNEL_MAX",
+        "KLAB_ZFS_SUITE_MISMATCH",
+        "KLAB_ZFS_GIT_URL",
+        "KLAB_ZFS_GIT_BRANCH",
+        "KLAB_TEST_USER",
+        "KLAB_VDEV_COUNT",
+        "KLAB_VDEV_SIZE",
+        "KLAB_VDEV_DIR",
+        "KLAB_SEAL_MACHINE_ID",
+        "KLAB_SEAL_SSH_HOST_KEYS",
+        "KLAB_SEAL_CLOUD_INIT",
+        "KLAB_SEAL_RANDOM_SEED",
+        "KLAB_SEAL_DHCP_LEASES",
+        "KLAB_SEAL_LOGS",
+        "KLAB_SEAL_SHELL_HISTORY",
+        "KLAB_SEAL_PACKAGE_CACHE",
+        "KLAB_SEAL_KEEP",
+    }
+)
 
 
 def _flag(value: bool) -> str:
@@ -48,4 +87,5 @@ def hook_environment(resolved: ResolvedSpec) -> dict[str, str]:
         "KLAB_SEAL_PACKAGE_CACHE": _flag(spec.seal.package_cache),
         "KLAB_SEAL_KEEP": ":".join(spec.seal.keep),
     }
+    assert env.keys() == COMMON_NAMES, "COMMON_NAMES must list every common variable"
     return env

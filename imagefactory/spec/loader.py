@@ -21,10 +21,19 @@ from pydantic import ValidationError
 
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import distros_dir
-from imagefactory.spec.located import LocatedDoc, Origin, PathKey, dotted, load_hcl, load_yaml
+from imagefactory.spec.hcl_doc import load_hcl
+from imagefactory.spec.layer import validate_layer
+from imagefactory.spec.located import (
+    LocatedDoc,
+    Origin,
+    PathKey,
+    dotted,
+)
+from imagefactory.spec.located import format_validation_error as format_validation_error
 from imagefactory.spec.model import DistroSpec, Lineage
-from imagefactory.spec.names import golden_leaf
+from imagefactory.spec.names import golden_leaf, golden_leaf_problem
 from imagefactory.spec.references import missing_references
+from imagefactory.spec.yaml_doc import load_yaml
 
 DEFAULTS_FILE = "_defaults.yaml"
 SPEC_SUFFIXES = (".yaml", ".yml", ".hcl")
@@ -142,32 +151,28 @@ def apply_environment(doc: LocatedDoc, env: Mapping[str, str]) -> dict[str, str]
     return applied
 
 
-def format_validation_error(exc: ValidationError, doc: LocatedDoc) -> str:
-    """One `file:line: field.path: message` line per pydantic error."""
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"] if isinstance(part, int) or _is_field_name(part))
-        origin = doc.origin_of(loc)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "missing":
-            message = "required field is missing"
-        lines.append(f"{origin}: {dotted(loc)}: {message}")
-    return "\n".join(lines)
-
-
-def _is_field_name(part: Any) -> bool:
-    # pydantic puts validator names such as `function-plain[validate()]` or union member
-    # tags in `loc`; they are not fields the user wrote.
-    return isinstance(part, str) and "[" not in part and "(" not in part
-
-
 def validate_document(doc: LocatedDoc) -> DistroSpec:
     try:
-        return DistroSpec.model_validate(doc.data)
+        spec = DistroSpec.model_validate(doc.data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, doc)) from None
+    problem = golden_leaf_problem(spec)
+    if problem is not None:
+        path = ("zfs", "git", "branch")
+        raise SpecError(f"{doc.origin_of(path)}: {dotted(path)}: {problem}")
+    return spec
+
+
+def is_layer(path: Path) -> bool:
+    """`_defaults.yaml` and any other `_*` file: merged under specs, not a spec itself."""
+    return path.name.startswith("_")
+
+
+def validate_layer_file(path: Path) -> None:
+    """Check a layer on its own: known keys and right types, nothing required."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such spec file")
+    validate_layer(read_document(path))
 
 
 def load_spec_file(
@@ -208,10 +213,12 @@ def _alias_table(directory: Path) -> dict[str, str]:
         if path.suffix == ".hcl":
             continue  # HCL twins mirror YAML specs; the YAML file is canonical for names
         data = read_document(path).data
-        name = str(data.get("name", path.stem))
-        for alias in [name, path.stem, str(data.get("short", "")), *data.get("aliases", [])]:
-            if alias:
-                table.setdefault(str(alias), path.stem)
+        aliases = data.get("aliases", [])
+        aliases = aliases if isinstance(aliases, list) else []  # validation reports it
+        names = [data.get("name", path.stem), path.stem, data.get("short", ""), *aliases]
+        for alias in names:
+            if alias and isinstance(alias, str):
+                table.setdefault(alias, path.stem)
     return table
 
 

@@ -7,13 +7,18 @@ build runs.
 
 from __future__ import annotations
 
+import posixpath
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ByteSize, Field, field_validator, model_validator
+from pydantic import AfterValidator, ByteSize, Field, field_validator, model_validator
 
+from imagefactory.errors import UsageError
+from imagefactory.spec.hookenv import COMMON_NAMES
 from imagefactory.spec.source import SourceSpec
 from imagefactory.spec.types import Duration, HttpUrl, Identifier, Size, StrictModel
+from imagefactory.vm.hookplan import HOOK_NAME
+from imagefactory.vm.qemu_args import check_extra_args
 
 Family = Literal["el", "fedora", "debian", "ubuntu"]
 Lineage = Literal["regular", "ztest"]
@@ -21,6 +26,45 @@ LINEAGES: tuple[Lineage, ...] = ("regular", "ztest")
 
 # The names the lab's documentation uses for goldens; specs are versioned files, names are not.
 ShortName = Literal["centos", "rocky", "fedora", "debian", "ubuntu"]
+
+
+def _user_name(value: str) -> str:
+    # What useradd and cloud-init accept everywhere (shadow-utils' portable name rule).
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError(
+            f"{value!r} is not a portable user name: a lowercase letter or '_', then up to "
+            "31 lowercase letters, digits, '_' or '-'"
+        )
+    return value
+
+
+UserName = Annotated[str, AfterValidator(_user_name)]
+
+
+def _guest_path(value: str) -> str:
+    # Paths are passed to hooks as KLAB_* values; KLAB_SEAL_KEEP joins them with ':'.
+    if not value.startswith("/") or ":" in value or ".." in value.split("/"):
+        raise ValueError(f"{value!r} must be an absolute guest path without ':' or '..'")
+    return value
+
+
+GuestPath = Annotated[str, AfterValidator(_guest_path)]
+
+
+def _package(value: str) -> str:
+    # KLAB_ZFS_PACKAGES joins names with spaces; a name is one word a package manager takes.
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+.~_:=*-]*", value):
+        raise ValueError(f"not a package name: {value!r}")
+    return value
+
+
+PackageName = Annotated[str, AfterValidator(_package)]
+
+
+def _relative_file(value: str, where: str) -> str:
+    if not value or value.startswith("/") or ".." in value.split("/"):
+        raise ValueError(f"must be a path inside {where} (relative, no '..')")
+    return value
 
 
 class DiskSpec(StrictModel):
@@ -50,8 +94,12 @@ class VmSpec(StrictModel):
     secure_boot: bool = Field(
         False, description="must stay off: DKMS-built ZFS modules are not signed"
     )
-    machine: str = "q35"
-    cpu_model: str = Field("max", description="EL9 needs x86-64-v2 or better")
+    machine: str = Field("q35", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    cpu_model: str = Field(
+        "max",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(,[+-]?[A-Za-z0-9._=-]+)*$",
+        description="EL9 needs x86-64-v2 or better; features as in QEMU (max,+pdpe1gb)",
+    )
     boot_timeout: Duration = Field(1800.0, description="whole build boot, all hooks included")
     extra_args: list[str] = Field(default_factory=list, description="added to QEMU's arguments")
 
@@ -67,13 +115,27 @@ class VmSpec(StrictModel):
     def _enough_memory(cls, value: int) -> int:
         if value < 512 * 1024**2:
             raise ValueError("memory must be at least 512MiB")
+        if value % 1024**2:
+            raise ValueError("memory must be a whole number of MiB (4GiB, not 4GB)")
+        return value
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args_add_only(cls, value: list[str]) -> list[str]:
+        # The same check QEMU's command line is built with, so validate refuses what
+        # build would.
+        try:
+            check_extra_args(value)
+        except UsageError as exc:
+            message = str(exc).removeprefix("spec.vm.extra_args: ")
+            raise ValueError(f"{message} ({exc.hint})" if exc.hint else message) from None
         return value
 
 
 class DefaultUser(StrictModel):
     """The image's cloud user; login is by a per-build SSH key only, never a password."""
 
-    name: Identifier
+    name: UserName
     sudo: bool = True
 
 
@@ -82,6 +144,13 @@ class CloudInitSpec(StrictModel):
     fragments: list[str] = Field(
         default_factory=list, description="user-data fragments under the repository's cloud-init/"
     )
+
+    @field_validator("fragments")
+    @classmethod
+    def _inside_cloud_init(cls, value: list[str]) -> list[str]:
+        for fragment in value:
+            _relative_file(fragment, "cloud-init/")
+        return value
 
 
 class HookSpec(StrictModel):
@@ -94,10 +163,12 @@ class HookSpec(StrictModel):
     @field_validator("script")
     @classmethod
     def _relative_script(cls, value: str) -> str:
-        if value.startswith("/") or ".." in value.split("/"):
-            raise ValueError("script must be a path inside hooks/ (relative, no '..')")
-        if not re.search(r"(^|/)\d\d-[A-Za-z0-9_.-]+\.sh$", value):
-            raise ValueError("hook scripts are named NN-name.sh")
+        _relative_file(value, "hooks/")
+        # The guest knows a hook by its file name: the runner's rule, shared.
+        if not HOOK_NAME.fullmatch(posixpath.basename(value)):
+            raise ValueError(
+                "hook scripts are named NN-name.sh (letters, digits, '.', '_', '-' after NN-)"
+            )
         return value
 
     @field_validator("env")
@@ -106,12 +177,34 @@ class HookSpec(StrictModel):
         for key in value:
             if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
                 raise ValueError(f"environment variable names are upper case: {key!r}")
+            if key in COMMON_NAMES:
+                raise ValueError(
+                    f"{key} is set by the factory from the spec; change the spec field instead"
+                )
         return value
+
+    @property
+    def name(self) -> str:
+        """The hook's name in the guest (its file name)."""
+        return posixpath.basename(self.script)
 
 
 class HooksSpec(StrictModel):
     regular: list[HookSpec] = Field(default_factory=list)
     ztest: list[HookSpec] = Field(default_factory=list)
+
+    @field_validator("regular", "ztest")
+    @classmethod
+    def _unique_names(cls, value: list[HookSpec]) -> list[HookSpec]:
+        seen: dict[str, str] = {}
+        for hook in value:
+            if hook.name in seen:
+                raise ValueError(
+                    f"{seen[hook.name]} and {hook.script} have the same name in the guest "
+                    f"({hook.name}); rename one"
+                )
+            seen[hook.name] = hook.script
+        return value
 
     def for_lineage(self, lineage: Lineage) -> list[HookSpec]:
         return self.ztest if lineage == "ztest" else self.regular
@@ -128,7 +221,7 @@ class SealSpec(StrictModel):
     logs: bool = True
     shell_history: bool = True
     package_cache: bool = True
-    keep: list[str] = Field(
+    keep: list[GuestPath] = Field(
         default_factory=lambda: ["/var/tmp/zfs-test-vdevs"],
         description="paths sealing must never remove",
     )
@@ -158,11 +251,19 @@ class ZfsSpec(StrictModel):
     provider: ZfsProvider = Field(
         description="zfsonlinux repo (DKMS), distro packages (DKMS), in-kernel module, or git"
     )
-    repo: str | None = Field(None, description="zfsonlinux repo id to enable, e.g. zfs-2.2")
+    repo: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="zfsonlinux repo id to enable, e.g. zfs-2.2",
+    )
     release_rpm: HttpUrl | None = Field(None, description="the zfs-release RPM (zfsonlinux)")
-    packages: list[str] = Field(default_factory=list, description="packages the ZFS hook installs")
+    packages: list[PackageName] = Field(
+        default_factory=list, description="packages the ZFS hook installs"
+    )
     kernel_max: str | None = Field(
-        None, description="highest kernel series this OpenZFS builds for; the hook holds the kernel"
+        None,
+        pattern=r"^\d+\.\d+$",
+        description="highest kernel series this OpenZFS builds for; the hook holds the kernel",
     )
     git: GitSource | None = None
     suite_mismatch: Literal["fail", "rebuild", "allow"] = Field(
@@ -205,7 +306,7 @@ class ZfsSpec(StrictModel):
 class VdevSpec(StrictModel):
     count: int = Field(8, ge=1, le=32)
     size: Size = Field(ByteSize(1024**3))
-    directory: str = "/var/tmp/zfs-test-vdevs"
+    directory: GuestPath = "/var/tmp/zfs-test-vdevs"
 
 
 Runfile = Literal["quick", "linux", "linux-fault"]
@@ -217,7 +318,7 @@ class TestSpec(StrictModel):
 
     __test__ = False  # not a pytest class despite the name
 
-    user: Identifier = "zfs"
+    user: UserName = "zfs"
     vdevs: VdevSpec = Field(default_factory=VdevSpec)
     runfiles: list[Runfile] = Field(default_factory=lambda: list(RUNFILES))
     timeout: Duration = Field(4 * 3600.0, description="whole test run in one clone")
@@ -226,10 +327,12 @@ class TestSpec(StrictModel):
 class DistroSpec(StrictModel):
     """One distro's golden images: identity, source, VM, payload, sealing and testing."""
 
+    multiline_fields = frozenset({"description"})
+
     name: Identifier = Field(description="versioned spec name, e.g. fedora44")
     short: ShortName = Field(description="name used in golden names, e.g. fedora")
     family: Family
-    release: str
+    release: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     aliases: list[Identifier] = Field(default_factory=list)
     description: str = ""
     source: SourceSpec

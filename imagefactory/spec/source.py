@@ -7,15 +7,26 @@ checksum file (optionally signed) that is trusted only as far as its signature g
 from __future__ import annotations
 
 import posixpath
-from typing import Literal
+import re
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from imagefactory.spec.digest import Digest
 from imagefactory.spec.types import HttpUrl, StrictModel
 
 ChecksumFormat = Literal["auto", "gnu", "bsd", "clearsigned"]
+
+
+def _debian_package(value: str) -> str:
+    # What mmdebstrap's --include takes (the bootstrap's own check, fetch/bootstrap.py).
+    if not re.fullmatch(r"[a-z0-9][a-z0-9+.~_:=/-]*", value):
+        raise ValueError(f"not a package name: {value!r} (list one package per entry)")
+    return value
+
+
+DebianPackage = Annotated[str, AfterValidator(_debian_package)]
 
 
 class ChecksumFile(StrictModel):
@@ -41,6 +52,13 @@ class Signature(StrictModel):
     url: HttpUrl | None = Field(None, description="the detached signature (.gpg/.sign/.asc)")
     keyring: str = Field(description="public key file shipped in the repository's keys/ directory")
     fingerprints: list[str] = Field(min_length=1, description="the only keys trusted to sign")
+
+    @field_validator("keyring")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        if not value or posixpath.basename(value) != value or value in (".", ".."):
+            raise ValueError(f"keyring must be a file name in keys/, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _detached_needs_url(self) -> Signature:
@@ -92,11 +110,13 @@ class CloudImageSource(StrictModel):
 class BootstrapSource(StrictModel):
     """A Debian-family base image built with mmdebstrap from a package mirror (air-gapped sites)."""
 
-    suite: str
-    components: list[str] = Field(default_factory=lambda: ["main"])
-    packages: list[str] = Field(default_factory=list)
-    kernel: str = Field(description="kernel metapackage, e.g. linux-image-cloud-amd64")
-    ztest_packages: list[str] = Field(
+    suite: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    components: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9./-]*$")]] = Field(
+        default_factory=lambda: ["main"], min_length=1
+    )
+    packages: list[DebianPackage] = Field(default_factory=list)
+    kernel: DebianPackage = Field(description="kernel metapackage, e.g. linux-image-cloud-amd64")
+    ztest_packages: list[DebianPackage] = Field(
         default_factory=list,
         description="added for the ztest lineage; DKMS modules among them are built at bootstrap "
         "for the image's kernel",
