@@ -79,6 +79,8 @@ class Provenance:
     spec_digest: str | None = None
     hooks_digest: str | None = None
     """What the guest ran (hooks, libraries, payloads, runner): see HookPlan.digest."""
+    inventory_digest: str | None = None
+    """The suite inventory kept for this golden (imagefactory/testrun/inventory.py)."""
     tool_version: str | None = __version__
 
     def __post_init__(self) -> None:
@@ -109,6 +111,7 @@ class Provenance:
             source_digest=props.get("source_digest"),
             spec_digest=props.get("spec_digest"),
             hooks_digest=props.get("hooks_digest"),
+            inventory_digest=props.get("inventory_digest"),
             tool_version=props.get("tool_version"),
         )
 

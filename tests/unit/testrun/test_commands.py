@@ -1,19 +1,15 @@
-"""`klab results parse` and `klab history` through the real CLI entry point."""
+"""`klab results parse` through the real CLI entry point (`klab history`: test_history_cli.py)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from imagefactory.cli import main
-from imagefactory.testrun.history import History
-from imagefactory.testrun.outcome import DistroOutcome
-from imagefactory.testrun.results import TestResult
 
 LOGS = Path(__file__).parent / "logs"
 
@@ -72,62 +68,3 @@ def test_parse_reads_standard_input() -> None:
 
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"] == {"PASS": 16, "FAIL": 2, "SKIP": 1}
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "history.sqlite"
-    start = datetime(2026, 4, 22, 3, 0, tzinfo=UTC)
-    with History.open(path) as history:
-        for i, result in enumerate(["PASS", "FAIL"]):
-            run = f"run{i}"
-            history.start_run(
-                run,
-                selection="suite=quick",
-                command="klab test all --suite quick",
-                started=start + timedelta(hours=i),
-            )
-            tests = [TestResult("a/x", result, 3.0), TestResult("a/y", "PASS", 1.0)]
-            history.record_outcome(
-                run, DistroOutcome.from_tests("debian13", tests, zfs_version="2.3.9-1")
-            )
-    return path
-
-
-def test_history_lists_runs(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["history", "--db", str(db)]) == 0
-
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["RUN", "STARTED", "SELECTION", "DISTRO"]
-    assert lines[1].startswith("run1") and "failed" in lines[1]
-    assert lines[2].startswith("run0") and "passed" in lines[2]
-
-
-def test_history_of_one_test_as_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["history", "--db", str(db), "--test", "x", "--last", "1", "--json"]) == 0
-
-    [row] = json.loads(capsys.readouterr().out)
-    assert (row["run_id"], row["test"], row["result"]) == ("run1", "a/x", "FAIL")
-
-
-def test_history_diff_last(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["history", "--db", str(db), "--diff-last"]) == 0
-
-    out = capsys.readouterr().out
-    assert "selection suite=quick: run0 -> run1" in out
-    assert "debian13: passed -> failed" in out
-    change = next(line for line in out.splitlines() if line.startswith("broke"))
-    assert change.split() == ["broke", "debian13", "a/x", "PASS", "FAIL"]
-
-
-def test_history_without_a_database_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["history", "--db", str(tmp_path / "none.sqlite")]) == 0
-    assert "no test history yet" in capsys.readouterr().err
-    assert not (tmp_path / "none.sqlite").exists()
-
-
-def test_history_rejects_contradictory_flags(db: Path) -> None:
-    assert main(["history", "--db", str(db), "--diff-last", "--test", "a/x"]) == 2
-    assert main(["history", "--db", str(db), "--last", "0"]) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.errors import InfrastructureError
+from imagefactory.testrun.baseline import load_baseline
 from imagefactory.testrun.history import (
     SCHEMA_VERSION,
     History,
@@ -25,9 +26,11 @@ from imagefactory.testrun.results import TestResult, parse_log
 T0 = datetime(2026, 4, 22, 3, 0, tzinfo=UTC)
 
 
-def outcome(distro: str, results: dict[str, str], **meta: str) -> DistroOutcome:
+def outcome(
+    distro: str, results: dict[str, str], *, zfs_version: str | None = None
+) -> DistroOutcome:
     tests = [TestResult(name, result, duration_s=2.0) for name, result in results.items()]
-    return DistroOutcome.from_tests(distro, tests, duration_s=60.0, **meta)
+    return DistroOutcome.from_tests(distro, tests, duration_s=60.0, zfs_version=zfs_version)
 
 
 def record(
@@ -68,10 +71,10 @@ def test_an_empty_file_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
         assert schema_version(history.conn) == SCHEMA_VERSION
 
 
-def test_a_file_at_the_previous_version_is_upgraded_with_its_data(tmp_path: Path) -> None:
+def test_a_version_1_file_is_upgraded_with_its_data(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     conn = connect(path)
-    assert migrate(conn, target=SCHEMA_VERSION - 1) == SCHEMA_VERSION - 1
+    assert migrate(conn, target=1) == 1
     conn.execute(
         "INSERT INTO runs (id, run_id, started, selection, command) "
         "VALUES (1, 'old-run', '2026-01-01T00:00:00+00:00', 'suite=quick', 'klab test all')"
@@ -97,7 +100,53 @@ def test_a_file_at_the_previous_version_is_upgraded_with_its_data(tmp_path: Path
         [row] = history.runs()
         assert (row.run_id, row.distro, row.zfs_version) == ("old-run", "debian13", "2.3.2-2")
         assert (row.passed, row.skipped, row.failed, row.killed) == (2, 1, 1, 1)
+        # Before baselines every FAIL/KILLED counted against the run: unexpected failures.
         assert history.failed_tests() == {"debian13": ["a/t3", "b/t5"]}
+        verdicts = {r.test: r.verdict for r in history.test_history("*")}
+        assert verdicts == {
+            "a/t1": "pass",
+            "a/t2": "pass",
+            "a/t3": "unexpected-failure",
+            "a/t4": "skip",
+            "b/t5": "unexpected-failure",
+        }
+        assert row.lineage == "ztest" and row.accel is None and row.kernel is None
+
+
+def test_a_version_2_file_gets_verdicts_and_attempts_from_what_it_kept(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    conn = connect(path)
+    assert migrate(conn, target=2) == 2
+    conn.execute(
+        "INSERT INTO runs (id, run_id, started, selection, command) "
+        "VALUES (1, 'v2-run', '2026-02-01T00:00:00+00:00', 'suite=quick', 'klab test all')"
+    )
+    conn.execute(
+        "INSERT INTO distro_results (id, run, distro, status) VALUES (1, 1, 'rocky9', 'failed')"
+    )
+    conn.executemany(
+        "INSERT INTO test_results (distro_result, test, result, reran, unexpected) "
+        "VALUES (1, ?, ?, ?, ?)",
+        [
+            ("a/passed-on-rerun", "PASS", 1, 0),
+            ("a/known", "FAIL", 0, 0),  # zts-report listed it as expected
+            ("a/regression", "FAIL", 1, 1),
+        ],
+    )
+    conn.close()
+
+    with History.open(path) as history:
+        rows = {r.test: r for r in history.test_history("a/*")}
+        assert rows["a/passed-on-rerun"].verdict == "flaky"
+        assert rows["a/known"].verdict == "expected"
+        assert rows["a/known"].reason == "expected by zts-report"
+        assert rows["a/regression"].verdict == "unexpected-failure"
+        attempts = dict(
+            history.conn.execute("SELECT test, failed_attempts FROM test_results").fetchall()
+        )
+        assert attempts == {"a/passed-on-rerun": 1, "a/known": 1, "a/regression": 2}
+        stats, _ = history.flaky(last=10)
+        assert {s.test for s in stats} == {"a/passed-on-rerun", "a/known", "a/regression"}
 
 
 def test_a_failed_migration_leaves_the_file_at_its_version(tmp_path: Path) -> None:
@@ -207,7 +256,7 @@ def test_diff_last_compares_with_the_previous_run_of_the_same_selection(tmp_path
         assert diff is not None
         assert (diff.selection, diff.previous, diff.current) == ("suite=quick", "q1", "q2")
         assert [(c.distro, c.test, c.before, c.after, c.kind) for c in diff.changes] == [
-            ("debian13", "a/1", "PASS", "FAIL", "broke"),
+            ("debian13", "a/1", "PASS", "FAIL", "new-failure"),
             ("debian13", "a/2", "FAIL", "PASS", "fixed"),
             ("debian13", "a/4", "PASS", None, "gone"),
             ("debian13", "a/5", None, "SKIP", "new"),
@@ -239,19 +288,28 @@ def test_failed_tests_are_the_unexpected_failures_of_the_last_run(tmp_path: Path
         "    SKIP rsend/rsend_003 (expected PASS)\n"
     )
     parsed = parse_log(log)
+    known = tmp_path / "known.yaml"
+    known.write_text(
+        "- test: casenorm/mixed_formd\n  result: FAIL\n  kind: known\n"
+        "  reason: https://github.com/openzfs/zfs/issues/7633\n"
+    )
+    judged = DistroOutcome.from_parsed("rocky9", parsed, baseline=load_baseline([known]))
     with History.open(tmp_path / "h.sqlite") as history:
         record(history, "old", 0, "suite=quick", [outcome("rocky9", {"zzz/old": "FAIL"})])
         history.start_run("new", selection="suite=quick", command="klab test rocky9")
         history.record_outcome(
-            "new",
-            DistroOutcome.from_parsed("rocky9", parsed),
-            log_paths={"rsend/rsend_001": "output/rsend/rsend_001"},
+            "new", judged, log_paths={"rsend/rsend_001": "output/rsend/rsend_001"}
         )
 
         assert history.failed_tests() == {"rocky9": ["rsend/rsend_001", "rsend/rsend_002"]}
         assert history.failed_tests(distro="debian13") == {}
         [row] = history.test_history("rsend/rsend_001")
         assert (row.unexpected, row.log_path) == (True, "output/rsend/rsend_001")
+        [known_row] = history.test_history("mixed_formd")
+        assert (known_row.verdict, known_row.unexpected) == ("expected", False)
+        assert known_row.reason == "https://github.com/openzfs/zfs/issues/7633"
+        [digest] = {r.baseline_digest for r in history.runs(last=1)}
+        assert digest is not None and digest == judged.baseline_digest
 
 
 def test_recording_a_distro_twice_replaces_it(tmp_path: Path) -> None:

@@ -1,0 +1,129 @@
+"""What changed between two runs, per distro: new failures, fixed, newly flaky, new, gone.
+
+A change compares both the result word and the verdict, so a failure that a baseline stopped
+covering (`expected` → `unexpected-failure`) shows, and a test that failed in both runs for
+the same known reason does not.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from imagefactory.testrun.history.queries import (
+    StoredRun,
+    StoredTest,
+    distro_context,
+    last_run_ids,
+    tests_of,
+)
+from imagefactory.testrun.history.trends import TimingRise
+from imagefactory.testrun.results import PASS, is_failure
+from imagefactory.testrun.verdict import Verdict
+
+KINDS = ("new-failure", "newly-flaky", "fixed", "changed", "new", "gone")
+"""Change kinds, in the order a reader should look at them."""
+
+
+@dataclass(frozen=True, slots=True)
+class TestChange:
+    """A test whose result or verdict differs between two runs; None: not in that run."""
+
+    __test__ = False
+
+    distro: str
+    test: str
+    before: str | None
+    after: str | None
+    before_verdict: str | None = None
+    after_verdict: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.before is None:
+            return "new"
+        if self.after is None:
+            return "gone"
+        if is_failure(self.after) and not is_failure(self.before):
+            return "new-failure"
+        if self.after_verdict == Verdict.FLAKY and self.before_verdict != Verdict.FLAKY:
+            return "newly-flaky"
+        if is_failure(self.before) and self.after == PASS:
+            return "fixed"
+        return "changed"
+
+
+@dataclass(slots=True)
+class RunDiff:
+    selection: str
+    current: str
+    previous: str | None
+    changes: list[TestChange]
+    status_changes: list[tuple[str, str | None, str | None]]
+    timing: list[TimingRise] = field(default_factory=list)
+    timing_compared: int = 0
+    """How many passing tests had enough earlier passing runs to be compared."""
+
+    def by_distro(self) -> dict[str, list[TestChange]]:
+        grouped: dict[str, list[TestChange]] = {}
+        for change in sorted(self.changes, key=lambda c: (c.distro, KINDS.index(c.kind), c.test)):
+            grouped.setdefault(change.distro, []).append(change)
+        return grouped
+
+
+def _differs(before: StoredTest | None, after: StoredTest | None) -> bool:
+    if before is None or after is None:
+        return before is not after
+    return (before.result, before.verdict) != (after.result, after.verdict)
+
+
+def diff_runs(
+    conn: sqlite3.Connection, before: StoredRun, after: StoredRun, *, distro: str | None = None
+) -> RunDiff:
+    """Changes from run `before` to run `after` (only `distro`'s when given)."""
+    old, new = tests_of(conn, before.id), tests_of(conn, after.id)
+    old_status = {d: r.status for d, r in distro_context(conn, before.id).items()}
+    new_status = {d: r.status for d, r in distro_context(conn, after.id).items()}
+    distros = sorted(old_status.keys() | new_status.keys())
+    if distro is not None:
+        distros = [d for d in distros if d == distro]
+    changes: list[TestChange] = []
+    for name in distros:
+        was, now = old.get(name, {}), new.get(name, {})
+        for key in sorted(was.keys() | now.keys()):
+            b, a = was.get(key), now.get(key)
+            if _differs(b, a):
+                changes.append(
+                    TestChange(
+                        name,
+                        key,
+                        b.result if b else None,
+                        a.result if a else None,
+                        b.verdict if b else None,
+                        a.verdict if a else None,
+                    )
+                )
+    status_changes = [
+        (d, old_status.get(d), new_status.get(d))
+        for d in distros
+        if old_status.get(d) != new_status.get(d)
+    ]
+    return RunDiff(after.selection, after.run_id, before.run_id, changes, status_changes)
+
+
+def _stored(conn: sqlite3.Connection, run: int) -> StoredRun:
+    row = conn.execute("SELECT id, run_id, started, selection FROM runs WHERE id = ?", (run,))
+    return StoredRun(*row.fetchone())
+
+
+def last_pair(
+    conn: sqlite3.Connection, *, selection: str | None = None, distro: str | None = None
+) -> tuple[StoredRun | None, StoredRun | None]:
+    """The last run (of `selection`, that ran `distro`) and the run before it of the same
+    selection (that ran `distro`): (previous, current); (None, None) for an empty history."""
+    current = last_run_ids(conn, 1, distro=distro, selection=selection)
+    if not current:
+        return None, None
+    after = _stored(conn, current[0])
+    previous = last_run_ids(conn, 1, distro=distro, selection=after.selection, before=after.id)
+    return (_stored(conn, previous[0]) if previous else None), after
