@@ -24,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from imagefactory.errors import UsageError
 from imagefactory.spec.types import Duration
+from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
 from imagefactory.testrun.history import History, default_db_path
 from imagefactory.testrun.matrix import build_matrix, print_matrix
 from imagefactory.testrun.selection import (
@@ -68,6 +69,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
     )
+    add_baseline_arguments(parser)
 
 
 def add_selection_options(parser: argparse.ArgumentParser, *, title: str) -> None:
@@ -99,6 +101,7 @@ def stage_options(args: argparse.Namespace) -> StageOptions:
         accel=args.accel,
         history=args.history,
         command=tuple(["klab", *sys.argv[1:]]),
+        baseline=baseline_from_args(args),
     )
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from imagefactory.testrun.absent import absent_results
 from imagefactory.testrun.artifacts import TEST_LOG
+from imagefactory.testrun.baseline import Baseline
+from imagefactory.testrun.judge import kernel_from_system_txt
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
 from imagefactory.testrun.results import (
     FAIL,
@@ -27,6 +29,7 @@ from imagefactory.testrun.results import (
     parse_file,
 )
 from imagefactory.testrun.selection import Selection
+from imagefactory.testrun.verdict import RunContext
 
 RECIPE_GROUP = "recipes"
 _TIMEOUT_CODES = {124, 137}
@@ -39,6 +42,24 @@ class GoldenFacts:
     build_id: str | None = None
     zfs_version: str | None = None
     suite_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What verdicts are judged against: the baseline (None: raw results) and the run's facts."""
+
+    baseline: Baseline | None = None
+    accel: str | None = None
+    """The accelerator the clone booted with (tcg, kvm)."""
+
+    def context(self, distro: str, artifacts: Path, facts: GoldenFacts) -> RunContext:
+        """The scopes a baseline entry can name, as far as this run knows them."""
+        return RunContext(
+            distro=distro,
+            zfs_version=facts.zfs_version,
+            kernel=kernel_from_system_txt(artifacts / "system.txt"),
+            accel=self.accel,
+        )
 
 
 @dataclass
@@ -76,7 +97,12 @@ def _relative(paths: dict[str, Path], base: Path) -> dict[str, str]:
 
 
 def judge_suite(
-    distro: str, artifacts: Path, selection: Selection, facts: GoldenFacts, duration: float | None
+    distro: str,
+    artifacts: Path,
+    selection: Selection,
+    facts: GoldenFacts,
+    duration: float | None,
+    judging: Judging,
 ) -> Judged:
     log = artifacts / TEST_LOG
     report = _json(artifacts / "selection.json")
@@ -94,6 +120,8 @@ def judge_suite(
         zfs_version=facts.zfs_version,
         suite_version=facts.suite_version,
         artifacts_dir=str(artifacts),
+        baseline=judging.baseline,
+        context=judging.context(distro, artifacts, facts),
     )
     selected = report.get("selected")
     empty = isinstance(selected, list) and not selected and not absent_names
@@ -139,7 +167,12 @@ def read_recipe_results(path: Path) -> list[TestResult]:
 
 
 def judge_recipes(
-    distro: str, artifacts: Path, selection: Selection, facts: GoldenFacts, duration: float | None
+    distro: str,
+    artifacts: Path,
+    selection: Selection,
+    facts: GoldenFacts,
+    duration: float | None,
+    judging: Judging,
 ) -> Judged:
     table = artifacts / "recipes.tsv"
     tests = read_recipe_results(table) if table.is_file() else []
@@ -158,6 +191,8 @@ def judge_recipes(
         zfs_version=facts.zfs_version,
         suite_version=facts.suite_version,
         artifacts_dir=str(artifacts),
+        baseline=judging.baseline,
+        context=judging.context(distro, artifacts, facts),
     )
     if not table.is_file():
         outcome.status = DistroStatus.NO_RESULTS
@@ -177,9 +212,11 @@ def judge(
     golden: GoldenFacts,
     *,
     duration: float | None = None,
+    judging: Judging | None = None,
 ) -> Judged:
     """The outcome of one distro from its brought-home artifacts directory."""
     facts = facts_from_guest(artifacts, golden)
+    judging = judging or Judging()
     if selection.mode == "recipe":
-        return judge_recipes(distro, artifacts, selection, facts, duration)
-    return judge_suite(distro, artifacts, selection, facts, duration)
+        return judge_recipes(distro, artifacts, selection, facts, duration, judging)
+    return judge_suite(distro, artifacts, selection, facts, duration, judging)

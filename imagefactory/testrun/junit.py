@@ -1,9 +1,13 @@
-"""JUnit XML for CI dashboards: a testsuite per distro, a testcase per test.
+"""JUnit XML for CI dashboards: a testsuite per distro, a testcase per test, by verdict.
 
-JUnit has no "expected failure", so results zts-report expects (known FAILs, flaky SKIPs)
-become `<skipped>` with the reason: the XML then gates exactly like the stage's exit status.
-An absent test (not in that suite version) is skipped with a message naming the version.
-A distro that produced no results gets one `<error>` testcase so it cannot pass silently.
+JUnit has no "expected failure", so a result a baseline expects becomes `<skipped>` with the
+reason: the XML then gates exactly like the stage's exit status.  Unexpected failures and
+crashes are `<failure>`; their earlier failed attempts `<rerunFailure>`.  A flaky test (failed,
+then passed on a retry) passes, with one `<flakyFailure>` per failed attempt: Maven
+Surefire's rerun format, which Jenkins and other CI servers read as "flaky".  An unexpected
+pass passes, with a note in `<system-out>`.  An absent test (not in that suite version) is
+skipped with a message naming the version.  A distro that produced no results gets one
+`<error>` testcase so it cannot pass silently.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
-from imagefactory.testrun.results import PASS, TestResult
+from imagefactory.testrun.results import TestResult, is_failure
+from imagefactory.testrun.verdict import TestVerdict, Verdict
 
 _STAGE_CASE = "zfs-tests.sh"
 
@@ -28,25 +33,45 @@ def _case(distro: str, test: TestResult) -> ET.Element:
     return ET.Element("testcase", attrs)
 
 
+def _attempt(case: ET.Element, tag: str, verdict: TestVerdict, index: int) -> None:
+    """A failed attempt: Surefire's element shape (message, type, stackTrace)."""
+    word = verdict.attempts[index]
+    element = ET.SubElement(case, tag, {"message": word, "type": word})
+    trace = ET.SubElement(element, "stackTrace")
+    trace.text = f"{verdict.name}: attempt {index + 1} of {len(verdict.attempts)}: {word}"
+
+
 def _testcase(outcome: DistroOutcome, test: TestResult) -> tuple[ET.Element, str]:
     """The element and how it counts: 'pass', 'failure' or 'skipped'."""
     case = _case(outcome.distro, test)
-    category = test.category
-    if category == "absent":
+    verdict = outcome.verdict_of(test)
+    kind = verdict.verdict
+    reason = f": {verdict.reason}" if verdict.reason else ""
+    if kind is Verdict.ABSENT:
         ET.SubElement(case, "skipped", {"message": test.note or "absent in this suite version"})
         return case, "skipped"
-    if test.result != PASS and not outcome.is_unexpected(test) and outcome.report_present:
-        reason = outcome.expected_reasons.get(test.name, "")
-        message = f"expected {test.result}" + (f": {reason}" if reason else "")
-        ET.SubElement(case, "skipped", {"message": message})
+    if kind is Verdict.EXPECTED:
+        ET.SubElement(case, "skipped", {"message": f"expected {test.result}{reason}"})
         return case, "skipped"
-    if category in ("fail", "killed"):
+    if kind is Verdict.SKIP:
+        ET.SubElement(case, "skipped", {"message": test.result + reason})
+        return case, "skipped"
+    if verdict.failing:
         element = ET.SubElement(case, "failure", {"message": test.result, "type": test.result})
-        element.text = f"{test.name}: {test.result}" + (" (RERAN)" if test.reran else "")
+        element.text = f"{test.name}: {kind} {test.result}{reason}" + (
+            " (RERAN)" if test.reran else ""
+        )
+        for index in range(1, len(verdict.attempts)):
+            if is_failure(verdict.attempts[index]):
+                _attempt(case, "rerunFailure", verdict, index)
         return case, "failure"
-    if category == "skip":
-        ET.SubElement(case, "skipped", {"message": test.result})
-        return case, "skipped"
+    if kind is Verdict.FLAKY:
+        for index, word in enumerate(verdict.attempts):
+            if is_failure(word):
+                _attempt(case, "flakyFailure", verdict, index)
+    elif kind is Verdict.UNEXPECTED_PASS:
+        out = ET.SubElement(case, "system-out")
+        out.text = f"unexpected pass{reason} ({verdict.entry})"
     return case, "pass"
 
 

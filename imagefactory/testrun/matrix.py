@@ -1,9 +1,11 @@
 """The distro × test matrix: where a failure happens, and where distros disagree.
 
 "A test failed" becomes "it fails only on Ubuntu's 2.2.2" when results are laid side by side:
-rows are tests (or their groups, for large suites), columns distros, and a row whose distros
-disagree ends with `<-- regression`.  A test absent from a distro's suite version (∅) or a
-distro with no result for it is not a disagreement: nothing was measured there.
+rows are tests (or their groups, for large suites), columns distros, each cell the test's
+verdict (a known failure is 🟡, not ❌), and a row where the test fails unexpectedly on one
+distro but runs clean on another ends with `<-- regression`.  A test absent from a distro's
+suite version (∅) or a distro with no result for it is not a disagreement: nothing was
+measured there.
 """
 
 from __future__ import annotations
@@ -19,33 +21,61 @@ from rich.table import Table
 from rich.text import Text
 
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
-from imagefactory.testrun.results import Category, TestResult
+from imagefactory.testrun.results import KILLED, TestResult
+from imagefactory.testrun.verdict import TestVerdict, Verdict
 
-SYMBOLS: dict[Category, str] = {
+SYMBOLS: dict[str, str] = {
     "pass": "✅",
-    "fail": "❌",
+    "expected": "🟡",
+    "flaky": "🔁",
+    "unexpected-pass": "🟢",
     "skip": "⏭",
     "absent": "∅",
+    "fail": "❌",
     "killed": "💀",
+    "crashed": "💥",
+}
+"""A cell's mark: the verdict, with unexpected failures split by result word (FAIL, KILLED)."""
+MEANINGS: dict[str, str] = {
+    "pass": "pass",
+    "expected": "expected (baseline)",
+    "flaky": "flaky (passed on retry)",
+    "unexpected-pass": "unexpected pass (stale entry)",
+    "skip": "skip",
+    "absent": "absent in this version",
+    "fail": "unexpected FAIL",
+    "killed": "unexpected KILLED",
+    "crashed": "crashed",
 }
 NOT_RUN = "·"
 REGRESSION = "<-- regression"
 GROUP_THRESHOLD = 100
 """More test rows than this and the matrix shows groups (directories) instead."""
 
-_GROUP_ORDER: tuple[Category, ...] = ("killed", "fail", "pass", "skip", "absent")
+_GROUP_ORDER: tuple[str, ...] = (
+    "crashed", "killed", "fail", "unexpected-pass", "flaky", "expected", "skip", "pass", "absent"
+)  # fmt: skip
+
+
+def mark(verdict: TestVerdict) -> str:
+    """The SYMBOLS key of a verdict."""
+    if verdict.verdict is Verdict.UNEXPECTED_FAILURE:
+        return "killed" if verdict.result == KILLED else "fail"
+    return verdict.verdict.value
 
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    category: Category | None
+    mark: str | None
     failures: int = 0
+    """Tests with a failing verdict (unexpected failure, crash) in the cell."""
     total: int = 0
+    """Tests that ran in the cell (absent ones did not)."""
 
     def text(self, grouped: bool) -> str:
-        if self.category is None:
+        if self.mark is None:
             return NOT_RUN
-        symbol = SYMBOLS[self.category]
+        symbol = SYMBOLS[self.mark]
         if grouped and self.failures:
             return f"{symbol} {self.failures}/{self.total}"
         return symbol
@@ -58,8 +88,10 @@ class MatrixRow:
 
     @property
     def regression(self) -> bool:
-        seen = {c.category for c in self.cells if c.category not in (None, "absent")}
-        return len(seen) > 1
+        """Fails unexpectedly somewhere and runs clean elsewhere."""
+        failing = any(c.failures for c in self.cells)
+        clean = any(c.total and not c.failures for c in self.cells)
+        return failing and clean
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +120,12 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
+def legend(matrix: Matrix) -> str:
+    """What the marks in this matrix mean (only those it shows)."""
+    shown = {c.mark for row in matrix.rows for c in row.cells if c.mark is not None}
+    return "  ".join(f"{SYMBOLS[m]} {MEANINGS[m]}" for m in SYMBOLS if m in shown)
+
+
 def summary_line(outcome: DistroOutcome) -> str:
     """`debian13: 47 passed, 3 skipped, 0 failed (8m13s)`, plus what went wrong, if anything."""
     name = outcome.distro
@@ -102,23 +140,35 @@ def summary_line(outcome: DistroOutcome) -> str:
     if c.absent:
         parts.append(f"{c.absent} absent")
     line = f"{name}: {', '.join(parts)} ({format_duration(outcome.duration_s)})"
+    notes = []
     if outcome.status is DistroStatus.FAILED:
-        line += f" — {len(outcome.unexpected)} unexpected"
+        notes.append(f"{len(outcome.unexpected)} unexpected")
+        if outcome.judgement.unseen_failures:
+            notes.append(f"{outcome.judgement.unseen_failures} FAIL/KILLED with no result line")
     elif outcome.status is DistroStatus.INCOMPLETE:
-        line += f" — incomplete: {outcome.message}"
+        notes.append(f"incomplete: {outcome.message}")
     elif outcome.status is DistroStatus.NO_RESULTS:
-        line += f" — no results: {outcome.message}"
-    elif c.failed or c.killed:
-        line += " — all as expected"
-    return line
+        notes.append(f"no results: {outcome.message}")
+    for verdict, word in (
+        (Verdict.EXPECTED, "expected"),
+        (Verdict.FLAKY, "flaky"),
+        (Verdict.UNEXPECTED_PASS, "unexpected pass"),
+    ):
+        found = len(outcome.with_verdict(verdict))
+        if found:
+            notes.append(f"{found} {word}")
+    if outcome.status is DistroStatus.PASSED and (c.failed or c.killed) and not notes:
+        notes.append("all as expected")
+    return line + (f" — {', '.join(notes)}" if notes else "")
 
 
-def _group_cell(tests: Sequence[TestResult]) -> Cell:
-    categories = {t.category for t in tests}
-    category = next(c for c in _GROUP_ORDER if c in categories)
-    ran = [t for t in tests if t.category != "absent"]
-    failures = sum(1 for t in ran if t.category in ("fail", "killed"))
-    return Cell(category, failures, len(ran))
+def _cell(outcome: DistroOutcome, tests: Sequence[TestResult]) -> Cell:
+    """One test's cell, or a group's: its worst mark, failing tests / tests that ran."""
+    verdicts = [outcome.verdict_of(t) for t in tests]
+    marks = {mark(v) for v in verdicts}
+    worst = next(m for m in _GROUP_ORDER if m in marks)
+    ran = [v for v in verdicts if v.verdict is not Verdict.ABSENT]
+    return Cell(worst, sum(1 for v in ran if v.failing), len(ran))
 
 
 def build_matrix(
@@ -142,15 +192,16 @@ def build_matrix(
             per_distro.append(groups)
         for label in sorted({g for groups in per_distro for g in groups}):
             cells = tuple(
-                _group_cell(groups[label]) if label in groups else Cell(None)
-                for groups in per_distro
+                _cell(o, groups[label]) if label in groups else Cell(None)
+                for o, groups in zip(outcomes, per_distro, strict=True)
             )
             rows.append(MatrixRow(label, cells))
     else:
         lookup = [{t.key: t for t in o.tests} for o in outcomes]
         for key in keys:
             cells = tuple(
-                Cell(tests[key].category) if key in tests else Cell(None) for tests in lookup
+                _cell(o, [tests[key]]) if key in tests else Cell(None)
+                for o, tests in zip(outcomes, lookup, strict=True)
             )
             rows.append(MatrixRow(key, cells))
     return Matrix(distros, tuple(rows), grouped, tuple(summary_line(o) for o in outcomes))
@@ -171,6 +222,8 @@ def format_plain(matrix: Matrix) -> str:
         if row is not None and row.regression:
             text += "  " + REGRESSION
         lines.append(text.rstrip())
+    if matrix.rows:
+        lines.append(legend(matrix))
     lines.append("")
     lines.extend(matrix.summaries)
     return "\n".join(lines) + "\n"
@@ -197,6 +250,8 @@ def print_matrix(matrix: Matrix, file: TextIO | None = None) -> None:
         stream.write(format_plain(matrix))
         return
     console.print(rich_table(matrix))
+    if matrix.rows:
+        console.print(legend(matrix), markup=False)
     console.print()
     for line in matrix.summaries:
         console.print(line, markup=False)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagefactory.testrun import artifacts as paths
+from imagefactory.testrun.baseline import Baseline, baseline_record
 from imagefactory.testrun.junit import write_junit
 from imagefactory.testrun.matrix import build_matrix, format_plain
 from imagefactory.testrun.outcome import DistroOutcome, stage_exit_status
@@ -20,9 +21,17 @@ from imagefactory.testrun.selection import Selection
 
 
 def write_run_files(
-    run_directory: Path, run_id: str, selection: Selection, outcomes: Sequence[DistroOutcome]
+    run_directory: Path,
+    run_id: str,
+    selection: Selection,
+    outcomes: Sequence[DistroOutcome],
+    *,
+    baseline: Baseline | None = None,
 ) -> dict[str, Path]:
-    """matrix.txt, summary.md, junit.xml and run.json in the run directory."""
+    """matrix.txt, summary.md, junit.xml and run.json in the run directory.
+
+    run.json names the baseline files and their digest: which facts judged the run.
+    """
     run_directory.mkdir(parents=True, exist_ok=True)
     matrix = build_matrix(outcomes)
     files = {
@@ -40,6 +49,7 @@ def write_run_files(
         "selection": selection.canonical,
         "selected": list(selection.items),
         "exit_status": stage_exit_status(outcomes),
+        "baseline": baseline_record(baseline),
         "distros": [
             {
                 "distro": o.distro,
@@ -51,6 +61,8 @@ def write_run_files(
                 "duration_s": o.duration_s,
                 "counts": dataclasses.asdict(o.counts),
                 "unexpected": o.unexpected,
+                "verdicts": o.judgement.counts(),
+                "context": dataclasses.asdict(o.context),
                 "artifacts_dir": o.artifacts_dir,
             }
             for o in outcomes

@@ -40,7 +40,8 @@ from imagefactory.spec.loader import ResolvedSpec, all_distro_names, load_distro
 from imagefactory.store.base import Clone, Golden, Store
 from imagefactory.store.select import open_store
 from imagefactory.testrun import artifacts as paths
-from imagefactory.testrun.collect import GoldenFacts, Judged, judge
+from imagefactory.testrun.baseline import Baseline
+from imagefactory.testrun.collect import GoldenFacts, Judged, Judging, judge
 from imagefactory.testrun.guest import runner_plan
 from imagefactory.testrun.history import History, new_run_id
 from imagefactory.testrun.jobs import resolve_jobs
@@ -92,6 +93,8 @@ class StageOptions:
     runs_root: Path | None = None
     qemu: str = "qemu-system-x86_64"
     command: tuple[str, ...] = ()
+    baseline: Baseline | None = None
+    """Known failures and flakes to judge against (testrun/baseline.py); None: raw results."""
 
 
 @dataclass
@@ -306,8 +309,9 @@ class Stage:
                     artifacts_dir=str(artifacts),
                 )
             )
+        judging = Judging(self.options.baseline, boot.config.accel)
         judged = await asyncio.to_thread(
-            judge, name, artifacts, self.selection, facts, duration=hook_seconds
+            judge, name, artifacts, self.selection, facts, duration=hook_seconds, judging=judging
         )
         if not result.ok:
             note = f"the VM: {result.summary().splitlines()[0]}"
@@ -460,7 +464,9 @@ def run_stage(
         history.close()
     outcomes = [j.outcome for j in judged]
     empty = bool(judged) and all(j.selection_empty for j in judged)
-    files = write_run_files(stage.run_dir, stage.run_id, selection, outcomes)
+    files = write_run_files(
+        stage.run_dir, stage.run_id, selection, outcomes, baseline=options.baseline
+    )
     return StageResult(
         run_id=stage.run_id,
         run_dir=stage.run_dir,

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from imagefactory.testrun.absent import absent_results
+from imagefactory.testrun.baseline import baselines_dir, load_baseline
 from imagefactory.testrun.junit import junit_bytes, write_junit
 from imagefactory.testrun.outcome import DistroOutcome
 from imagefactory.testrun.results import parse_file
@@ -21,6 +22,7 @@ def outcomes() -> list[DistroOutcome]:
         zfs_version="2.2.2-0ubuntu9",
         suite_version="2.2.2",
         golden_build_id="b-42",
+        baseline=load_baseline([baselines_dir()]),
     )
     fedora = DistroOutcome.from_parsed("fedora44", parse_file(LOGS / "zts-2.4-timestamps.log"))
     rocky = DistroOutcome.failed_infrastructure("rocky9", "no ztest golden", not_built=True)
@@ -57,7 +59,7 @@ def test_results_map_to_failure_skipped_and_error() -> None:
     create = u["ubuntu24.cli_root.zpool_create::zpool_create_002_pos"]
     assert create.find("failure") is not None
     assert create.get("time") == "48.000"
-    # zts-report expects this FAIL: not a failure in CI, but visible with its reason.
+    # The baseline expects this FAIL: not a failure in CI, but visible with its reason.
     formd = u["ubuntu24.casenorm::mixed_formd_lookup"].find("skipped")
     assert formd is not None
     assert formd.get("message") == "expected FAIL: https://github.com/openzfs/zfs/issues/7633"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.errors import EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_TEST_FAILURES, EXIT_USAGE
 from imagefactory.testrun.absent import (
     absent_results,
     filter_runfile,
@@ -13,15 +14,8 @@ from imagefactory.testrun.absent import (
     runfile_tests,
     with_absent,
 )
-from imagefactory.testrun.outcome import (
-    EXIT_INFRASTRUCTURE,
-    EXIT_OK,
-    EXIT_TEST_FAILURES,
-    EXIT_USAGE,
-    DistroOutcome,
-    DistroStatus,
-    stage_exit_status,
-)
+from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
+from imagefactory.testrun.baseline import baselines_dir, load_baseline
 from imagefactory.testrun.results import TestResult, parse_file, parse_log
 
 LOGS = Path(__file__).parent / "logs"
@@ -65,10 +59,21 @@ def test_statuses_follow_the_log() -> None:
         ),
     )
     assert ok.status is DistroStatus.PASSED
-    failed = DistroOutcome.from_parsed("b", parse_file(LOGS / "zts-2.2-sanity.log"))
+    sanity = parse_file(LOGS / "zts-2.2-sanity.log")
+    failed = DistroOutcome.from_parsed(
+        "b", sanity, zfs_version="2.2.2", baseline=load_baseline([baselines_dir()])
+    )
     assert failed.status is DistroStatus.FAILED
     assert failed.unexpected == ["cli_root/zpool_create/zpool_create_002_pos"]
-    assert failed.counts.failed == 2  # one of them expected
+    assert failed.counts.failed == 2  # one of them expected (upstream's known list)
+    assert failed.message == "1 unexpected result(s)"
+    # Without a baseline every FAIL counts: raw results.
+    raw = DistroOutcome.from_parsed("b", sanity, zfs_version="2.2.2")
+    assert raw.unexpected == [
+        "casenorm/mixed_formd_lookup",
+        "cli_root/zpool_create/zpool_create_002_pos",
+    ]
+    assert raw.baseline_digest is None and failed.baseline_digest is not None
     aborted = DistroOutcome.from_parsed("c", parse_file(LOGS / "zts-aborted.log"))
     assert aborted.status is DistroStatus.INCOMPLETE
     nothing = DistroOutcome.from_parsed("d", parse_file(LOGS / "zts-zero-tests.log"))
@@ -101,6 +106,11 @@ def test_a_selection_absent_in_this_version_is_not_a_failure() -> None:
 
     assert outcome.status is DistroStatus.PASSED
     assert outcome.message == "every selected test is absent in zfs-tests 2.2.2"
+    # ... but a run in which no distro executed any test never exits 0.
+    assert not outcome.executed
+    assert stage_exit_status([outcome]) == EXIT_USAGE
+    ran = DistroOutcome.from_tests("debian13", [TestResult("raidz/raidz_expand_001_pos", "PASS")])
+    assert stage_exit_status([outcome, ran]) == EXIT_OK
 
 
 def test_with_absent_keeps_order_and_real_results() -> None:
@@ -131,7 +141,8 @@ def test_recipes_pass_on_exit_zero() -> None:
     ],
 )
 def test_exit_status_of_the_stage(statuses: list[DistroStatus], expected: int) -> None:
-    outcomes = [DistroOutcome(f"d{i}", status) for i, status in enumerate(statuses)]
+    ran = [TestResult("a/t", "PASS")]
+    outcomes = [DistroOutcome(f"d{i}", status, tests=ran) for i, status in enumerate(statuses)]
     assert stage_exit_status(outcomes) == expected
 
 

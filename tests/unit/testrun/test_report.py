@@ -29,8 +29,10 @@ def test_summary_lists_distros_unexpected_results_and_regressions(tmp_path: Path
     assert path.read_text() == text
     lines = text.splitlines()
     assert lines[0] == "# klab test run 20260422T033417Z-abc"
-    assert "selection `suite=quick` · exit status 3" in lines
-    assert "| debian13 | passed | — | 2.3.9-1 | — | 2 | 0 | 0 | 0 | 0 | 8m13s |" in lines
+    assert "selection `suite=quick` · exit status 3 · baseline none (raw results)" in lines
+    assert (
+        "| debian13 | passed | — | 2.3.9-1 | — | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 8m13s |" in lines
+    )
     assert "- ❌ `a/y` FAIL" in lines
     assert "- not-built: no golden \\| run make" in lines
     disagree = lines.index("## Where distros disagree")
