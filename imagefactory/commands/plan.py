@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 import yaml
 
 from imagefactory.spec.loader import ResolvedSpec, load_distro
-from imagefactory.spec.names import DEFAULT_ZFS_ROOT, golden_dataset
+from imagefactory.spec.names import planned_golden_name
 
 STAGES: tuple[tuple[str, str], ...] = (
     ("resolve", "load, merge and validate the spec"),
@@ -30,25 +29,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("distro", metavar="DISTRO")
     parser.add_argument("--kind", choices=("regular", "ztest"), help="golden lineage")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--store", help="zfs:POOL/PATH or file:DIR whose golden name to show (default: see README)"
+    )
     parser.set_defaults(handler=run)
 
 
-def zfs_root() -> str:
-    """The zfs store root golden names are shown under (rpool/vms unless configured)."""
-    configured = os.environ.get("IMAGEFACTORY_STORE", "")
-    if configured.startswith("zfs:"):
-        return configured.removeprefix("zfs:")
-    return DEFAULT_ZFS_ROOT
-
-
-def plan_document(resolved: ResolvedSpec) -> dict[str, Any]:
+def plan_document(resolved: ResolvedSpec, store: str | None = None) -> dict[str, Any]:
     spec = resolved.spec
     source_kind = spec.source.default
     return {
         "distro": spec.name,
         "spec_file": str(resolved.path),
         "kind": resolved.kind,
-        "golden": golden_dataset(spec, resolved.kind, zfs_root()),
+        "golden": planned_golden_name(resolved.golden_leaf, store),
         "force_rebuild": resolved.force_rebuild,
         "environment": resolved.overrides,
         "source": source_kind,
@@ -60,9 +54,10 @@ def plan_document(resolved: ResolvedSpec) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     resolved = load_distro(args.distro, kind=args.kind)
-    document = plan_document(resolved)
+    document = plan_document(resolved, args.store)
     if args.json:
-        print(json.dumps(document, indent=2))
+        # allow_nan=False: the spec model refuses NaN and infinities; never print bare NaN.
+        print(json.dumps(document, indent=2, allow_nan=False))
         return 0
     spec = resolved.spec
     print(f"distro:   {spec.name} ({spec.description})")

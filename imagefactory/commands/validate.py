@@ -1,4 +1,9 @@
-"""`imagefactory validate [SPEC|DISTRO...]`: check specs without touching anything else."""
+"""`imagefactory validate [SPEC|DISTRO...]`: check specs without touching anything else.
+
+Everything `plan`, `seed` and `build` would refuse in a spec is refused here (it is all
+in the loader and the spec model), so a spec that validates only fails later for reasons
+outside it: the network, the store, the guest.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,17 @@ import sys
 from pathlib import Path
 
 from imagefactory.errors import ImageFactoryError, SpecError
-from imagefactory.spec.loader import find_spec_path, load_spec_file, spec_files
+from imagefactory.paths import distros_dir
+from imagefactory.spec.loader import (
+    DEFAULTS_FILE,
+    find_spec_path,
+    is_layer,
+    load_spec_file,
+    spec_files,
+    validate_layer_file,
+)
+from imagefactory.spec.model import LINEAGES
+from imagefactory.spec.names import golden_leaf, planned_golden_name
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,29 +30,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "validate",
         help="validate distro specs (all of distros/ when none is named)",
         description="Validate spec files or distro names; errors are printed as "
-        "file:line: field: message and the exit status is 2.",
+        "file:line: field: message and the exit status is 2.  A layer such as "
+        "distros/_defaults.yaml is checked as a layer: known keys and right types, "
+        "no field required.",
     )
     parser.add_argument("specs", nargs="*", metavar="SPEC|DISTRO")
     parser.set_defaults(handler=run)
 
 
+def _default_targets() -> list[Path]:
+    defaults = distros_dir() / DEFAULTS_FILE
+    return [*([defaults] if defaults.is_file() else []), *spec_files()]
+
+
+def check_spec(path: Path) -> str:
+    """Validate one spec or layer file; return what `ok` reports about it."""
+    if is_layer(path):
+        validate_layer_file(path)
+        return "defaults layer, merged under every spec"
+    spec, _ = load_spec_file(path, env={})
+    for lineage in LINEAGES:
+        planned_golden_name(golden_leaf(spec, lineage))
+    return f"{spec.name}: {spec.description or spec.family}"
+
+
 def run(args: argparse.Namespace) -> int:
     targets: list[Path] = (
-        [find_spec_path(name) for name in args.specs] if args.specs else spec_files()
+        [find_spec_path(name) for name in args.specs] if args.specs else _default_targets()
     )
     failed = 0
     for path in targets:
         try:
-            spec, _ = load_spec_file(path, env={})
-        except SpecError as exc:
-            failed += 1
-            print(exc, file=sys.stderr)
-            continue
+            summary = check_spec(path)
         except ImageFactoryError as exc:
             failed += 1
-            print(f"{path}: {exc}", file=sys.stderr)
+            # A SpecError's lines already start with file:line; others get the file.
+            print(exc if isinstance(exc, SpecError) else f"{path}: {exc}", file=sys.stderr)
+            if exc.hint:
+                print(f"hint: {exc.hint}", file=sys.stderr)
             continue
-        print(f"ok  {path}  ({spec.name}: {spec.description or spec.family})")
+        print(f"ok  {path}  ({summary})")
     if failed:
         print(f"{failed} of {len(targets)} spec(s) invalid", file=sys.stderr)
         return 2

@@ -46,7 +46,10 @@ _GNU_LINE = re.compile(r"^(?P<escaped>\\)?(?P<hex>[0-9a-fA-F]{32,128}) (?P<mode>
 _BSD_LINE = re.compile(
     r"^(?P<escaped>\\)?(?P<alg>[A-Za-z][A-Za-z0-9-]*) \((?P<name>.+)\) = (?P<hex>[0-9a-fA-F]+)$"
 )
-_SIZE_COMMENT = re.compile(r"^#\s*(?P<name>.+):\s*(?P<size>\d+)\s+bytes\s*$")
+# `# <name>: <N> bytes`.  Anchored at the line's end and split at the last colon, not one
+# regex with `.+` after `\s*`: that backtracks quadratically on a long line of spaces (a
+# 16 MiB checksum file of them would hang the fetch).  A size has at most 20 digits.
+_SIZE_TAIL = re.compile(r":[ \t]*(?P<size>[0-9]{1,20})[ \t]+bytes[ \t]*$")
 
 _CLEARSIGN_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
 _SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
@@ -102,6 +105,16 @@ def _unescape_name(name: str) -> str:
         nxt = next(chars, "")
         out.append({"n": "\n", "r": "\r", "\\": "\\"}.get(nxt, "\\" + nxt))
     return "".join(out)
+
+
+def _size_comment(line: str) -> tuple[str, int] | None:
+    """`(name, size)` from a `# <name>: <N> bytes` comment (stripped line), else None."""
+    colon = line.rfind(":")
+    tail = _SIZE_TAIL.match(line, colon) if colon > 0 else None
+    name = line[1:colon].lstrip()
+    if tail is None or not name:
+        return None
+    return name, int(tail["size"])
 
 
 def _normalise_bsd_algorithm(tag: str) -> str:
@@ -177,9 +190,9 @@ def parse_checksums(
         if not line.strip():
             continue
         if line.lstrip().startswith("#"):
-            size = _SIZE_COMMENT.match(line.strip())
-            if size:
-                sizes[size["name"]] = int(size["size"])
+            size = _size_comment(line.strip())
+            if size is not None:
+                sizes[size[0]] = size[1]
             continue
         entry: ChecksumEntry | None = None
         if fmt == "bsd":

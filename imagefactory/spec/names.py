@@ -93,3 +93,16 @@ def zfs_name_problem(root: str, leaf: str) -> str | None:
         f"{longest} bytes of dataset name; ZFS allows {ZFS_NAME_MAX}: shorten the branch "
         f"name or the store root by {longest - ZFS_NAME_MAX} bytes"
     )
+
+
+def planned_golden_name(leaf: str, store: str | None = None) -> str:
+    """The golden's name in the store a build would use (`--store`, `$IMAGEFACTORY_STORE`,
+    else the default), refusing a name that store could not hold.  Nothing is opened."""
+    from imagefactory.store.select import parse_store_spec, resolve_store_spec
+
+    kind, location = parse_store_spec(resolve_store_spec(store))
+    if kind == "zfs":
+        problem = zfs_name_problem(location, leaf)
+        if problem is not None:
+            raise UsageError(problem, hint="KLAB_ZFS_BRANCH or zfs.git.branch names the branch")
+    return golden_store_name(kind, location, leaf)

@@ -44,7 +44,7 @@ def missing_references(spec: DistroSpec, doc: LocatedDoc) -> list[str]:
             def pack(script: Path, timeout: float = float(hook.timeout)) -> Hook:
                 return attach_payload(Hook.from_file(script, timeout=timeout))
 
-            path = ("hooks", lineage, index, "script")
+            path: PathKey = ("hooks", lineage, index, "script")
             check(path, hooks_dir(), hook.script, "hook script", pack)
     for index, fragment in enumerate(spec.cloud_init.fragments):
 
