@@ -18,6 +18,7 @@ from typing import Literal
 
 from imagefactory import __version__
 from imagefactory.errors import InfrastructureError, UsageError
+from imagefactory.store.names import check_ident
 
 ROLE_BUILD = "build"
 ROLE_GOLDEN = "golden"
@@ -88,6 +89,9 @@ class Provenance:
             value = getattr(self, f.name)
             if value is not None:
                 _check_value(f.name, value)
+        if self.build_id:
+            # It becomes a path (the build's state directory): validated once, here.
+            check_ident(self.build_id, "provenance build_id")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -158,6 +162,10 @@ class Golden:
     readonly: bool
     clones: tuple[str, ...]
     path: Path | None = None
+    moved: bool = False
+    """The image is not the file its manifest was written for (a copied or restored
+    files store): its digest is checked once (`imagefactory verify`, or the first clone)
+    before it is trusted again."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +261,21 @@ class Store(ABC):
     @abstractmethod
     def get_golden(self, leaf: str) -> Golden | None:
         """The live golden named `leaf`, or None."""
+
+    def damaged(self) -> dict[str, str]:
+        """Goldens that are there but unusable (a corrupt manifest...): leaf → reason."""
+        return {}
+
+    def verify(self, leaf: str) -> str:
+        """Check the live golden `leaf` is intact; pin a moved one again.  Returns what
+        was done, in a few words; raises StoreError if it is not intact."""
+        if self.get_golden(leaf) is None:
+            raise NotInStore(f"no golden {leaf} in {self.spec}")
+        return "ok (the backend checks its own data)"
+
+    def contains(self, path: Path) -> bool:
+        """Whether `path` (a disk a VM opens) is one of this store's objects."""
+        return False
 
     def exists(self, leaf: str) -> bool:
         """Whether a live golden named `leaf` exists."""

@@ -21,18 +21,16 @@ Publishing, with the store lock held (crash points in brackets):
 4. the pending manifest is renamed over `<leaf>.json`.
 A manifest counts only if its recorded inode is the image's, so readers never pair a new
 image with an old manifest.  After a crash, recovery undoes steps 1-2 (the old golden was
-never replaced) or finishes step 4.
+never replaced) or finishes step 4.  The golden's manifest also records the image's
+SHA-256, so a copied store's goldens (new inodes) can be trusted again once checked
+(files_layout.py, files_integrity.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import structlog
 
@@ -53,12 +51,13 @@ from imagefactory.store.base import (
     StoreError,
 )
 from imagefactory.store.crashpoints import crashpoint
-from imagefactory.store.lock import flocked
+from imagefactory.store.files_integrity import damage_report, file_digest, pin_moved
+from imagefactory.store.files_layout import FORMAT, FilesLayout, Live, now_iso
 from imagefactory.store.manifest import (
-    TEMP_RE,
     fsync_dir,
     fsync_file,
     read_manifest,
+    stale_temp_files,
     temp_path,
     write_atomic,
 )
@@ -71,107 +70,16 @@ from imagefactory.store.names import (
     parse_child,
     unique_retired_child,
 )
-from imagefactory.store.owner import current_owner, owner_alive, pid_alive
-from imagefactory.store.safety import check_plain_file, child_in_dir, require_role
+from imagefactory.store.owner import current_owner, owner_alive
+from imagefactory.store.safety import UnsafeOperation, check_plain_file, child_in_dir
 
 log = structlog.get_logger(__name__)
 
-FORMAT: Final = "qcow2"
 
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: object) -> datetime:
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)
-
-
-class FileStore(Store):
+class FileStore(FilesLayout, Store):
     """Goldens as read-only qcow2 files plus JSON manifests in one directory."""
 
     kind = "file"
-
-    def __init__(self, directory: Path | str) -> None:
-        path = Path(directory).expanduser()
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            self.root = path.resolve(strict=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot use {path} as a files store: {exc.strerror}",
-                hint="choose a writable directory with --store file:DIR",
-            ) from exc
-        if not self.root.is_dir():
-            raise StoreError(f"{self.root} is not a directory")
-        self.spec = f"file:{self.root}"
-
-    # --- paths, markers, scanning ------------------------------------------------------
-
-    def _image(self, child: str) -> Path:
-        return self.root / f"{child}.qcow2"
-
-    def _manifest(self, child: str) -> Path:
-        return self.root / f"{child}.json"
-
-    def _origin(self, child: str) -> Path:
-        return self.root / f"{child}.origin.qcow2"
-
-    def _entries(self) -> list[str]:
-        """The names in the root, sorted; names (not paths) are what the scheme parses."""
-        return sorted(os.listdir(self.root))  # noqa: PTH208
-
-    def _manifests(self) -> Iterator[tuple[ParsedName, dict[str, Any]]]:
-        """Every well-named child with a readable manifest, in name order."""
-        for entry in self._entries():
-            if not entry.endswith(".json") or entry.startswith("."):
-                continue
-            parsed = parse_child(entry[: -len(".json")])
-            if parsed is None:
-                continue
-            manifest = read_manifest(self.root / entry)
-            if manifest is not None and self._consistent(parsed, manifest):
-                yield parsed, manifest
-
-    @staticmethod
-    def _consistent(parsed: ParsedName, manifest: dict[str, Any]) -> bool:
-        """A manifest belongs to its name only if it says so (a copied one does not)."""
-        if manifest.get("leaf") != parsed.leaf:
-            return False
-        if parsed.kind == "build":
-            return manifest.get("build_id") == parsed.ident
-        if parsed.kind == "clone":
-            return manifest.get("clone_id") == parsed.ident
-        return True
-
-    def _marked(self, parsed: ParsedName, roles: set[str]) -> dict[str, Any]:
-        """The child's manifest, refusing unless it carries one of `roles`."""
-        path = self._manifest(parsed.child)
-        check_plain_file(path, missing_ok=True)
-        manifest = read_manifest(path)
-        if manifest is not None and not self._consistent(parsed, manifest):
-            manifest = None
-        require_role(str(path), None if manifest is None else manifest.get("role"), roles)
-        assert manifest is not None
-        return manifest
-
-    @staticmethod
-    def _inode(path: Path) -> int | None:
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            return None
-        return st.st_ino if stat.S_ISREG(st.st_mode) else None
-
-    def _unlink(self, path: Path) -> None:
-        if check_plain_file(path, missing_ok=True):
-            path.unlink()
-
-    def _lock(self) -> contextlib.AbstractContextManager[None]:
-        return flocked(self.root)
 
     # --- build volumes -------------------------------------------------------------------
 
@@ -187,18 +95,6 @@ class FileStore(Store):
             store=self.spec,
             owner=str(manifest.get("owner", "")),
         )
-
-    def _build_manifest(
-        self, parsed: ParsedName, size: int, owner: str, created_at: str | None = None
-    ) -> dict[str, Any]:
-        return {
-            "role": ROLE_BUILD,
-            "leaf": parsed.leaf,
-            "build_id": parsed.ident,
-            "owner": owner,
-            "virtual_size": size,
-            "created_at": created_at or _now(),
-        }
 
     def create_build_volume(
         self, leaf: str, build_id: str, size: int, *, volblocksize: int | None = None
@@ -310,94 +206,18 @@ class FileStore(Store):
             self._remove_child(parsed.child)
         log.info("store.build_volume.destroyed", store=self.spec, name=parsed.child)
 
-    def _remove_child(self, child: str) -> None:
-        """Remove a child's files, its manifest (the marker) last."""
-        self._unlink(self._image(child))
-        self._unlink(self._origin(child))
-        self._unlink(self._manifest(child))
-        fsync_dir(self.root)
-
     # --- goldens -------------------------------------------------------------------------
-
-    def _live(self, leaf: str) -> tuple[dict[str, Any], Path] | None:
-        """The live golden's manifest and image, consistent even right after a crash."""
-        image = self._image(leaf)
-        inode = self._inode(image)
-        if inode is None:
-            return None
-        parsed = ParsedName(leaf=leaf, kind="golden", ident="")
-        manifest = read_manifest(self._manifest(leaf))
-        if (
-            manifest is not None
-            and self._consistent(parsed, manifest)
-            and manifest.get("role") == ROLE_GOLDEN
-            and manifest.get("inode") == inode
-        ):
-            return manifest, image
-        # Published (image renamed) but the manifest rename was cut short by a crash.
-        for p, m in self._manifests():
-            if (
-                p.leaf == leaf
-                and p.kind == "build"
-                and m.get("role") == ROLE_GOLDEN
-                and m.get("inode") == inode
-            ):
-                return m, image
-        return None
-
-    def _clone_origins(self) -> dict[int, list[str]]:
-        """Golden inode → names of the clones pinned to it."""
-        origins: dict[int, list[str]] = {}
-        for parsed, m in self._manifests():
-            if parsed.kind == "clone" and m.get("role") == ROLE_CLONE:
-                inode = self._inode(self._origin(parsed.child))
-                if inode is not None:
-                    origins.setdefault(inode, []).append(str(self._image(parsed.child)))
-        return origins
-
-    def _golden(
-        self, leaf: str, manifest: dict[str, Any], image: Path, origins: dict[int, list[str]]
-    ) -> Golden:
-        st = image.stat()
-        provenance = Provenance.from_properties(
-            {**manifest.get("provenance", {}), "role": str(manifest.get("role"))}
-        )
-        return Golden(
-            leaf=leaf,
-            name=str(image),
-            store=self.spec,
-            retired=manifest.get("role") == ROLE_RETIRED,
-            provenance=provenance,
-            virtual_size=int(manifest.get("virtual_size", 0)),
-            allocated=st.st_blocks * 512,
-            created=_parse_time(manifest.get("published_at")),
-            readonly=(st.st_mode & 0o222) == 0,
-            clones=tuple(sorted(origins.get(st.st_ino, []))),
-            path=image,
-        )
-
-    def _retired(self) -> Iterator[tuple[ParsedName, dict[str, Any], Path]]:
-        """Retired goldens whose image is really theirs and not the live golden's."""
-        for parsed, m in self._manifests():
-            if parsed.kind != "retired" or m.get("role") != ROLE_RETIRED:
-                continue
-            image = self._image(parsed.child)
-            inode = self._inode(image)
-            if inode is None or inode != m.get("inode"):
-                continue
-            live = self._live(parsed.leaf)
-            if live is not None and self._inode(live[1]) == inode:
-                continue
-            yield parsed, m, image
 
     def list_goldens(self, *, include_retired: bool = False) -> list[Golden]:
         origins = self._clone_origins()
         leaves = sorted({p.leaf for p, _ in self._manifests()})
         goldens = []
         for leaf in leaves:
-            live = self._live(leaf)
+            live = self._live(leaf, locked=False)
             if live is not None:
-                goldens.append(self._golden(leaf, live[0], live[1], origins))
+                goldens.append(
+                    self._golden(leaf, live.manifest, live.image, origins, moved=live.moved)
+                )
         if include_retired:
             for parsed, m, image in self._retired():
                 goldens.append(self._golden(parsed.leaf, m, image, origins))
@@ -406,19 +226,33 @@ class FileStore(Store):
 
     def get_golden(self, leaf: str) -> Golden | None:
         check_leaf(leaf)
-        live = self._live(leaf)
+        live = self._live(leaf, locked=False)
         if live is None:
             return None
-        return self._golden(leaf, live[0], live[1], self._clone_origins())
+        return self._golden(
+            leaf, live.manifest, live.image, self._clone_origins(), moved=live.moved
+        )
 
-    def _taken(self) -> set[str]:
-        children = set()
-        for entry in self._entries():
-            for suffix in (".origin.qcow2", ".qcow2", ".json"):
-                if entry.endswith(suffix):
-                    children.add(entry[: -len(suffix)])
-                    break
-        return children
+    def damaged(self) -> dict[str, str]:
+        return damage_report(self)
+
+    def verify(self, leaf: str) -> str:
+        check_leaf(leaf)
+        with self._lock():
+            self._recover_locked()
+            live = self._live(leaf, locked=True)
+            if live is None:
+                reason = self.damaged().get(leaf)
+                if reason is not None:
+                    raise StoreError(f"golden {leaf} in {self.spec} is damaged: {reason}")
+                raise NotInStore(f"no golden {leaf} in {self.spec}")
+            return pin_moved(self, live)
+
+    def contains(self, path: Path) -> bool:
+        try:
+            return path.parent.resolve() == self.root and path.name.endswith(".qcow2")
+        except (OSError, RuntimeError):
+            return False
 
     def publish(self, volume: BuildVolume, provenance: Provenance) -> Golden:
         parsed = child_in_dir(self.root, volume.name, {"build"})
@@ -429,10 +263,22 @@ class FileStore(Store):
             )
         leaf, child = parsed.leaf, parsed.child
         image = self._image(child)
+        # Hashed before taking the store lock (the build volume is this build's alone): the
+        # digest is what lets a copied store's golden be trusted again (`verify`).
+        check_plain_file(image)
+        before = image.stat()
+        digest = file_digest(image)
         with self._lock():
             self._recover_locked()
             build_manifest = self._marked(parsed, {ROLE_BUILD})
             check_plain_file(image)
+            after = image.stat()
+            if (after.st_ino, after.st_size, after.st_mtime_ns) != (
+                before.st_ino,
+                before.st_size,
+                before.st_mtime_ns,
+            ):
+                raise StoreError(f"{child} changed while it was being published")
             fsync_file(image)
             props = provenance.to_properties()
             props.pop("role", None)
@@ -442,15 +288,16 @@ class FileStore(Store):
                 "build_id": parsed.ident,
                 "owner": build_manifest.get("owner", ""),
                 "inode": image.stat().st_ino,
+                "image_digest": digest,
                 "virtual_size": qemu_img.virtual_size(image, FORMAT),
-                "created_at": build_manifest.get("created_at", _now()),
-                "published_at": _now(),
+                "created_at": build_manifest.get("created_at", now_iso()),
+                "published_at": now_iso(),
                 "provenance": props,
             }
             write_atomic(self._manifest(child), golden_manifest, mode=0o444)
             image.chmod(0o444)
             crashpoint("files.publish.pending")
-            live = self._live(leaf)
+            live = self._live(leaf, locked=True)
             if live is not None:
                 self._retire_locked(leaf, live, commit=False)
             image.replace(self._image(leaf))
@@ -462,14 +309,21 @@ class FileStore(Store):
         assert golden is not None
         return golden
 
-    def _retire_locked(self, leaf: str, live: tuple[dict[str, Any], Path], *, commit: bool) -> str:
+    def _retire_locked(self, leaf: str, live: Live, *, commit: bool) -> str:
         """Give the live golden a retired name (manifest first, then a hard link); with
-        `commit`, also remove its golden name (image first: that is the commit point)."""
-        manifest, image = live
+        `commit`, also remove its golden name (image first: that is the commit point).
+        A moved golden is pinned as it retires: no new clone is ever made of a retired one,
+        so nothing is trusted that was not before."""
+        manifest, image = live.manifest, live.image
         retired = unique_retired_child(leaf, self._taken())
         write_atomic(
             self._manifest(retired),
-            {**manifest, "role": ROLE_RETIRED, "retired_at": _now()},
+            {
+                **manifest,
+                "role": ROLE_RETIRED,
+                "retired_at": now_iso(),
+                "inode": image.stat().st_ino,
+            },
             mode=0o444,
         )
         crashpoint("files.publish.retired-manifest" if not commit else "files.retire.manifest")
@@ -487,7 +341,7 @@ class FileStore(Store):
         check_leaf(leaf)
         with self._lock():
             self._recover_locked()
-            live = self._live(leaf)
+            live = self._live(leaf, locked=True)
             if live is None:
                 raise NotInStore(f"no golden {leaf} in {self.spec}")
             retired = self._retire_locked(leaf, live, commit=True)
@@ -498,60 +352,7 @@ class FileStore(Store):
 
     # --- recovery ------------------------------------------------------------------------
 
-    def _recover_locked(self) -> None:
-        """Bring the store back to a clean state after a crash (see the module docstring)."""
-        for parsed, m in list(self._manifests()):
-            if parsed.kind != "build" or m.get("role") != ROLE_GOLDEN:
-                continue
-            inode = m.get("inode")
-            build_image = self._image(parsed.child)
-            if self._inode(build_image) == inode:
-                # Not committed: the old golden is still in place; back to a build volume.
-                build_image.chmod(0o644)
-                restored = self._build_manifest(
-                    parsed,
-                    int(m.get("virtual_size", 0)),
-                    str(m.get("owner", "")),
-                    str(m.get("created_at", "")) or None,
-                )
-                write_atomic(self._manifest(parsed.child), restored)
-                log.warning("store.recover.publish_rolled_back", name=parsed.child)
-            elif self._inode(self._image(parsed.leaf)) == inode:
-                self._manifest(parsed.child).replace(self._manifest(parsed.leaf))
-                fsync_dir(self.root)
-                log.warning("store.recover.publish_completed", golden=parsed.leaf)
-            else:
-                self._unlink(self._manifest(parsed.child))
-        for parsed, m in list(self._manifests()):
-            if parsed.kind == "golden" and m.get("role") == ROLE_GOLDEN:
-                if self._inode(self._image(parsed.leaf)) is None:
-                    # A retire removed the image (its commit point) but not the manifest.
-                    self._unlink(self._manifest(parsed.child))
-            elif parsed.kind == "retired" and m.get("role") == ROLE_RETIRED:
-                image = self._image(parsed.child)
-                inode = self._inode(image)
-                live_inode = self._inode(self._image(parsed.leaf))
-                if inode is None or inode != m.get("inode") or inode == live_inode:
-                    # A retirement that never committed: the golden is still live.
-                    if inode is not None and inode == m.get("inode"):
-                        self._unlink(image)
-                    self._unlink(self._manifest(parsed.child))
-                    log.warning("store.recover.retire_rolled_back", name=parsed.child)
-
     # --- clones --------------------------------------------------------------------------
-
-    def _clone_object(self, parsed: ParsedName, m: dict[str, Any]) -> Clone:
-        return Clone(
-            leaf=parsed.leaf,
-            clone_id=parsed.ident,
-            name=str(self._image(parsed.child)),
-            path=self._image(parsed.child),
-            format=FORMAT,
-            origin=str(m.get("origin", "")),
-            origin_build_id=str(m.get("origin_build_id", "")),
-            store=self.spec,
-            owner=str(m.get("owner", "")),
-        )
 
     def clone(self, leaf: str, clone_id: str | None = None) -> Clone:
         child = clone_child(leaf, clone_id or new_clone_id())
@@ -564,12 +365,19 @@ class FileStore(Store):
         )
         with self._lock():
             self._recover_locked()
-            live = self._live(leaf)
+            live = self._live(leaf, locked=True)
             if live is None:
+                reason = self.damaged().get(leaf)
+                if reason is not None:
+                    raise StoreError(f"golden {leaf} in {self.spec} is damaged: {reason}")
                 raise NotInStore(f"no golden {leaf} in {self.spec}")
             if any(p.exists() or p.is_symlink() for p in (overlay, origin, manifest_path)):
                 raise AlreadyInStore(f"clone {child} already exists in {self.spec}")
-            golden_manifest, golden_image = live
+            if live.moved:
+                pin_moved(self, live)
+                live = self._live(leaf, locked=True)
+                assert live is not None and not live.moved
+            golden_manifest, golden_image = live.manifest, live.image
             manifest = {
                 "role": ROLE_CLONE,
                 "leaf": leaf,
@@ -577,14 +385,24 @@ class FileStore(Store):
                 "owner": current_owner(),
                 "origin": str(golden_image),
                 "origin_build_id": golden_manifest.get("build_id", ""),
-                "created_at": _now(),
+                "created_at": now_iso(),
             }
             write_atomic(manifest_path, manifest)
             os.link(golden_image, origin)
             crashpoint("files.clone.pinned")
             tmp = temp_path(overlay)
             try:
-                qemu_img.create(tmp, FORMAT, backing=origin.name, backing_format=FORMAT)
+                # Written in the store's temporary directory, where `origin.name` (relative,
+                # resolved next to the overlay once in place) does not exist: hence the size.
+                qemu_img.create(
+                    tmp,
+                    FORMAT,
+                    int(golden_manifest.get("virtual_size", 0))
+                    or qemu_img.virtual_size(golden_image, FORMAT),
+                    backing=origin.name,
+                    backing_format=FORMAT,
+                    unsafe=True,
+                )
                 tmp.replace(overlay)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -613,40 +431,43 @@ class FileStore(Store):
     # --- gc ------------------------------------------------------------------------------
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
+        """See `Store.gc`.  Only children with a consistent manifest (the role marker) and
+        the store's own temporary files (see `manifest.py`) are candidates; a child whose
+        files turn out not to be plain files (a symlink put there) is kept and reported."""
         report = GcReport()
         with self._lock():
             if not dry_run:
                 self._recover_locked()
             origins = self._clone_origins()
+            doomed: list[str] = []
             for parsed, m in list(self._manifests()):
                 role = m.get("role")
                 if parsed.kind == "build" and role == ROLE_BUILD:
                     if owner_alive(str(m.get("owner", ""))):
                         report.kept.append((parsed.child, "its build is still running"))
                         continue
-                    report.removed.append(parsed.child)
-                    if not dry_run:
-                        self._remove_child(parsed.child)
+                    doomed.append(parsed.child)
                 elif parsed.kind == "clone" and role == ROLE_CLONE:
                     complete = self._inode(self._image(parsed.child)) is not None
                     if not complete and not owner_alive(str(m.get("owner", ""))):
-                        report.removed.append(parsed.child)
-                        if not dry_run:
-                            self._remove_child(parsed.child)
+                        doomed.append(parsed.child)
             for parsed, _, image in list(self._retired()):
                 clones = origins.get(image.stat().st_ino, [])
                 if clones:
                     report.kept.append((parsed.child, f"{len(clones)} clone(s) depend on it"))
                     continue
-                report.removed.append(parsed.child)
+                doomed.append(parsed.child)
+            for child in doomed:
+                try:
+                    for path in (self._image(child), self._origin(child), self._manifest(child)):
+                        check_plain_file(path, missing_ok=True)
+                except UnsafeOperation as exc:
+                    report.kept.append((child, str(exc)))
+                    continue
+                report.removed.append(child)
                 if not dry_run:
-                    self._remove_child(parsed.child)
-            for entry in self._entries():
-                match = TEMP_RE.fullmatch(entry)
-                if match and not pid_alive(int(match["pid"])):
-                    report.removed.append(entry)
-                    if not dry_run:
-                        self._unlink(self.root / entry)
+                    self._remove_child(child)
+            report.removed += stale_temp_files(self.root, dry_run=dry_run)
         if report.removed:
             log.info("store.gc", store=self.spec, removed=report.removed, dry_run=dry_run)
         return report

@@ -1,54 +1,167 @@
-"""Which process owns a build volume or clone, and whether that process is still alive.
+"""Which process owns a build volume, a clone or a temporary file, and whether it still runs.
 
 `gc` must tell an abandoned build volume (its build was killed) from one a running build is
-writing into, without any registry that a `kill -9` could leave stale.  An owner token names
-the process by boot id, pid and the pid's start time, so a reused pid or a reboot never makes
-a dead owner look alive.
+writing into.  Liveness rests on a lock, never on a pid: a process that owns something
+holds an exclusive flock on its lease file, `<leases dir>/<token>.lease`, for its whole
+life, and its owner token names that file.  The kernel drops the flock when the process
+dies (`kill -9` included), and a flock belongs to the file, so every process on the host,
+in any PID namespace (a container, `unshare --pid`), sees the same answer -- where a pid
+read in another namespace names nothing, or another process.
+
+A lease file is published under its final name only once it is locked (it is created
+under a temporary name first), so a lease that is visible and unlocked is a dead one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import re
+import secrets
+import stat
+import tempfile
+import threading
 from pathlib import Path
 
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+LEASE_PREFIX = "lease:"
+_TOKEN = re.compile(r"lease:(?P<id>[0-9a-f]{32})")
+_LEASE_FILE = re.compile(r"[0-9a-f]{32}\.lease")
+_SHARED_DIRS = (Path("/run/lock"),)
+_DIR_NAME = "imagefactory-leases"
 
 
-def _boot_id() -> str:
+def _safe_shared_dir(path: Path) -> bool:
+    """A directory every user may create leases in, that nobody else can tamper with:
+    a real directory owned by root or by us, sticky if others may write to it."""
     try:
-        return _BOOT_ID.read_text().strip()
+        st = path.lstat()
     except OSError:
-        return "unknown-boot"
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+        return False
+    return not (st.st_mode & 0o002) or bool(st.st_mode & stat.S_ISVTX)
 
 
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), or None."""
+def leases_dir() -> Path:
+    """`/run/lock/imagefactory-leases` (a tmpfs: leases do not outlive a boot), else the
+    same under the temporary directory; created world-writable and sticky, like /tmp, so
+    that every user's processes meet in one place."""
+    parents = [p for p in _SHARED_DIRS if os.access(p, os.W_OK | os.X_OK)]
+    parents.append(Path(tempfile.gettempdir()))
+    for parent in parents:
+        path = parent / _DIR_NAME
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+            path.chmod(0o1777)
+        if _safe_shared_dir(path):
+            return path
+    raise PermissionError(errno.EACCES, "no safe directory for lease files", str(path))
+
+
+class _Held:
+    """This process's lease: its token and the descriptor holding the flock."""
+
+    pid: int | None = None
+    token: str | None = None
+    fd: int | None = None
+
+
+_held = _Held()
+_lock = threading.Lock()
+
+
+def _drop_inherited() -> None:
+    """In a forked child: the parent's lease is the parent's; the child makes its own."""
+    if _held.fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(_held.fd)
+    _held.pid = _held.token = _held.fd = None
+
+
+os.register_at_fork(after_in_child=_drop_inherited)
+
+
+def _new_lease() -> tuple[str, int]:
+    directory = leases_dir()
+    ident = secrets.token_hex(16)
+    staging = directory / f".{ident}.tmp"
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after its end.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        staging.rename(directory / f"{ident}.lease")
+    except BaseException:
+        os.close(fd)
+        staging.unlink(missing_ok=True)
+        raise
+    return f"{LEASE_PREFIX}{ident}", fd
 
 
 def current_owner() -> str:
-    """The owner token of this process: `<boot_id>:<pid>:<start_time>`."""
-    pid = os.getpid()
-    return f"{_boot_id()}:{pid}:{_start_time(pid) or '0'}"
+    """This process's owner token (`lease:<32 hex>`); its lease is held until exit."""
+    with _lock:
+        if _held.pid != os.getpid() or _held.token is None:
+            _held.token, _held.fd = _new_lease()
+            _held.pid = os.getpid()
+        return _held.token
+
+
+def lease_path(token: str) -> Path | None:
+    """The lease file an owner token names, or None for anything but a well-formed token
+    (tokens are read from manifests and zfs properties: never trusted as paths)."""
+    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
+    return None if match is None else leases_dir() / f"{match['id']}.lease"
+
+
+def _held_by_someone(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+    finally:
+        os.close(fd)
 
 
 def owner_alive(token: str) -> bool:
-    """Whether the process named by an owner token still runs; malformed tokens are dead."""
-    parts = token.split(":")
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False
-    boot_id, pid, start = parts
-    if boot_id != _boot_id():
-        return False
-    return _start_time(int(pid)) == start
+    """Whether the process named by an owner token still runs (its lease is locked).
+    A malformed token, or one from before leases (a pid), counts as dead."""
+    path = lease_path(token)
+    return path is not None and _held_by_someone(path)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a pid exists (for temp files, which carry only a pid)."""
-    return pid > 0 and Path(f"/proc/{pid}").exists()
+def remove_dead_leases(*, dry_run: bool = False) -> list[Path]:
+    """This user's lease files whose process is gone (for `gc`); held ones stay."""
+    removed = []
+    directory = leases_dir()
+    for entry in sorted(os.listdir(directory)):  # noqa: PTH208 - names, not paths
+        path = directory / entry
+        if not _LEASE_FILE.fullmatch(entry):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            removed.append(path)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed

@@ -47,12 +47,16 @@ def create(
     *,
     backing: str | None = None,
     backing_format: str | None = None,
+    unsafe: bool = False,
 ) -> None:
     """Create an empty image, or an overlay on `backing` (kept as given: relative names are
-    resolved by QEMU against the overlay's directory)."""
+    resolved by QEMU against the overlay's directory).  `unsafe` does not open the backing
+    file (it need not exist yet where the overlay is written; give `size` then)."""
     argv: list[str] = [_qemu_img(), "create", "-q", "-f", fmt]
     if backing is not None:
         argv += ["-b", backing, "-F", backing_format or "qcow2"]
+        if unsafe:
+            argv.append("-u")
     argv.append(str(path))
     if size is not None:
         argv.append(str(size))

@@ -39,6 +39,7 @@ from typing import Final, TypeVar
 
 import structlog
 
+from imagefactory.errors import UsageError
 from imagefactory.run import run
 from imagefactory.store import qemu_img, zfs_cli
 from imagefactory.store.base import (
@@ -538,8 +539,28 @@ class ZfsStore(Store):
         )
 
     def list_goldens(self, *, include_retired: bool = False) -> list[Golden]:
+        return self._goldens(include_retired=include_retired)[0]
+
+    def damaged(self) -> dict[str, str]:
+        return self._goldens(include_retired=False)[1]
+
+    def contains(self, path: Path) -> bool:
+        prefix = f"{DEV_ZVOL}/{self.root}/"
+        text = str(path)
+        return text.startswith(prefix) and "/" not in text[len(prefix) :]
+
+    def _goldens(self, *, include_retired: bool) -> tuple[list[Golden], dict[str, str]]:
+        """The goldens, and those whose properties are unusable (set by hand?) with why."""
         state = self._scan()
         goldens = []
+        damaged: dict[str, str] = {}
+
+        def add(leaf: str, name: str, snapshot: str, props: Props, snap: Props) -> None:
+            try:
+                goldens.append(self._golden(leaf, name, snapshot, props, snap))
+            except UsageError as exc:
+                damaged.setdefault(leaf, f"unusable properties on {name}@{snapshot}: {exc}")
+
         for name, props in state.items():
             if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
                 continue
@@ -549,15 +570,15 @@ class ZfsStore(Store):
             if parsed.kind == "golden" and self._role(props) == ROLE_GOLDEN:
                 snap = state.get(f"{name}@{GOLDEN_SNAPSHOT}")
                 if snap is not None:
-                    goldens.append(self._golden(parsed.leaf, name, GOLDEN_SNAPSHOT, props, snap))
+                    add(parsed.leaf, name, GOLDEN_SNAPSHOT, props, snap)
             elif parsed.kind == "retired" and include_retired:
                 for snapshot in (RETIRED_SNAPSHOT, GOLDEN_SNAPSHOT):
                     snap = state.get(f"{name}@{snapshot}")
                     if snap is not None:
-                        goldens.append(self._golden(parsed.leaf, name, snapshot, props, snap))
+                        add(parsed.leaf, name, snapshot, props, snap)
                         break
         goldens.sort(key=lambda g: (g.leaf, g.retired, -g.created.timestamp()))
-        return goldens
+        return goldens, damaged
 
     def get_golden(self, leaf: str) -> Golden | None:
         golden = self._full(check_leaf(leaf))
@@ -567,7 +588,10 @@ class ZfsStore(Store):
         vol = self._props(golden)
         if self._role(vol) != ROLE_GOLDEN:
             return None
-        return self._golden(leaf, golden, GOLDEN_SNAPSHOT, vol, self._props(snap))
+        try:
+            return self._golden(leaf, golden, GOLDEN_SNAPSHOT, vol, self._props(snap))
+        except UsageError:
+            return None  # unusable properties: `damaged()` says why
 
     # --- recovery ------------------------------------------------------------------------
 

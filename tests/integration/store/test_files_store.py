@@ -15,11 +15,20 @@ import pytest
 from imagefactory.store import qemu_img
 from imagefactory.store.base import Provenance
 from imagefactory.store.files import FileStore
+from imagefactory.store.manifest import TEMP_DIR, temp_path
 from imagefactory.store.safety import UnsafeOperation
 from tests.fixtures.stores import MIB, ImageMaker, make_raw_image, same_content
 
 LEAF = "klab-golden-debian"
 REPO = Path(__file__).resolve().parents[3]
+
+
+def listing(store: FileStore) -> list[str]:
+    """The root's entries; the store's temporary directory only if something is in it."""
+    names = sorted(p.name for p in store.root.iterdir())
+    if TEMP_DIR in names and not any((store.root / TEMP_DIR).iterdir()):
+        names.remove(TEMP_DIR)
+    return names
 
 
 def publish(store: FileStore, image: Path, build_id: str, fmt: str = "raw") -> None:
@@ -67,7 +76,7 @@ def test_golden_is_a_read_only_qcow2_with_a_manifest(
     assert manifest["inode"] == image.stat().st_ino
     assert manifest["provenance"]["distro"] == "debian13"
     assert manifest["provenance"]["build_id"] == "b1"
-    assert sorted(p.name for p in file_store.root.iterdir()) == [f"{LEAF}.json", f"{LEAF}.qcow2"]
+    assert listing(file_store) == [f"{LEAF}.json", f"{LEAF}.qcow2"]
 
 
 def test_clone_overlay_is_backed_by_a_pin_not_by_the_golden_name(
@@ -80,7 +89,7 @@ def test_clone_overlay_is_backed_by_a_pin_not_by_the_golden_name(
     assert info["backing-filename"] == pin.name
     assert pin.stat().st_ino == (file_store.root / f"{LEAF}.qcow2").stat().st_ino
     file_store.destroy_clone(clone)
-    assert sorted(p.name for p in file_store.root.iterdir()) == [f"{LEAF}.json", f"{LEAF}.qcow2"]
+    assert listing(file_store) == [f"{LEAF}.json", f"{LEAF}.qcow2"]
 
 
 def test_symlinks_out_of_the_root_are_never_followed(
@@ -179,13 +188,22 @@ def test_gc_removes_temp_files_of_dead_writers_only(
         "store.write_image(v, Path(sys.argv[2]), source_format='raw')\n",
         str(make_image(1)),
     )
-    temps = [p.name for p in file_store.root.iterdir() if p.name.startswith(".")]
+    temps = [f"{TEMP_DIR}/{p.name}" for p in (file_store.root / TEMP_DIR).iterdir()]
     assert len(temps) == 1
-    alive = file_store.root / f".{LEAF}.json.tmp-{os.getpid()}-0123abcd"
+    # This process's own temporary file (its lease is alive) and files that only look like
+    # the store's: none of them is the store's to remove.
+    alive = temp_path(file_store.root / f"{LEAF}.json")
     alive.write_bytes(b"being written by this process")
+    foreign = [
+        file_store.root / ".mydata.tmp-999999-deadbeef",
+        file_store.root / f".{LEAF}.json.tmp-999999-deadbeef",
+        file_store.root / TEMP_DIR / f"notes.txt.tmp-{'0' * 32}-deadbeef",
+    ]
+    for path in foreign:
+        path.write_bytes(b"not the store's")
     report = file_store.gc()
     assert sorted(report.removed) == sorted([temps[0], f"{LEAF}.build-b1"])
-    assert sorted(p.name for p in file_store.root.iterdir()) == [alive.name]
+    assert alive.exists() and all(path.exists() for path in foreign)
 
 
 def test_a_clone_interrupted_by_a_crash_is_removed_by_gc(
@@ -195,7 +213,7 @@ def test_a_clone_interrupted_by_a_crash_is_removed_by_gc(
     _crash(file_store, "files.clone.pinned", f"store.clone({LEAF!r}, 'run1')")
     assert file_store.list_clones() == []
     assert file_store.gc().removed == [f"{LEAF}.clone-run1"]
-    assert sorted(p.name for p in file_store.root.iterdir()) == [f"{LEAF}.json", f"{LEAF}.qcow2"]
+    assert listing(file_store) == [f"{LEAF}.json", f"{LEAF}.qcow2"]
 
 
 def test_qcow2_source_and_raw_source_give_the_same_golden(

@@ -15,7 +15,8 @@ def test_write_is_complete_with_the_mode_and_no_temp_left(tmp_path: Path) -> Non
     write_atomic(path, {"role": "retired"}, mode=0o444)  # replaces a read-only file
     assert json.loads(path.read_text()) == {"format": 1, "role": "retired"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
-    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".imagefactory-tmp", "x.json"]
+    assert list((tmp_path / ".imagefactory-tmp").iterdir()) == []
 
 
 def test_unusable_manifests_read_as_none(tmp_path: Path) -> None:
