@@ -18,18 +18,8 @@ set -euo pipefail
 . "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
 root=${KLAB_PAYLOAD_ROOT:-}
-marker=__IMAGEFACTORY_PAYLOAD_BELOW__
 facts=$root/etc/imagefactory/zfs-source.env
 work=""
-
-extract() {
-    local into=$1 line
-    line=$(grep -n -m 1 -x -- "$marker" "$0" | cut -d: -f1) ||
-        die "no payload in $0: the host must pack hooks/payload into this hook" \
-            "(imagefactory.vm.payload.with_payloads)"
-    tail -n "+$((line + 1))" "$0" | base64 -d | tar -xz -C "$into" ||
-        die "the payload appended to $0 is corrupt"
-}
 
 # install(1) with a content check, so unchanged files keep their timestamps.
 place() {
@@ -55,7 +45,7 @@ main() {
     local file name runfiles
     work=$(mktemp -d)
     trap 'rm -rf -- "$work"' EXIT
-    extract "$work"
+    unpack_payload "$work"
     for file in "$work"/zfs-bt/*.bt; do
         place 0644 "$file" "$root/usr/local/share/zfs-bt/${file##*/}"
     done

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Check the ztest payload and write its facts to /etc/imagefactory/golden.json.
+# imagefactory-payload: ztest/inventory
 #
-# Why: the host cannot look inside the guest; it reads this file from the sealed volume
-# after shutdown, turns it into the golden's properties and `klab status` shows ✅/❌ from
-# it.  Hard requirements fail the build here (a golden that cannot run the suite is worse
+# Check the ztest payload and write its facts to /etc/imagefactory/golden.json, and the
+# suite's inventory to /etc/imagefactory/inventory.json.
+#
+# Why: the host cannot look inside the guest; it reads these files from the sealed volume
+# after shutdown, turns them into the golden's properties and `klab status` shows ✅/❌ from
+# them.  Hard requirements fail the build here (a golden that cannot run the suite is worse
 # than none): module loaded, suite present, suite version == module version (unless the
-# spec allows a mismatch), the curated runfiles in place.  Everything else is recorded as
-# found, null when absent.  Runs before 90-seal.sh, which keeps /etc/imagefactory.
+# spec allows a mismatch), the curated runfiles in place, the inventory written.
+# Everything else is recorded as found, null when absent.  Runs before 90-seal.sh, which
+# keeps /etc/imagefactory.
+# The inventory (every test the suite ships, the runfile sections and tags that list it)
+# is what `klab test --run/--group` resolves against on the host before a clone boots; its
+# writer, ztest/inventory/suite_inventory.py, travels appended to this hook (the directive
+# above, imagefactory/vm/payload.py).
 # Env: KLAB_TEST_USER, KLAB_VDEV_DIR, KLAB_VDEV_SIZE, KLAB_VDEV_COUNT, KLAB_ZFS_SUITE_MISMATCH.
 set -euo pipefail
 # shellcheck source=_lib.sh
 . "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
 out=/etc/imagefactory/golden.json
+inventory=/etc/imagefactory/inventory.json
 facts=/etc/imagefactory/zfs-source.env
 missing_tools=/etc/imagefactory/tools-missing
 
@@ -117,3 +126,13 @@ chmod 0644 "$out.tmp"
 mv -f "$out.tmp" "$out"
 say "wrote $out:"
 cat "$out"
+
+command -v python3 >/dev/null || die "python3 is missing: the suite's test-runner needs it too"
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+unpack_payload "$work"
+python3 "$work/suite_inventory.py" --suite-dir "$zts_dir/zfs-tests" \
+    --runfile-dir "$zts_dir/runfiles" --suite-version "$suite_version" --out "$inventory" ||
+    die "could not write the suite inventory $inventory"
+say "wrote $inventory ($(stat -c %s "$inventory") bytes)"
+exit 0

@@ -111,3 +111,15 @@ enable_component() {
     done < <(apt_source_files)
     ((found)) || die "no apt source file found to enable $component in"
 }
+
+# Unpack into $1 the files the host appended to this hook: a hook that asks for them with
+# a `# imagefactory-payload: DIR` line gets DIR as a base64 tar.gz after a marker line
+# (imagefactory/vm/payload.py); the hook ends with `exit`, so bash never reads that far.
+unpack_payload() {
+    local into=$1 marker=__IMAGEFACTORY_PAYLOAD_BELOW__ line
+    line=$(grep -n -m 1 -x -- "$marker" "$0" | cut -d: -f1) ||
+        die "no payload in $0: the host must pack it into this hook" \
+            "(imagefactory.vm.payload.with_payloads)"
+    tail -n "+$((line + 1))" "$0" | base64 -d | tar -xz -C "$into" ||
+        die "the payload appended to $0 is corrupt"
+}

@@ -279,6 +279,7 @@ class PublishStep:
             source_digest=str(ctx.image_digest),
             spec_digest=ctx.resolved.spec_digest,
             hooks_digest=ctx.hooks_digest,
+            inventory_digest=_fact(facts, "inventory_digest"),
             tool_version=__version__,
         )
         ctx.golden = ctx.store.publish(ctx.volume, provenance)

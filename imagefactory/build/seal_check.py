@@ -14,6 +14,9 @@ from typing import Any
 
 from imagefactory.build.mount_image import mounted_root
 from imagefactory.errors import ImageFactoryError
+from imagefactory.testrun.inventory import GUEST_PATH as GUEST_INVENTORY
+from imagefactory.testrun.inventory import MAX_BYTES as INVENTORY_MAX_BYTES
+from imagefactory.testrun.inventory import InventoryError, keep_inventory
 
 
 class SealCheckFailed(ImageFactoryError):
@@ -80,13 +83,38 @@ def read_guest_facts(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def keep_guest_inventory(root: Path, *, state: Path | None = None) -> str | None:
+    """Keep the suite inventory the guest wrote (if any) on the host; its digest.
+
+    A ztest golden's 80-golden-facts.sh writes it; a regular golden has none.  One that is
+    there but unreadable or malformed is a bug in the guest, so the build fails here rather
+    than publish a golden whose selections could not be checked.
+    """
+    path = root / GUEST_INVENTORY
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(INVENTORY_MAX_BYTES + 1)
+        return keep_inventory(data, state)
+    except InventoryError as exc:
+        raise SealCheckFailed(f"/{GUEST_INVENTORY}: {exc}") from None
+    except OSError as exc:
+        raise SealCheckFailed(f"cannot read /{GUEST_INVENTORY}: {exc.strerror}") from None
+
+
 def inspect_sealed_volume(
-    image: Path, image_format: str, *, default_user: str | None
+    image: Path, image_format: str, *, default_user: str | None, state: Path | None = None
 ) -> dict[str, Any]:
-    """Mount the image read-only, fail if anything identifying is left, return the facts."""
+    """Mount the image read-only, fail if anything identifying is left, return the facts
+    (golden.json, plus `inventory_digest` once the suite inventory is kept in `state`)."""
     with mounted_root(image, image_format) as root:
         problems = findings_in_root(root, default_user=default_user)
         facts = read_guest_facts(root)
+        if not problems:
+            inventory = keep_guest_inventory(root, state=state)
+            if inventory is not None:
+                facts["inventory_digest"] = inventory
     if problems:
         listing = "; ".join(str(p) for p in problems)
         raise SealCheckFailed(

@@ -64,13 +64,17 @@ def test_only_the_hook_with_the_directive_gets_the_payload() -> None:
     plain = ztest_plan(resolved)
     packed = with_payloads(plain)
     assert packed.names == plain.names
+    carriers = {"60-payload.sh": "payload", "80-golden-facts.sh": "ztest/inventory"}
     for before, after in zip(plain.hooks, packed.hooks, strict=True):
-        if before.name == "60-payload.sh":
-            assert payload_dir(before) == "payload"
+        if before.name in carriers:
+            assert payload_dir(before) == carriers[before.name]
             assert after.content.startswith(before.content)
             assert MARKER in after.content
         else:
             assert after.content == before.content
+    facts = next(h for h in packed.hooks if h.name == "80-golden-facts.sh")
+    writer = hooks_dir() / "ztest" / "inventory" / "suite_inventory.py"
+    assert unpack(facts.content) == {"suite_inventory.py": writer.read_bytes()}
 
 
 def test_unpacked_payload_is_the_payload_directory() -> None:

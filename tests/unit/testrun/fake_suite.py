@@ -11,11 +11,16 @@ Summary, and leaves a test_results/<timestamp>/ tree behind a `current` symlink.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from imagefactory.paths import hooks_dir
+
+DATA = Path(__file__).resolve().parent / "data"
 
 OPTS_2_2_2 = "hvqxkKfScRmn:d:s:r:?t:T:u:I:"
 OPTS_2_3 = "hvqxkKfScRmn:d:Ds:r:?t:T:u:I:"
@@ -209,3 +214,27 @@ def make_fake_suite(root: Path, *, opts: str = OPTS_2_3, version: str = "2.3.9-1
     (fake.recipes / "_lib.sh").write_text('pass() { echo "${0##*/}: PASS"; }\n')
     _executable(fake.recipes / "installed-ok", "#!/usr/bin/env bash\necho installed ok\n")
     return fake
+
+
+@dataclass(frozen=True)
+class RealShape:
+    """A real release's suite laid out as installed: scripts (stubs) and its runfiles."""
+
+    suite: Path
+    runfiles: Path
+    version: str
+
+
+def make_real_shape(root: Path, version: str = "2.3.9") -> RealShape:
+    """The suite of OpenZFS `version` (from data/, see make_suite_shape.py), plus the lab's
+    curated runfiles as 60-payload.sh installs them next to upstream's."""
+    data = json.loads(gzip.decompress((DATA / f"zfs-tests-{version}-shape.json.gz").read_bytes()))
+    shape = RealShape(root / "zfs-tests", root / "runfiles", version)
+    for script in data["scripts"]:
+        _executable(shape.suite / script, "#!/bin/ksh\n")
+    shape.runfiles.mkdir(parents=True)
+    for name, text in data["runfiles"].items():
+        (shape.runfiles / name).write_text(text)
+    for curated in (hooks_dir() / "payload" / "runfiles").glob("*.run"):
+        (shape.runfiles / curated.name).write_bytes(curated.read_bytes())
+    return shape
