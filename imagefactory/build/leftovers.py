@@ -1,24 +1,21 @@
-"""Leftovers of crashed builds outside the store: orphaned QEMU processes, stale locks, the
-temporary directories of VMs whose factory was killed (`kill -9` runs no cleanup).
+"""Leftovers of crashed builds outside the store: orphaned QEMU processes and stale locks.
+(The temporary directories of VMs whose factory was killed are `vm.tempdir`'s.)
 
 QEMU is started under `setpriv --pdeathsig KILL`, so it normally dies with its build;
 this is the backstop for hosts without setpriv or QEMUs started by an older version.
-A QEMU is ours when its `-name` is a golden build's (`klab-...`) and orphaned when its
-parent is gone (re-parented to init).
+A QEMU is ours when it runs as this user, its `-name` is a golden build's (`klab-...`),
+and it is orphaned when its parent is gone (re-parented to init).  In another PID
+namespace none of this is visible, and nothing is killed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.build.statedir import locks_dir
-from imagefactory.vm.machine import VM_TEMP_PREFIX
 
 QEMU_BINARIES = ("qemu-system-x86_64", "qemu-system-x86_64-microvm", "qemu-kvm")
 
@@ -61,11 +58,18 @@ def running_qemus() -> list[tuple[int, str]]:
     return found
 
 
+def _mine(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}").stat().st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def orphaned_build_qemus() -> list[OrphanQemu]:
     return [
         OrphanQemu(pid, name)
         for pid, name in running_qemus()
-        if name.startswith("klab-") and _ppid(pid) == 1
+        if name.startswith("klab-") and _ppid(pid) == 1 and _mine(pid)
     ]
 
 
@@ -86,7 +90,10 @@ def stale_locks(*, dry_run: bool = False) -> list[Path]:
 
     removed = []
     for path in sorted(locks_dir().glob("*.lock")):
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,28 +104,4 @@ def stale_locks(*, dry_run: bool = False) -> list[Path]:
                 path.unlink(missing_ok=True)
         finally:
             os.close(fd)
-    return removed
-
-
-def stale_vm_dirs(
-    *, dry_run: bool = False, min_age: float = 600.0, root: Path | None = None
-) -> list[Path]:
-    """VM temporary directories (`imagefactory-vm-<name>-XXXXXXXX`) no QEMU of that name
-    uses.  Only those older than `min_age` seconds: a VM that is starting has its
-    directory a moment before its QEMU."""
-    base = root if root is not None else Path(tempfile.gettempdir())
-    alive = {name for _, name in running_qemus()}
-    now = time.time()
-    removed = []
-    for path in sorted(base.glob(f"{VM_TEMP_PREFIX}*")):
-        name = path.name.removeprefix(VM_TEMP_PREFIX).rpartition("-")[0]
-        try:
-            old = now - path.lstat().st_mtime > min_age
-        except FileNotFoundError:
-            continue
-        if not path.is_dir() or path.is_symlink() or name in alive or not old:
-            continue
-        removed.append(path)
-        if not dry_run:
-            shutil.rmtree(path, ignore_errors=True)
     return removed

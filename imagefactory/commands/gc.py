@@ -1,22 +1,33 @@
-"""`imagefactory gc`: remove what crashed builds left behind, and unused retired goldens."""
+"""`imagefactory gc`: remove what crashed builds left behind, and unused retired goldens.
+
+Everything it removes is provably the factory's: a store child with its role marker, a
+temporary file in the store's own directory named after one, a VM temporary directory of
+this user with its record naming a disk of this store, a lock or lease file in the
+factory's own directories.  "Abandoned" is decided by locks (a dead owner's flock is
+gone), never by pids, so a gc in another PID namespace never takes a live build for dead.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from imagefactory.build.leftovers import kill_orphans, stale_locks, stale_vm_dirs
+from imagefactory.build.leftovers import kill_orphans, stale_locks
+from imagefactory.store.owner import remove_dead_leases
 from imagefactory.store.select import open_store
 from imagefactory.testrun.kept import remove_forgotten_clones
+from imagefactory.vm.tempdir import stale_vm_dirs
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "gc",
         help="remove crashed builds' leftovers and retired goldens without clones",
-        description="Kills orphaned build QEMUs, removes abandoned build volumes and stale "
-        "locks, finishes or undoes interrupted publishes, removes test clones whose run is "
-        "over and which no process uses, and destroys retired goldens that no clone depends "
-        "on.  Never touches anything without the store's role marker.",
+        description="Kills this user's orphaned build QEMUs, removes abandoned build "
+        "volumes, stale locks and the store's temporary files, finishes or undoes "
+        "interrupted publishes, removes test clones whose run is over and which no process "
+        "uses, this store's killed VMs' temporary directories, and retired goldens that no "
+        "clone depends on.  Never touches anything without the store's role marker or the "
+        "factory's own record.",
     )
     parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR")
     parser.add_argument("--dry-run", action="store_true", help="only say what would go")
@@ -37,8 +48,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{verb} {name}")
     for name, why in report.kept:
         print(f"kept {name}: {why}")
+    for directory in stale_vm_dirs(store.contains, dry_run=args.dry_run):
+        print(f"{verb} a killed VM's temporary directory {directory}")
     for lock in stale_locks(dry_run=args.dry_run):
         print(f"{verb} stale lock {lock.name}")
-    for directory in stale_vm_dirs(dry_run=args.dry_run):
-        print(f"{verb} a killed VM's temporary directory {directory}")
+    # Last: the leases of dead owners, whose volumes and files went above.
+    for lease in remove_dead_leases(dry_run=args.dry_run):
+        print(f"{verb} dead owner lease {lease.name}")
     return 0

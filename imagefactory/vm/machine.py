@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -34,12 +33,10 @@ from qemu.qmp import EventListener, QMPClient, QMPError
 from imagefactory.errors import InfrastructureError
 from imagefactory.vm.firmware import UefiFirmware, find_uefi_firmware
 from imagefactory.vm.qemu_args import VmConfig, Wiring, build_argv
+from imagefactory.vm.tempdir import VmTempDir
 
 log = structlog.get_logger(__name__)
 
-#: Each VM's private temporary directory is `<tmp>/<prefix><vm name>-<random>`; `gc` finds
-#: those of killed factories by it.
-VM_TEMP_PREFIX = "imagefactory-vm-"
 
 T = TypeVar("T")
 
@@ -139,6 +136,7 @@ class Machine:
         self._status_reader: asyncio.StreamReader | None = None
         self._status_writer: asyncio.StreamWriter | None = None
         self._tmpdir: Path | None = None
+        self._vm_dir: VmTempDir | None = None
         self._killed = False
         self._exited_at: float | None = None
 
@@ -188,7 +186,8 @@ class Machine:
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._tmpdir = Path(tempfile.mkdtemp(prefix=f"{VM_TEMP_PREFIX}{self.config.name}-"))
+        self._vm_dir = VmTempDir.create(self.config.name, self.config.disk)
+        self._tmpdir = self._vm_dir.path
         self._fatal = loop.create_future()
         qmp_ours, qmp_theirs = socket.socketpair()
         status_ours, status_theirs = socket.socketpair()
@@ -215,7 +214,9 @@ class Machine:
                     stdin=subprocess.DEVNULL,
                     stdout=qemu_log,
                     stderr=subprocess.STDOUT,
-                    pass_fds=(qmp_theirs.fileno(), status_theirs.fileno()),
+                    # The temporary directory's lock fd too: it stays locked (in use, for
+                    # `gc`) as long as QEMU runs, even if we are killed.
+                    pass_fds=(qmp_theirs.fileno(), status_theirs.fileno(), self._vm_dir.fd),
                     start_new_session=True,  # Ctrl-C goes to us; we stop QEMU in order.
                 )
             except FileNotFoundError as exc:
@@ -274,9 +275,9 @@ class Machine:
             for sock in self._sockets:
                 sock.close()
             self._sockets = []
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-                self._tmpdir = None
+            if self._vm_dir is not None:
+                self._vm_dir.close()
+                self._vm_dir = self._tmpdir = None
 
     async def _release_channels(self) -> None:
         if self._proc is not None and self._exit_task is not None:
