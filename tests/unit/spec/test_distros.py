@@ -58,7 +58,7 @@ def test_plan_shows_real_image_checksum_and_zfs_source(capsys: pytest.CaptureFix
 
 
 def test_golden_names_follow_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("IMAGEFACTORY_STORE", raising=False)
+    monkeypatch.setenv("IMAGEFACTORY_STORE", "zfs:rpool/vms")
     monkeypatch.setenv("KLAB_GOLDEN_KIND", "ztest")
     assert main(["plan", "fedora", "--json"]) == 0
 
@@ -66,7 +66,7 @@ def test_golden_names_follow_kind(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_plan_names_ztest_and_regular_goldens(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("IMAGEFACTORY_STORE", raising=False)
+    monkeypatch.setenv("IMAGEFACTORY_STORE", "zfs:rpool/vms")
     monkeypatch.delenv("KLAB_ZFS_BRANCH", raising=False)
     monkeypatch.setenv("KLAB_GOLDEN_KIND", "ztest")
     main(["plan", "fedora"])
@@ -79,7 +79,7 @@ def test_plan_names_ztest_and_regular_goldens(
 def test_pr_branch_gets_its_own_golden(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("IMAGEFACTORY_STORE", raising=False)
+    monkeypatch.setenv("IMAGEFACTORY_STORE", "zfs:rpool/vms")
     monkeypatch.setenv("KLAB_GOLDEN_KIND", "ztest")
     monkeypatch.setenv("KLAB_ZFS_BRANCH", "pr-12345")
     assert main(["plan", "fedora", "--json"]) == 0
