@@ -419,10 +419,11 @@ class _Parser:
                 if previous is None or _SEVERITY[t.category] > _SEVERITY[previous.category]:
                     seen_here[t.key] = t
             for key, t in seen_here.items():
-                if key in final and final[key][0] < index:
-                    # A later run (zfs-tests.sh -R, a retry) superseded this test: take its
-                    # earlier lines out of the counts so the summary is the final verdict.
-                    counts.subtract(_count(o for i, o in lines_by_key[key] if i < index))
+                if key in final and (before := final[key][0]) < index:
+                    # A later run (zfs-tests.sh -R, a retry) superseded this test: take the
+                    # lines of its previous final segment out of the counts (earlier ones
+                    # went when that one superseded them) so the summary is the final verdict.
+                    counts.subtract(_count(o for i, o in lines_by_key[key] if i == before))
                 final[key] = (index, t)
                 attempts.setdefault(key, []).append(t.result)
         run.tests = [

@@ -314,3 +314,162 @@ def test_test_logs_are_found_in_both_output_layouts(tmp_path: Path) -> None:
         / "cli_root/zpool_create/zpool_create_001_pos",
         "atime/root_relatime_on": new / "atime:Linux/root_relatime_on",
     }
+
+
+# --- the Results Summary against the result lines -----------------------------------------
+
+TEST_LINE = "Test: /usr/share/zfs/zfs-tests/tests/functional/{} (run as root) [00:01] [{}]\n"
+
+
+def console(*segments: tuple[list[tuple[str, str]], dict[str, int]]) -> str:
+    """Result lines, each group followed by its Results Summary (as zfs-tests.sh prints)."""
+    text = ""
+    for lines, summary in segments:
+        text += "".join(TEST_LINE.format(name, result) for name, result in lines)
+        text += "\nResults Summary\n" + "".join(f"{k}\t{n: 4d}\n" for k, n in summary.items())
+        text += "\nRunning Time:\t00:00:10\n"
+    return text
+
+
+def test_a_counted_failure_without_its_line_fails_the_run() -> None:
+    """A serial console dropped the FAIL line: the lines alone would read green."""
+    from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
+
+    run = parse_log(console(([("a/setup", "PASS"), ("a/t1", "PASS")], {"PASS": 2, "FAIL": 1})))
+
+    assert run.summary_mismatch == {
+        "summary": {"FAIL": 1},
+        "rows": {"FAIL": 0},
+        "unseen_failures": {"FAIL": 1},
+    }
+    assert run.unseen_failures == 1
+    assert run.unexpected_failures() == ["(summary: 1 FAIL with no result line)"]
+    assert run.mismatch_line() == (
+        "Results Summary counts FAIL 1; the result lines show FAIL 0 "
+        "(1 failure(s) with no result line: a failure)"
+    )
+    assert run.to_json()["summary_mismatch"] == run.summary_mismatch
+    outcome = DistroOutcome.from_parsed("debian13", run)
+    assert outcome.status is DistroStatus.FAILED
+    assert stage_exit_status([outcome]) == 1
+
+
+def test_a_counted_kill_fails_the_run_even_when_zts_report_lists_nothing() -> None:
+    log = console(([("a/t1", "PASS")], {"PASS": 1, "KILLED": 1})) + (
+        "\nTests with results other than PASS that are unexpected:\n\n"
+    )
+
+    run = parse_log(log)
+
+    assert run.report_present and run.unexpected == []
+    assert run.unexpected_failures() == ["(summary: 1 KILLED with no result line)"]
+
+
+def test_quiet_runs_count_passes_without_lines_a_mismatch_but_no_failure() -> None:
+    run = parse_log(console(([("a/t1", "SKIP")], {"PASS": 120, "SKIP": 1})))
+
+    assert run.summary_mismatch == {
+        "summary": {"PASS": 120},
+        "rows": {"PASS": 0},
+        "unseen_failures": {},
+    }
+    assert run.unseen_failures == 0
+    assert run.unexpected_failures() == []
+    assert run.mismatch_line() == "Results Summary counts PASS 120; the result lines show PASS 0"
+
+
+def test_the_real_console_prints_one_pass_line_fewer_than_it_counts() -> None:
+    run = parse_file(LOGS / "zts-2.3.9-debian13-quick-real.log")
+
+    assert run.summary_mismatch == {
+        "summary": {"PASS": 96},
+        "rows": {"PASS": 95},
+        "unseen_failures": {},
+    }
+    assert run.unexpected_failures() == [
+        "rsend/send-c_verify_ratio",
+        "rsend/send_encrypted_hierarchy",
+    ]
+
+
+def test_agreeing_summaries_are_no_mismatch() -> None:
+    for name in ("zts-2.2-sanity.log", "zts-2.4-timestamps.log", "zts-rerun-maybes.log"):
+        run = parse_file(LOGS / name)
+        assert run.summary_mismatch is None and run.mismatch_line() is None, name
+        assert run.to_json()["summary_mismatch"] is None
+
+
+def test_each_summary_is_checked_against_its_own_segment() -> None:
+    """A later rerun that passes cannot hide the FAIL an earlier summary counted unseen."""
+    run = parse_log(
+        console(
+            ([("a/t1", "PASS")], {"PASS": 1, "FAIL": 1}),
+            ([("a/t2", "PASS")], {"PASS": 1}),
+            ([("a/t3", "FAIL")], {"PASS": 1}),
+        )
+    )
+
+    assert run.summary_mismatch == {
+        "summary": {"FAIL": 1, "PASS": 1},
+        "rows": {"FAIL": 1, "PASS": 0},
+        "unseen_failures": {"FAIL": 1},
+        "segments": [1, 3],
+    }
+    assert run.unexpected_failures() == ["a/t3", "(summary: 1 FAIL with no result line)"]
+
+
+# --- attempts -----------------------------------------------------------------------------
+
+
+def test_a_rerun_keeps_every_attempt_and_the_last_decides() -> None:
+    run = parse_file(LOGS / "zts-rerun-maybes.log")
+
+    tests = by_key(run.tests)
+    assert tests["l2arc/l2arc_l2miss_pos"].attempts == ("FAIL", "PASS")
+    assert tests["l2arc/l2arc_l2miss_pos"].result == "PASS"
+    assert tests["l2arc/setup"].attempts == ("PASS", "PASS")
+    assert tests["l2arc/persist_l2arc_001_pos"].attempts == ("PASS",)
+    data = {t["name"]: t for t in run.to_json()["tests"]}
+    assert data["l2arc/l2arc_l2miss_pos"]["attempts"] == ["FAIL", "PASS"]
+    assert "attempts" not in data["l2arc/persist_l2arc_001_pos"]  # one attempt: implied
+
+
+def test_retries_appended_after_the_first_summary_supersede_it() -> None:
+    """The lab's retries: the guest reruns each FAIL/KILLED with its section's setup and
+    cleanup, and appends that run's console after the first summary."""
+    first = (
+        [("r/setup", "PASS"), ("r/flaky", "FAIL"), ("r/broken", "KILLED"), ("r/ok", "PASS")],
+        {"PASS": 2, "FAIL": 1, "KILLED": 1},
+    )
+    retry_1 = (
+        [("r/setup", "PASS"), ("r/flaky", "PASS"), ("r/broken", "FAIL")],
+        {"PASS": 2, "FAIL": 1},
+    )
+    retry_2 = ([("r/setup", "PASS"), ("r/broken", "FAIL")], {"PASS": 1, "FAIL": 1})
+
+    run = parse_log(console(first, retry_1, retry_2))
+
+    tests = by_key(run.tests)
+    assert {k: t.attempts for k, t in tests.items()} == {
+        "r/setup": ("PASS", "PASS", "PASS"),
+        "r/flaky": ("FAIL", "PASS"),
+        "r/broken": ("KILLED", "FAIL", "FAIL"),
+        "r/ok": ("PASS",),
+    }
+    assert run.summary == {"PASS": 3, "FAIL": 1}  # the final results, one per test
+    assert run.summary_mismatch is None
+    assert run.unexpected_failures() == ["r/broken"]
+    assert run.complete and run.running_time_s == 30
+
+
+def test_iterations_in_one_segment_are_one_attempt_with_the_worst_result() -> None:
+    log = console(([("z/t", "PASS"), ("z/t", "FAIL"), ("z/t", "PASS")], {"PASS": 2, "FAIL": 1}))
+
+    (test,) = parse_log(log).tests
+
+    assert (test.result, test.attempts) == ("FAIL", ("FAIL",))
+
+
+def test_results_made_elsewhere_have_one_attempt() -> None:
+    assert TestResult("recipes/x", "PASS").attempts == ("PASS",)
+    assert TestResult("recipes/x", "PASS", attempts=("FAIL", "PASS")).attempts == ("FAIL", "PASS")
