@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 TIMEOUT_S = 60.0
 """Per input: the old super-linear regex needed minutes on a 1 MiB line; the parser ms."""
@@ -88,7 +88,7 @@ class CappedParser:
             raise AssertionError(f"the parser raised on {len(payload)} bytes:\n{answer['error']}")
         return answer
 
-    def _read(self, stdout: BinaryIO, size: int) -> dict[str, Any]:
+    def _read(self, stdout: IO[bytes], size: int) -> dict[str, Any]:
         deadline = time.monotonic() + TIMEOUT_S
         data = b""
         wanted = _LENGTH.size
