@@ -1,11 +1,17 @@
-"""`klab status`: every lineage and distro — present or not, when built, which ZFS, size."""
+"""`klab status`: every lineage and distro — present or not, when built, which ZFS, size.
+
+One unusable golden (a corrupt manifest, forged properties) never hides the others: it is
+listed as `damaged` with the reason.  A golden of a copied files store is `moved, not
+verified` until `imagefactory verify` (or `klab test`) has checked its digest.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from imagefactory.build.statedir import builds_dir
+from imagefactory.build.statedir import build_dir
+from imagefactory.errors import UsageError
 from imagefactory.spec.loader import all_distro_names, load_distro
 from imagefactory.spec.model import LINEAGES
 from imagefactory.store.base import Golden
@@ -25,10 +31,10 @@ def _gib(size: int) -> str:
 
 def guest_facts(golden: Golden) -> dict[str, object]:
     """The payload facts the build recorded (from its manifest), empty if unknown."""
-    manifest = builds_dir(golden.leaf) / golden.provenance.build_id / "manifest.json"
     try:
-        data = json.loads(manifest.read_text())
-    except (OSError, ValueError):
+        manifest = build_dir(golden.leaf, golden.provenance.build_id) / "manifest.json"
+        data = json.loads(manifest.read_bytes()[: 16 << 20])
+    except (UsageError, OSError, ValueError, RecursionError):
         return {}
     facts = data.get("guest_facts")
     return facts if isinstance(facts, dict) else {}
@@ -55,6 +61,7 @@ def payload_marks(golden: Golden) -> str:
 def run(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     goldens = {g.leaf: g for g in store.list_goldens()}
+    damaged = store.damaged()
     rows = []
     for lineage in LINEAGES:
         for name in all_distro_names():
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 "golden": resolved.golden_leaf,
                 "present": golden is not None,
             }
+            if resolved.golden_leaf in damaged:
+                row["damaged"] = damaged[resolved.golden_leaf]
             if golden is not None:
                 prov = golden.provenance
                 row.update(
@@ -77,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                     virtual_size=golden.virtual_size,
                     allocated=golden.allocated,
                     clones=len(golden.clones),
+                    verified=not golden.moved,
                 )
                 if lineage == "ztest":
                     row["payload"] = payload_marks(golden)
@@ -87,12 +97,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"store: {store.spec}")
     for row in rows:
         label = f"{row['lineage']:<6} {row['distro']:<9}"
+        if row.get("damaged"):
+            print(f"{label} damaged   ({row['golden']}: {row['damaged']})")
+            continue
         if not row["present"]:
             print(f"{label} absent    ({row['golden']})")
             continue
         size = f"{_gib(int(str(row['allocated'])))}/{_gib(int(str(row['virtual_size'])))}"
         zfs = row.get("zfs_version") or "-"
-        line = f"{label} present   built {row['built_at']}  zfs {zfs}  size {size}"
+        state = "present  " if row["verified"] else "moved, not verified (imagefactory verify):"
+        line = f"{label} {state} built {row['built_at']}  zfs {zfs}  size {size}"
         if row.get("payload"):
             line += f"  {row['payload']}"
         print(line)
