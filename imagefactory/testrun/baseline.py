@@ -24,7 +24,9 @@ fewer, then the longer glob, then the earlier entry.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import importlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -34,7 +36,6 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
@@ -42,8 +43,8 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import project_root
 from imagefactory.spec.loader import format_validation_error
-from imagefactory.spec.located import LocatedDoc, Origin, PathKey, dotted
 from imagefactory.spec.types import StrictModel
+from imagefactory.testrun.baseline_yaml import read_entries
 from imagefactory.testrun.results import name_from_path
 from imagefactory.testrun.verdict import RunContext
 
@@ -58,8 +59,6 @@ Kind = Literal["known", "flaky"]
 Scope = Literal["distros", "zfs", "kernel", "accel"]
 SCOPES: tuple[Scope, ...] = ("distros", "zfs", "kernel", "accel")
 _GLOB_CHARS = frozenset("*?[")
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml when present: 10x faster on the seed baselines, and it caps nesting at 1000."""
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)(?:[-_.~]?rc(\d+))?")
 
 
@@ -112,7 +111,7 @@ class BaselineEntry(StrictModel):
     def _specifier(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                SpecifierSet(value)
+                specifier_set(value)
             except InvalidSpecifier:
                 raise ValueError(
                     f'invalid version specifier {value!r}: write e.g. ">=2.3,<2.4" or "==2.2.*"'
@@ -125,9 +124,54 @@ class BaselineEntry(StrictModel):
         if value is not None:
             try:
                 re.compile(value)
+                nested = _nested_repeat(_SRE_PARSER.parse(value).data, inside=False)
             except (re.error, RecursionError, OverflowError) as exc:
                 raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+            if nested:
+                raise ValueError(
+                    f"{value!r} repeats a repetition or an alternation, which can take "
+                    "exponential time on the guest's kernel string: write it without, "
+                    "e.g. '^6\\.12\\.'"
+                )
         return value
+
+
+_SRE_PARSER: Any = importlib.import_module("re._parser")
+_SRE: Any = importlib.import_module("re._constants")
+_REPEATS = {_SRE.MAX_REPEAT, _SRE.MIN_REPEAT, getattr(_SRE, "POSSESSIVE_REPEAT", None)}
+
+
+def _subpatterns(arg: Any) -> list[Any]:
+    """The parsed subpatterns inside an operator's argument (groups, branches, lookarounds)."""
+    if hasattr(arg, "data"):
+        return [arg]
+    if isinstance(arg, tuple | list):
+        return [sub for part in arg for sub in _subpatterns(part)]
+    return []
+
+
+def _nested_repeat(items: Any, *, inside: bool) -> bool:
+    """Whether a repetition (`+`, `*`, `{2,}`) or an alternation sits inside a repetition:
+    `(a+)+` backtracks exponentially in Python's `re`, and a kernel regex comes from a file
+    anyone can pass.  Conservative: `^6(\\.\\d+)+` is refused too; `^6\\.[0-9.]+` is not."""
+    for op, arg in items:
+        if op in _REPEATS:
+            _, most, sub = arg
+            if inside and most > 1:
+                return True
+            if _nested_repeat(sub, inside=inside or most > 1):
+                return True
+        elif op is _SRE.BRANCH and inside:
+            return True  # `(a|aa)+` backtracks like `(a+)+`
+        elif any(_nested_repeat(sub.data, inside=inside) for sub in _subpatterns(arg)):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=1024)
+def specifier_set(text: str) -> SpecifierSet:
+    """Parsed once per distinct text: a baseline repeats a handful over hundreds of entries."""
+    return SpecifierSet(text)
 
 
 def zfs_version(text: str | None) -> Version | None:
@@ -160,7 +204,7 @@ class Entry:
             origin=origin,
             order=order,
             glob=re.compile(translate(spec.test)) if is_glob else None,
-            specifier=SpecifierSet(spec.zfs) if spec.zfs is not None else None,
+            specifier=specifier_set(spec.zfs) if spec.zfs is not None else None,
             kernel=re.compile(spec.kernel) if spec.kernel is not None else None,
         )
 
@@ -252,80 +296,20 @@ class Baseline:
 # ---------------------------------------------------------------- loading
 
 
-def _scalar(node: yaml.Node, loader: yaml.SafeLoader, where: str) -> Any:
-    try:
-        return loader.construct_object(node, deep=True)
-    except Exception as exc:  # PyYAML's constructors raise AttributeError, ValueError... too
-        raise SpecError(f"{where}: invalid value: {str(exc).splitlines()[0]}") from None
-
-
-def _value(node: yaml.Node, path: PathKey, doc: LocatedDoc, loader: yaml.SafeLoader) -> Any:
-    """An entry's field: a scalar or a list of scalars (deeper nesting has no meaning here)."""
-    where = f"{doc.file}:{node.start_mark.line + 1}"
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            doc.origins[(*path, index)] = Origin(doc.file, item.start_mark.line + 1)
-            if not isinstance(item, yaml.ScalarNode):
-                raise SpecError(f"{where}: {dotted(path)}: expected a list of plain values")
-            items.append(_scalar(item, loader, where))
-        return items
-    if isinstance(node, yaml.MappingNode):
-        raise SpecError(f"{where}: {dotted(path)}: expected a value or a list, not a mapping")
-    return _scalar(node, loader, where)
-
-
-def _entry(node: yaml.Node, display: str, loader: yaml.SafeLoader) -> BaselineEntry:
-    """One list item; `doc` paths are relative to the entry (errors name its fields)."""
-    line = node.start_mark.line + 1
-    doc = LocatedDoc({}, {(): Origin(display, line)}, display)
-    if not isinstance(node, yaml.MappingNode):
-        raise SpecError(f"{display}:{line}: an entry is a mapping (test, result, kind, reason)")
-    entry: dict[str, Any] = {}
-    for key_node, value_node in node.value:
-        key_line = key_node.start_mark.line + 1
-        key = _scalar(key_node, loader, f"{display}:{key_line}")
-        if not isinstance(key, str):
-            raise SpecError(f"{display}:{key_line}: keys must be strings, got {key!r}")
-        if key in entry:
-            raise SpecError(f"{display}:{key_line}: {key}: duplicate key")
-        doc.origins[(key,)] = Origin(display, key_line)
-        entry[key] = _value(value_node, (key,), doc, loader)
-    try:
-        return BaselineEntry.model_validate(entry)
-    except ValidationError as exc:
-        raise SpecError(format_validation_error(exc, doc)) from None
-
-
 def parse_baseline_text(text: str, display: str, *, first: int = 0) -> list[Entry]:
     """Entries of one file's text; SpecError with `file:line: field: message` lines."""
-    try:
-        node = yaml.compose(text, Loader=_COMPOSER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{display}:{line}: invalid YAML: {problem}") from None
-    except RecursionError:
-        raise SpecError(f"{display}: invalid YAML: nested too deeply") from None
-    if node is None:
-        return []
-    if not isinstance(node, yaml.SequenceNode):
-        raise SpecError(
-            f"{display}:{node.start_mark.line + 1}: a baseline is a list of entries "
-            "(- test: ..., result: ..., kind: ..., reason: ...)"
-        )
-    loader = yaml.SafeLoader("")
     entries: list[Entry] = []
     errors: list[str] = []
-    for item in node.value:
-        try:
-            spec = _entry(item, display, loader)
-        except SpecError as exc:
-            errors.append(str(exc))
+    for raw in read_entries(text, display):
+        if raw.error is not None:
+            errors.append(raw.error)
             continue
-        origin = f"{display}:{item.start_mark.line + 1}"
-        entries.append(Entry.build(spec, origin, first + len(entries)))
+        try:
+            spec = BaselineEntry.model_validate(raw.data)
+        except ValidationError as exc:
+            errors.append(format_validation_error(exc, raw.doc))
+            continue
+        entries.append(Entry.build(spec, f"{display}:{raw.line}", first + len(entries)))
     if errors:
         raise SpecError("\n".join(errors))
     return entries

@@ -296,3 +296,18 @@ def test_options_environment_and_default(tmp_path: Path, monkeypatch: pytest.Mon
     assert baseline_paths(parse_args("--baseline", str(two))) == [two]
     with pytest.raises(UsageError, match="exclude each other"):
         baseline_paths(parse_args("--no-baseline", "--baseline", str(one)))
+
+
+@pytest.mark.parametrize("pattern", ["(a+)+$", "^6(\\\\.\\\\d+)+", "(a|aa)+", "(?=(x*)*)"])
+def test_a_kernel_regex_that_could_backtrack_forever_is_refused(
+    tmp_path: Path, pattern: str
+) -> None:
+    text = f"- {{test: a/b, result: FAIL, kind: known, reason: r, kernel: '{pattern}'}}\n"
+    [line] = errors_of(tmp_path, text)
+    assert "b.yaml:1: kernel:" in line and "exponential time" in line
+
+
+def test_plain_kernel_regexes_are_accepted(tmp_path: Path) -> None:
+    text = "- {test: a/b, result: FAIL, kind: known, reason: r, kernel: '^6\\.(1|12)\\.[0-9]+'}\n"
+    [entry] = load_baseline([write(tmp_path, text)]).entries
+    assert entry.kernel is not None and entry.kernel.search("6.12.48+deb13-amd64")
