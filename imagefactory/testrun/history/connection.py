@@ -25,6 +25,10 @@ log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_S = 30.0
 
+_READ_ONLY_HINT = (
+    "reading it still works (klab history); set KLAB_STATE_DIR to a writable directory "
+    "to record runs"
+)
 _DAMAGED_HINT = (
     "`sqlite3 {path} .recover` may save what is left; move the file aside and klab starts "
     "a new history"
@@ -47,9 +51,7 @@ def history_error(path: Path, exc: sqlite3.Error | OSError) -> InfrastructureErr
         )
     if name.startswith("SQLITE_READONLY") or "readonly" in text:
         return InfrastructureError(
-            f"cannot write the test history {path}: {text}",
-            hint="reading it still works (klab history); set KLAB_STATE_DIR to a writable "
-            "directory to record runs",
+            f"cannot write the test history {path}: {text}", hint=_READ_ONLY_HINT
         )
     if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
         return InfrastructureError(
@@ -89,8 +91,22 @@ def connect(path: Path) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
         conn.close()
+        if not memory and not _writable(path):
+            raise _read_only(path) from exc
         raise history_error(path, exc) from exc
     return conn
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the file and its directory (-wal, -shm beside it)."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _read_only(path: Path) -> InfrastructureError:
+    return InfrastructureError(
+        f"cannot write the test history {path}: it or its directory is read-only",
+        hint=_READ_ONLY_HINT,
+    )
 
 
 def _uri(path: Path, mode: str) -> str:

@@ -1,10 +1,11 @@
 """`History`: the one object commands and the test stage use to reach the history file.
 
-It opens the file for writing (the test stage, `results judge --record`: migrated in place)
-or only for reading (every query command: `mode=ro`, nothing written).  A read-only file at
-an older schema version is copied into memory and upgraded there, so an old history on a
-read-only mount reads like a current one.  Every method turns SQLite's errors into the
-one-line `InfrastructureError` of `connection.history_error`, naming the file.
+It opens the file for writing (the test stage, `results judge --record`: migrated in
+place, every page checked) or only for reading (every query command: `mode=ro`, nothing
+written).  A read-only file at an older schema version is copied into memory and upgraded
+there, so an old history on a read-only mount reads like a current one.  Every method
+turns SQLite's errors into the one-line `InfrastructureError` of
+`connection.history_error`, naming the file.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class History:
                 conn = _readable(conn, target)
             else:
                 migrate(conn, path=target)
+                _check_pages(conn, target)
             _check_schema(conn, target)
         except sqlite3.Error as exc:
             conn.close()
@@ -235,6 +237,16 @@ def _readable(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:
     migrate(memory, path=path)
     log.info("history.upgraded_in_memory", path=str(path), version=version, to=SCHEMA_VERSION)
     return memory
+
+
+def _check_pages(conn: sqlite3.Connection, path: Path) -> None:
+    """A writer first checks every page (`quick_check`, ~0.2 s for 100 runs of 1,500 tests):
+    rows added to a damaged file could be lost with it, so a run is refused before it starts.
+    Readers skip this: a damaged page they touch is reported when they touch it."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        first = " ".join(problems[0].split())
+        raise damaged(path, f"{first}{' ...' if len(problems) > 1 else ''} (PRAGMA quick_check)")
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:

@@ -10,13 +10,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from imagefactory.testrun.history.queries import (
-    StoredRun,
-    StoredTest,
-    distro_context,
-    last_run_ids,
-    tests_of,
-)
+from imagefactory.testrun.history.queries import StoredRun, distro_context, last_run_ids
+from imagefactory.testrun.history.rows import result_key
 from imagefactory.testrun.history.trends import TimingRise
 from imagefactory.testrun.results import PASS, is_failure
 from imagefactory.testrun.verdict import Verdict
@@ -71,38 +66,41 @@ class RunDiff:
         return grouped
 
 
-def _differs(before: StoredTest | None, after: StoredTest | None) -> bool:
-    if before is None or after is None:
-        return before is not after
-    return (before.result, before.verdict) != (after.result, after.verdict)
+Seen = tuple[str | None, str | None]
+"""A test's (result, verdict) in one run; (None, None) when it is not in that run."""
+
+
+def _seen(conn: sqlite3.Connection, run: int) -> dict[str, dict[tuple[str, str], Seen]]:
+    """distro → (test, identifier) → (result, verdict): plain tuples, a diff reads 2 x 1,500."""
+    found: dict[str, dict[tuple[str, str], Seen]] = {}
+    rows = conn.execute(
+        """SELECT d.distro, t.test, t.identifier, t.result, t.verdict
+           FROM distro_results d JOIN test_results t ON t.distro_result = d.id WHERE d.run = ?""",
+        (run,),
+    )
+    for distro, test, ident, result, verdict in rows:
+        found.setdefault(distro, {})[(test, ident)] = (result, verdict)
+    return found
 
 
 def diff_runs(
     conn: sqlite3.Connection, before: StoredRun, after: StoredRun, *, distro: str | None = None
 ) -> RunDiff:
     """Changes from run `before` to run `after` (only `distro`'s when given)."""
-    old, new = tests_of(conn, before.id), tests_of(conn, after.id)
+    old, new = _seen(conn, before.id), _seen(conn, after.id)
     old_status = {d: r.status for d, r in distro_context(conn, before.id).items()}
     new_status = {d: r.status for d, r in distro_context(conn, after.id).items()}
     distros = sorted(old_status.keys() | new_status.keys())
     if distro is not None:
         distros = [d for d in distros if d == distro]
     changes: list[TestChange] = []
+    missing: Seen = (None, None)
     for name in distros:
         was, now = old.get(name, {}), new.get(name, {})
-        for key in sorted(was.keys() | now.keys()):
-            b, a = was.get(key), now.get(key)
-            if _differs(b, a):
-                changes.append(
-                    TestChange(
-                        name,
-                        key,
-                        b.result if b else None,
-                        a.result if a else None,
-                        b.verdict if b else None,
-                        a.verdict if a else None,
-                    )
-                )
+        for test, ident in sorted(was.keys() | now.keys()):
+            b, a = was.get((test, ident), missing), now.get((test, ident), missing)
+            if a != b:
+                changes.append(TestChange(name, result_key(test, ident), b[0], a[0], b[1], a[1]))
     status_changes = [
         (d, old_status.get(d), new_status.get(d))
         for d in distros

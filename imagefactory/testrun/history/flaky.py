@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from imagefactory.testrun.history.queries import last_run_ids
+from imagefactory.testrun.history.queries import window
 from imagefactory.testrun.history.rows import result_key
 
 
@@ -77,6 +77,7 @@ class FlakyStat:
 
 
 _NOT_RUN = ("SKIP", "ABSENT")
+_BATCH = 500  # names per query, far below SQLite's limit on parameters
 
 
 def flaky_stats(
@@ -84,21 +85,29 @@ def flaky_stats(
 ) -> tuple[list[FlakyStat], int]:
     """Every test that failed at least once in the last `last` runs (of `distro`), worst
     first, and how many runs the window holds."""
-    ids = last_run_ids(conn, last, distro=distro)
-    if not ids:
+    runs_sql, runs_params = window(last, distro=distro)
+    size = int(conn.execute(f"SELECT count(*) FROM ({runs_sql})", runs_params).fetchone()[0])
+    if not size:
         return [], 0
-    marks = ",".join("?" * len(ids))
+    # The distro rows of the window, once, in a temporary table (the connection may be
+    # read-only: temp tables live apart from the file).
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS flaky_window (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.flaky_window")
     extra, params = ("AND d.distro = ?", [distro]) if distro is not None else ("", [])
-    # The few rows that failed (a partial index holds them), with their run's start: the
-    # failing tests, their failing words and their last failing run.
+    conn.execute(
+        f"""INSERT INTO temp.flaky_window SELECT d.id FROM distro_results d
+            WHERE d.run IN ({runs_sql}) {extra}""",
+        [*runs_params, *params],
+    )
+    # The few rows that failed (a partial index holds them): the failing tests, their
+    # failing words and their last failing run.
     failing_rows = conn.execute(
-        f"""SELECT d.distro, t.test, t.identifier, t.result, t.attempt_results, r.run_id,
-                   r.started
-            FROM distro_results d
-            JOIN test_results t ON t.distro_result = d.id AND t.failed_attempts > 0
-            JOIN runs r ON r.id = d.run
-            WHERE d.run IN ({marks}) {extra}""",
-        [*ids, *params],
+        """SELECT d.distro, t.test, t.identifier, t.result, t.attempt_results, r.run_id,
+                  r.started
+           FROM temp.flaky_window w
+           JOIN distro_results d ON d.id = w.id
+           JOIN test_results t ON t.distro_result = d.id AND t.failed_attempts > 0
+           JOIN runs r ON r.id = d.run"""
     ).fetchall()
     failing: dict[tuple[str, str, str], dict[str, Any]] = {}
     for name, test, ident, result, attempts, run_id, started in failing_rows:
@@ -107,9 +116,7 @@ def flaky_stats(
         entry["last"] = max(entry["last"], (started, run_id))
         words = (attempts or result).split()
         entry["words"].update(w for w in words if w not in ("PASS", *_NOT_RUN))
-    if not failing:
-        return [], len(ids)
-    runs = _run_counts(conn, ids, distro, {(d, t) for d, t, _ in failing})
+    runs = _run_counts(conn, {test for _, test, _ in failing})
     stats = [
         FlakyStat(
             distro=name,
@@ -124,24 +131,27 @@ def flaky_stats(
         for (name, test, ident), entry in failing.items()
     ]
     stats.sort(key=lambda s: (-s.rate, -s.failures, s.distro, s.key))
-    return stats, len(ids)
+    return stats, size
 
 
-def _run_counts(
-    conn: sqlite3.Connection,
-    ids: list[int],
-    distro: str | None,
-    tests: set[tuple[str, str]],
-) -> dict[tuple[str, str, str], int]:
-    """How many of the runs `ids` ran each of `tests` (distro, name) — one grouped scan."""
-    marks = ",".join("?" * len(ids))
-    extra, params = ("AND d.distro = ?", [distro]) if distro is not None else ("", [])
-    rows = conn.execute(
-        f"""SELECT d.distro, t.test, t.identifier, count(*)
-            FROM distro_results d
-            JOIN test_results t ON t.distro_result = d.id
-            WHERE d.run IN ({marks}) {extra} AND t.result NOT IN (?, ?)
-            GROUP BY d.distro, t.test, t.identifier""",
-        [*ids, *params, *_NOT_RUN],
-    ).fetchall()
-    return {(d, t, i): n for d, t, i, n in rows if (d, t) in tests}
+def _run_counts(conn: sqlite3.Connection, tests: set[str]) -> dict[tuple[str, str, str], int]:
+    """In how many of the window's runs each of `tests` ran, per distro and identifier.
+
+    Only failing tests are counted, through the (test, distro_result) index: a few thousand
+    index probes instead of a grouped scan of every row in the window.
+    """
+    counts: dict[tuple[str, str, str], int] = {}
+    names = sorted(tests)
+    for start in range(0, len(names), _BATCH):
+        batch = names[start : start + _BATCH]
+        rows = conn.execute(
+            f"""SELECT d.distro, t.test, t.identifier, count(*) FROM test_results t
+                JOIN distro_results d ON d.id = t.distro_result
+                WHERE t.test IN ({",".join("?" * len(batch))})
+                  AND t.distro_result IN (SELECT id FROM temp.flaky_window)
+                  AND t.result NOT IN (?, ?)
+                GROUP BY d.distro, t.test, t.identifier""",
+            [*batch, *_NOT_RUN],
+        )
+        counts.update({(d, t, i): n for d, t, i, n in rows})
+    return counts

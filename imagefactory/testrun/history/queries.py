@@ -17,6 +17,34 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def window(
+    last: int,
+    *,
+    distro: str | None = None,
+    selection: str | None = None,
+    before: int | None = None,
+) -> tuple[str, list[object]]:
+    """A subquery for the internal ids of the newest `last` runs (that ran `distro`, of
+    `selection`, older than run `before`), and its parameters.  A subquery, not a list of
+    ids: a window of 100,000 runs needs no 100,000 SQL variables."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if distro is not None:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM distro_results wd WHERE wd.run = wr.id AND wd.distro = ?)"
+        )
+        params.append(distro)
+    if selection is not None:
+        clauses.append("wr.selection = ?")
+        params.append(selection)
+    if before is not None:
+        clauses.append("(wr.started, wr.id) < (SELECT started, id FROM runs WHERE id = ?)")
+        params.append(before)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT wr.id FROM runs wr {where} ORDER BY wr.started DESC, wr.id DESC LIMIT ?"
+    return sql, [*params, last]
+
+
 def last_run_ids(
     conn: sqlite3.Connection,
     last: int,
@@ -25,44 +53,21 @@ def last_run_ids(
     selection: str | None = None,
     before: int | None = None,
 ) -> list[int]:
-    """Internal ids of the newest `last` runs (that ran `distro`, of `selection`, older than
-    run `before`), newest first."""
-    clauses: list[str] = []
-    params: list[object] = []
-    if distro is not None:
-        clauses.append(
-            "EXISTS (SELECT 1 FROM distro_results d WHERE d.run = r.id AND d.distro = ?)"
-        )
-        params.append(distro)
-    if selection is not None:
-        clauses.append("r.selection = ?")
-        params.append(selection)
-    if before is not None:
-        clauses.append(
-            "(r.started, r.id) < (SELECT started, id FROM runs WHERE id = ?)",
-        )
-        params.append(before)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(
-        f"SELECT r.id FROM runs r {where} {_NEWEST_FIRST} LIMIT ?", (*params, last)
-    ).fetchall()
-    return [int(r[0]) for r in rows]
+    """Internal ids of the newest `last` runs (see `window`), newest first."""
+    sql, params = window(last, distro=distro, selection=selection, before=before)
+    return [int(r[0]) for r in conn.execute(sql, params)]
 
 
 def runs(conn: sqlite3.Connection, *, distro: str | None = None, last: int = 10) -> list[DistroRow]:
     """The last `last` runs (newest first), one row per distro; only `distro` if given."""
-    ids = last_run_ids(conn, last, distro=distro)
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    params: list[object] = list(ids)
+    sql, params = window(last, distro=distro)
     extra = ""
     if distro is not None:
         extra = "AND d.distro = ?"
         params.append(distro)
     rows = conn.execute(
         f"""SELECT {DISTRO_COLUMNS} FROM runs r JOIN distro_results d ON d.run = r.id
-            WHERE r.id IN ({marks}) {extra} {_NEWEST_FIRST}, d.distro""",
+            WHERE r.id IN ({sql}) {extra} {_NEWEST_FIRST}, d.distro""",
         params,
     ).fetchall()
     return [DistroRow(*row) for row in rows]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,6 @@ from imagefactory.testrun.history.rows import result_key
 
 LOOKBACK_RUNS = 100
 """How many earlier runs of a distro are searched for a test's last passes."""
-_CHUNK = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +83,7 @@ def timing_rises(
         if distro is not None and name != distro:
             continue
         current = {
-            result_key(test, ident): duration
+            (test, ident): duration
             for test, ident, duration in conn.execute(
                 f"""SELECT t.test, t.identifier, t.duration_s FROM test_results t
                     WHERE t.distro_result = ? AND {_CLEAN_PASS}""",
@@ -94,15 +93,15 @@ def timing_rises(
         if not current:
             continue
         earlier = _earlier(conn, run, name, lineage, accel)
-        samples = _last_passes(conn, earlier, set(current), thresholds.window)
-        for key, now in current.items():
-            past = samples.get(key, [])
+        samples = _last_passes(conn, earlier, current, thresholds.window)
+        for (test, ident), now in current.items():
+            past = samples[(test, ident)]
             if len(past) < thresholds.min_samples:
                 continue
             compared += 1
             median = statistics.median(past)
             if now > median * (1.0 + thresholds.ratio) and now - median >= thresholds.seconds:
-                rises.append(TimingRise(name, key, now, median, len(past)))
+                rises.append(TimingRise(name, result_key(test, ident), now, median, len(past)))
     rises.sort(key=lambda r: (-(r.duration_s - r.median_s), r.distro, r.test))
     return rises, compared
 
@@ -122,31 +121,27 @@ def _earlier(
 
 
 def _last_passes(
-    conn: sqlite3.Connection, earlier: list[int], wanted: set[str], window: int
-) -> dict[str, list[float]]:
-    """Up to `window` durations per wanted test, newest first, reading runs in small chunks
-    so a history of a thousand runs costs what its last few cost."""
-    samples: dict[str, list[float]] = {}
-    missing = set(wanted)
-    for start in range(0, len(earlier), _CHUNK):
-        chunk = earlier[start : start + _CHUNK]
-        order = {d: i for i, d in enumerate(chunk)}
-        marks = ",".join("?" * len(chunk))
+    conn: sqlite3.Connection, earlier: list[int], wanted: Iterable[tuple[str, str]], window: int
+) -> dict[tuple[str, str], list[float]]:
+    """Up to `window` durations per wanted test, newest first, reading one earlier run at a
+    time and stopping once every test has its window: a history of a thousand runs costs
+    what its last dozen cost."""
+    samples: dict[tuple[str, str], list[float]] = {key: [] for key in wanted}
+    remaining = len(samples)
+    for distro_result in earlier:
         rows = conn.execute(
-            f"""SELECT t.distro_result, t.test, t.identifier, t.duration_s FROM test_results t
-                WHERE t.distro_result IN ({marks}) AND {_CLEAN_PASS}""",
-            chunk,
-        ).fetchall()
-        rows.sort(key=lambda r: order[r[0]])
-        for _, test, ident, duration in rows:
-            key = result_key(test, ident)
-            if key not in missing:
+            f"""SELECT t.test, t.identifier, t.duration_s FROM test_results t
+                WHERE t.distro_result = ? AND {_CLEAN_PASS}""",
+            (distro_result,),
+        )
+        for test, ident, duration in rows:
+            got = samples.get((test, ident))
+            if got is None or len(got) >= window:
                 continue
-            got = samples.setdefault(key, [])
             got.append(float(duration))
-            if len(got) >= window:
-                missing.discard(key)
-        if not missing:
+            if len(got) == window:
+                remaining -= 1
+        if remaining <= 0:
             break
     return samples
 
