@@ -23,6 +23,7 @@ from imagefactory.spec.loader import (
 )
 from imagefactory.spec.model import LINEAGES
 from imagefactory.spec.names import golden_leaf, planned_golden_name
+from imagefactory.testrun.baseline import report_baselines
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "no field required.",
     )
     parser.add_argument("specs", nargs="*", metavar="SPEC|DISTRO")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE|DIR",
+        help="baseline files to check too (baselines/ is always checked)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -72,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok  {path}  ({summary})")
     if failed:
         print(f"{failed} of {len(targets)} spec(s) invalid", file=sys.stderr)
-        return 2
-    return 0
+    bad_baselines = report_baselines(args.baseline, out=sys.stdout, err=sys.stderr)
+    if bad_baselines:
+        print(f"{bad_baselines} baseline file(s) invalid", file=sys.stderr)
+    return 2 if failed or bad_baselines else 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefactory.cli import main
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import project_root
 from imagefactory.testrun.baseline import (
@@ -311,3 +312,27 @@ def test_plain_kernel_regexes_are_accepted(tmp_path: Path) -> None:
     text = "- {test: a/b, result: FAIL, kind: known, reason: r, kernel: '^6\\.(1|12)\\.[0-9]+'}\n"
     [entry] = load_baseline([write(tmp_path, text)]).entries
     assert entry.kernel is not None and entry.kernel.search("6.12.48+deb13-amd64")
+
+
+def test_validate_checks_the_repositorys_baselines_and_those_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write(
+        tmp_path,
+        "- {test: a/b, result: FAIL, kind: known, reason: r, distros: [almalinux9],\n"
+        "   expires: 2020-01-01}\n",
+        "good.yaml",
+    )
+    bad = write(tmp_path, "- {test: a/b, result: FAIL, kind: sometimes, reason: r}\n", "bad.yaml")
+
+    assert main(["validate", "--baseline", str(good)]) == 0
+    captured = capsys.readouterr()
+    assert "ok  baselines/upstream-2.3.yaml  (135 baseline entries)" in captured.out
+    assert f"ok  {good}  (1 baseline entries)" in captured.out
+    assert f"note: {good}:1: expired on 2020-01-01: review it" in captured.err
+    assert f"note: {good}:1: distros: 'almalinux9' has no spec here" in captured.err
+
+    assert main(["validate", "--baseline", str(good), "--baseline", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:1: kind: Input should be 'known' or 'flaky'" in err
+    assert "1 baseline file(s) invalid" in err
