@@ -191,7 +191,7 @@ _COUNTS = ("inode", "virtual_size")
 def check_fields(data: dict[str, Any]) -> dict[str, Any]:
     """`data` if every field the store reads has the type it expects, else ManifestError."""
     role = data.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise ManifestError(f"role {_shown(role)} is not one of {', '.join(sorted(ROLES))}")
     for name in _STRINGS:
         value = data.get(name, "")
