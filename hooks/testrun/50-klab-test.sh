@@ -12,10 +12,19 @@
 # Layout of the results disk: bytes 0-4095 a text header, NUL-padded:
 #     KLAB-RESULTS 1 / format=tar.gz / size=<bytes> / sha256=<hex>   (one per line)
 # then the archive from byte 4096.  In the archive: test.log (the suite's console, or the
-# recipes' output), test_results/ (/var/tmp/test_results/current, the symlink followed),
+# recipes' output), test_results/ (the first run's /var/tmp/test_results/<stamp>),
 # selection.run and selection.json (what ran, what is absent in this suite), dmesg.txt,
 # zpool-status.txt, system.txt, bpftrace/{zio,txg}.txt, recipes.tsv and recipes/*.log,
-# zfs-tests.rc, golden.json and runner.log.
+# zfs-tests.rc, golden.json and runner.log; with retries, retry<N>.run, retry<N>.json,
+# test_results-retry<N>/ and retries.tsv (attempt, zfs-tests.sh exit status, seconds).
+#
+# Retries (KLAB_TEST_RETRIES=N): after the run, each test that FAILed or was KILLED runs
+# again, in its own runfile section (setup and cleanup included: select_tests.py
+# --failed-in), up to N times while it keeps failing and the timeout allows.  Every rerun's
+# console is appended to test.log after the first run's Results Summary, so the host's
+# parser sees one segment per attempt and keeps each test's result of every attempt; the
+# host, not this script, decides what a pass on a retry means (flaky).  A recipe that exits
+# non-zero reruns the same way; recipes.tsv gets one row per attempt.
 #
 # Exit status: 0 when the results disk was written (whatever the tests did: the host
 # judges them from test.log), 1 when it could not be.
@@ -26,6 +35,7 @@
 #   KLAB_TEST_RUNFILES   zts: comma-separated runfile names in the suite's runfile directory
 #   KLAB_TEST_GROUPS     zts: only sections tagged so, or under these directories
 #   KLAB_TEST_RECIPES    recipe: comma-separated recipe names, run in order as root
+#   KLAB_TEST_RETRIES    reruns of each failed test or recipe (default 0)
 #   KLAB_TEST_USER       the suite's user (zfs-tests.sh refuses root)
 #   KLAB_VDEV_DIR        the golden's vdev images (for recipes)
 #   KLAB_RESULTS_SERIAL  serial of the results disk (default klab-results)
@@ -33,7 +43,8 @@
 #   KLAB_BPF_SCRIPTS     bpftrace scripts to run alongside (default "zio txg"; empty: none)
 #   KLAB_BPF_ATTACH_WAIT seconds to wait for bpftrace to attach before the tests start
 # The payload appended to this script (imagefactory.testrun.guest) holds select_tests.py,
-# tests.txt (zts: only these tests) and recipes/ (recipes sent from the host).
+# tests.txt (zts: only these tests), absent.txt (zts: names the host found this suite
+# lacks) and recipes/ (recipes sent from the host).
 # Test-only overrides: KLAB_RESULTS_DEV (a file), KLAB_GOLDEN_FACTS, KLAB_ZTS_DIR,
 # KLAB_TEST_RESULTS_DIR, KLAB_RECIPES_DIR, KLAB_BPF_DIR, KLAB_WORK_DIR, KLAB_TEST_INPUTS,
 # KLAB_LOAD_ZFS=0 (do not modprobe zfs).
@@ -43,6 +54,8 @@ self=${0##*/}
 marker=__IMAGEFACTORY_PAYLOAD_BELOW__
 mode=${KLAB_TEST_MODE:?KLAB_TEST_MODE is not set}
 timeout_s=${KLAB_TEST_TIMEOUT:?KLAB_TEST_TIMEOUT is not set}
+retries=${KLAB_TEST_RETRIES:-0}
+[[ $retries =~ ^[0-9]+$ ]] || retries=0
 user=${KLAB_TEST_USER:-zfs}
 facts=${KLAB_GOLDEN_FACTS:-/etc/imagefactory/golden.json}
 results_root=${KLAB_TEST_RESULTS_DIR:-/var/tmp/test_results}
@@ -64,6 +77,7 @@ mkdir -p "$out" "$inputs" "$work/run"
 bpf_pids=()
 bpf_names=()
 written=0
+runs=()   # the suite's output directory of each zfs-tests.sh run, first one first
 
 log() {
     printf '%s: %s\n' "$self" "$*"
@@ -201,25 +215,58 @@ zts_flags() {
     return 0
 }
 
+# select_tests NAME [select_tests.py options]: write the runfile $work/run/NAME.run (and
+# NAME.run, NAME.json in the results) from the runfiles of the selection.
 select_tests() {
-    local runfile_dir names name args=()
+    local label=$1 runfile_dir names name args=()
+    shift
     runfile_dir=$(fact runfile_dir)
     runfile_dir=${runfile_dir:-${zts%/*}/runfiles}
     IFS=, read -r -a names <<<"${KLAB_TEST_RUNFILES:?KLAB_TEST_RUNFILES is not set}"
     for name in "${names[@]}"; do
         args+=("$runfile_dir/$name")
     done
-    [[ -f $inputs/tests.txt ]] && args=(--tests "$inputs/tests.txt" "${args[@]}")
-    [[ -n ${KLAB_TEST_GROUPS:-} ]] && args=(--groups "$KLAB_TEST_GROUPS" "${args[@]}")
-    python3 "$inputs/select_tests.py" --suite-dir "$suite" --out "$work/run/selection.run" \
-        --report "$out/selection.json" "${args[@]}" 2>&1 | tee -a "$out/runner.log"
-    chmod 0644 "$work/run/selection.run"
-    cp "$work/run/selection.run" "$out/selection.run"
+    python3 "$inputs/select_tests.py" --suite-dir "$suite" --out "$work/run/$label.run" \
+        --report "$out/$label.json" "$@" "${args[@]}" 2>&1 | tee -a "$out/runner.log"
+    chmod 0644 "$work/run/$label.run"
+    cp "$work/run/$label.run" "$out/$label.run"
+}
+
+# zts_run RUNFILE CONSOLE: zfs-tests.sh on RUNFILE as the test user for the time left, its
+# console to CONSOLE and appended to test.log; the suite's output directory joins `runs`.
+zts_run() {
+    local runfile=$1 console=$2 home left cmd
+    left=$(remaining)
+    # `timeout 0` means no limit at all: a run whose time is already used up gets 1 s.
+    ((left > 0)) || left=1
+    home=$(getent passwd "$user" | cut -d: -f6) || home=/
+    cmd=("$zts" "${flags[@]}" -r "$runfile")
+    if [[ $user != "$(id -un)" ]]; then
+        cmd=(sudo -n -u "$user" -H -- "${cmd[@]}")
+    fi
+    log "running as $user for at most ${left}s: ${cmd[*]}"
+    : >"$console"
+    set +e
+    (cd "$home" && timeout --kill-after=120 "$left" "${cmd[@]}") </dev/null 2>&1 |
+        tee -a "$out/test.log" "$console"
+    zts_rc=${PIPESTATUS[0]}
+    set -e
+    if ((zts_rc == 124 || zts_rc == 137)); then
+        printf '\nklab: zfs-tests.sh stopped after the %ss timeout\n' "$timeout_s" |
+            tee -a "$out/test.log"
+    fi
+    if [[ -e $results_root/current ]]; then
+        runs+=("$(readlink -f "$results_root/current")")
+    fi
+    log "zfs-tests.sh exited $zts_rc"
 }
 
 run_suite() {
-    local home rc=0 left cmd
-    select_tests
+    local args=()
+    [[ -f $inputs/tests.txt ]] && args+=(--tests "$inputs/tests.txt")
+    [[ -f $inputs/absent.txt ]] && args+=(--absent "$inputs/absent.txt")
+    [[ -n ${KLAB_TEST_GROUPS:-} ]] && args+=(--groups "$KLAB_TEST_GROUPS")
+    select_tests selection "${args[@]}"
     if ! grep -q '^\[tests/' "$work/run/selection.run"; then
         log "no test of the selection is in this suite: zfs-tests.sh not run"
         printf 'klab: no test of the selection is in this suite: zfs-tests.sh not run\n' \
@@ -228,32 +275,95 @@ run_suite() {
         return 0
     fi
     zts_flags
-    left=$(remaining)
-    # `timeout 0` means no limit at all: a run whose time is already used up gets 1 s.
-    ((left > 0)) || left=1
-    home=$(getent passwd "$user" | cut -d: -f6) || home=/
-    cmd=("$zts" "${flags[@]}" -r "$work/run/selection.run")
-    if [[ $user != "$(id -un)" ]]; then
-        cmd=(sudo -n -u "$user" -H -- "${cmd[@]}")
+    zts_run "$work/run/selection.run" "$work/run/attempt1.log"
+    printf '%s\n' "$zts_rc" >"$out/zfs-tests.rc"
+    if ((zts_rc == 124 || zts_rc == 137)); then
+        return 0 # the time is used up: nothing is retried
     fi
-    log "running as $user for at most ${left}s: ${cmd[*]}"
-    set +e
-    (cd "$home" && timeout --kill-after=120 "$left" "${cmd[@]}") </dev/null 2>&1 |
-        tee "$out/test.log"
-    rc=${PIPESTATUS[0]}
-    set -e
-    printf '%s\n' "$rc" >"$out/zfs-tests.rc"
-    if ((rc == 124 || rc == 137)); then
-        printf '\nklab: zfs-tests.sh stopped after the %ss timeout\n' "$timeout_s" |
-            tee -a "$out/test.log"
-    fi
-    log "zfs-tests.sh exited $rc"
+    retry_failures
+}
+
+# Rerun what failed in the previous attempt, up to $retries times, within the deadline.
+retry_failures() {
+    local attempt sections started_at
+    for ((attempt = 2; attempt <= retries + 1; attempt++)); do
+        select_tests "retry$((attempt - 1))" --failed-in "$work/run/attempt$((attempt - 1)).log"
+        sections=$(grep -c '^\[tests/' "$work/run/retry$((attempt - 1)).run" || true)
+        if ((sections == 0)); then
+            ((attempt == 2)) || log "every retried test passed"
+            return 0
+        fi
+        if (($(remaining) < 1)); then
+            log "retry $((attempt - 1)) of $retries not started: the ${timeout_s}s timeout is used up"
+            return 0
+        fi
+        # The suite names its output directory by the second: never reuse the last one's.
+        sleep 1
+        printf '\nklab: retry %d of %d: rerunning what failed in attempt %d\n' \
+            "$((attempt - 1))" "$retries" "$((attempt - 1))" | tee -a "$out/test.log"
+        started_at=$(date +%s)
+        zts_run "$work/run/retry$((attempt - 1)).run" "$work/run/attempt$attempt.log"
+        printf '%d\t%d\t%d\n' "$attempt" "$zts_rc" "$(($(date +%s) - started_at))" \
+            >>"$out/retries.tsv"
+        if ((zts_rc == 124 || zts_rc == 137)); then
+            return 0
+        fi
+    done
 }
 
 # --- recipes -----------------------------------------------------------------------------
 
+# run_recipe NAME ATTEMPT: one attempt of a recipe as root, for the time left; its output
+# to recipes/NAME.log (later attempts appended under a header) and test.log, one row
+# (name, exit status, seconds, attempt) to recipes.tsv.  Sets recipe_rc.
+run_recipe() {
+    local name=$1 attempt=$2 file left start secs attempt_log=$work/run/recipe.log
+    file=$inputs/recipes/$name
+    [[ -f $file ]] || file=$recipes_dir/$name
+    left=$(remaining)
+    start=${EPOCHREALTIME/[.,]/}
+    if [[ ! -f $file ]]; then
+        printf 'klab: no recipe %s (neither sent nor in %s)\n' "$name" "$recipes_dir" |
+            tee "$attempt_log"
+        recipe_rc=127
+    elif ((left == 0)); then
+        printf 'klab: recipe %s not started: the %ss timeout is used up\n' "$name" \
+            "$timeout_s" | tee "$attempt_log"
+        recipe_rc=124
+    else
+        chmod 0755 "$file"
+        log "recipe $name, attempt $attempt: $file (at most ${left}s)"
+        set +e
+        if [[ $(head -c 2 "$file") == '#!' ]]; then
+            timeout --kill-after=30 "$left" env KLAB_VDEV_DIR="${KLAB_VDEV_DIR:-}" "$file"
+        else
+            timeout --kill-after=30 "$left" env KLAB_VDEV_DIR="${KLAB_VDEV_DIR:-}" bash "$file"
+        fi </dev/null 2>&1 | tee "$attempt_log"
+        recipe_rc=${PIPESTATUS[0]}
+        set -e
+    fi
+    secs=$(((${EPOCHREALTIME/[.,]/} - start) / 1000))
+    printf '%s\t%d\t%d.%03d\t%d\n' "$name" "$recipe_rc" $((secs / 1000)) $((secs % 1000)) \
+        "$attempt" >>"$out/recipes.tsv"
+    if ((attempt == 1)); then
+        cp "$attempt_log" "$out/recipes/$name.log"
+    else
+        {
+            printf '\n=== klab: attempt %d ===\n' "$attempt"
+            cat "$attempt_log"
+        } >>"$out/recipes/$name.log"
+    fi
+    {
+        printf '=== recipe %s: exit %d' "$name" "$recipe_rc"
+        ((attempt == 1)) || printf ' (attempt %d)' "$attempt"
+        printf ' ===\n'
+        cat "$attempt_log"
+    } >>"$out/test.log"
+    log "recipe $name exited $recipe_rc (attempt $attempt)"
+}
+
 run_recipes() {
-    local names name file rc start secs left
+    local names name attempt
     IFS=, read -r -a names <<<"${KLAB_TEST_RECIPES:?KLAB_TEST_RECIPES is not set}"
     mkdir -p "$out/recipes"
     : >"$out/recipes.tsv"
@@ -262,51 +372,24 @@ run_recipes() {
         cp "$recipes_dir/_lib.sh" "$inputs/recipes/_lib.sh"
     fi
     for name in "${names[@]}"; do
-        file=$inputs/recipes/$name
-        [[ -f $file ]] || file=$recipes_dir/$name
-        left=$(remaining)
-        start=${EPOCHREALTIME/[.,]/}
-        if [[ ! -f $file ]]; then
-            printf 'klab: no recipe %s (neither sent nor in %s)\n' "$name" "$recipes_dir" |
-                tee "$out/recipes/$name.log"
-            rc=127
-        elif ((left == 0)); then
-            printf 'klab: recipe %s not started: the %ss timeout is used up\n' "$name" \
-                "$timeout_s" | tee "$out/recipes/$name.log"
-            rc=124
-        else
-            chmod 0755 "$file"
-            log "recipe $name: $file (at most ${left}s)"
-            set +e
-            if [[ $(head -c 2 "$file") == '#!' ]]; then
-                timeout --kill-after=30 "$left" env KLAB_VDEV_DIR="${KLAB_VDEV_DIR:-}" "$file"
-            else
-                timeout --kill-after=30 "$left" env KLAB_VDEV_DIR="${KLAB_VDEV_DIR:-}" bash "$file"
-            fi </dev/null 2>&1 | tee "$out/recipes/$name.log"
-            rc=${PIPESTATUS[0]}
-            set -e
-        fi
-        secs=$(((${EPOCHREALTIME/[.,]/} - start) / 1000))
-        printf '%s\t%d\t%d.%03d\n' "$name" "$rc" $((secs / 1000)) $((secs % 1000)) \
-            >>"$out/recipes.tsv"
-        {
-            printf '=== recipe %s: exit %d ===\n' "$name" "$rc"
-            cat "$out/recipes/$name.log"
-        } >>"$out/test.log"
-        log "recipe $name exited $rc"
+        for ((attempt = 1; attempt <= retries + 1; attempt++)); do
+            run_recipe "$name" "$attempt"
+            # 127: no such recipe; 124/137: the time is used up.  Neither gets better.
+            case $recipe_rc in 0 | 124 | 127 | 137) break ;; esac
+        done
     done
 }
 
 # --- collection ----------------------------------------------------------------------------
 
 collect() {
-    local current
-    if [[ -e $results_root/current ]]; then
-        current=$(readlink -f "$results_root/current")
+    local i target
+    for i in "${!runs[@]}"; do
+        target=$out/test_results
+        ((i == 0)) || target=$out/test_results-retry$i
         # -L: the suite's tree may hold links (2.4's output/), the host wants the files.
-        cp -RL -- "$current" "$out/test_results" ||
-            log "copying $current was incomplete"
-    fi
+        cp -RL -- "${runs[i]}" "$target" || log "copying ${runs[i]} was incomplete"
+    done
     dmesg >"$out/dmesg.txt" 2>&1 || log "dmesg failed"
     if command -v zpool >/dev/null; then
         {

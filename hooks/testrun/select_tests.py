@@ -9,14 +9,20 @@ test-runner drop it with a warning nobody reads.  The rules match the host's
 imagefactory/testrun/absent.py (tests/unit/testrun/test_select_tests.py checks they agree).
 
     select_tests.py --suite-dir DIR --out RUNFILE --report JSON
-                    [--tests FILE] [--groups G1,G2] RUNFILE...
+                    [--tests FILE | --failed-in LOG] [--groups G1,G2] [--absent FILE]
+                    RUNFILE...
 
 --tests FILE   keep only these tests (one per line: `cli_root/zpool_create/zpool_create_001_pos`,
                or a bare test name); a test no runfile lists but the suite has gets a section
                of its own (with its directory's setup/cleanup), as `zfs-tests.sh -t` would
+--failed-in LOG  keep only the tests that FAILed or were KILLED in LOG (a zfs-tests.sh
+               console, terminal escapes and all): the runfile of a retry, each test in its
+               own section's setup and cleanup
 --groups G,..  keep only sections tagged G, or whose directory is G or below it
                (`cli_root`, `cli_root/zpool_create`)
+--absent FILE  names the host already knows this suite lacks: reported absent as well
 The report (JSON) lists the runfiles read, the tests selected and the tests absent.
+A section's setup and cleanup scripts are never selected as tests themselves.
 Exit status: 0 when the runfile was written (even with no test in it), 1 on bad input.
 """
 
@@ -27,12 +33,23 @@ import ast
 import configparser
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 _NO_DEFAULT = "\x00none"  # read [DEFAULT] as an ordinary section, never merged into others
 _PREFIXES = ("tests/functional/", "tests/perf/regression/")
 _SUFFIXES = ("", ".ksh", ".sh")
+# ECMA-48 escapes a console may carry: CSI (any parameters, colons too), OSC and other
+# strings ended by BEL or ST, charset designations, single-character escapes; C1 CSI.
+_ESCAPES = re.compile(
+    r"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[\x20-\x2f]+[\x30-\x7e]?"
+    r"|\x1b[\x30-\x7e]?"
+    r"|\x9b[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+)
+_RETRIED = ("FAIL", "KILLED")
 
 
 def test_name(path: str) -> str:
@@ -67,6 +84,34 @@ def flat(value: str) -> str:
     return " ".join(value.split())
 
 
+def failed_in(log: Path) -> list[str]:
+    """Tests whose last result line in a zfs-tests.sh console is FAIL or KILLED, in order.
+
+    A result line: `Test[ (ident)]: /path/to/test (run as user) [mm:ss] [RESULT][ (RERAN)]`.
+    Plain string work on each line, so a hostile console costs linear time.
+    """
+    last: dict[str, str] = {}
+    text = log.read_bytes().decode("utf-8", errors="replace")
+    for raw in text.splitlines():
+        line = _ESCAPES.sub("", raw).strip()
+        if not line.startswith("Test") or ": " not in line:
+            continue
+        head, _, rest = line.partition(": ")
+        if head != "Test" and not (head.startswith("Test (") and head.endswith(")")):
+            continue
+        words = rest.split()
+        if not words:
+            continue
+        ending = line.removesuffix("(RERAN)").rstrip()
+        if not ending.endswith("]"):
+            continue
+        result = ending[ending.rfind("[") + 1 : -1]
+        name = test_name(words[0])
+        last.pop(name, None)
+        last[name] = result
+    return [name for name, result in last.items() if result in _RETRIED]
+
+
 class Selector:
     def __init__(self, suite: Path, tests: list[str] | None, groups: list[str] | None) -> None:
         self.suite = suite
@@ -80,6 +125,8 @@ class Selector:
         self.selected: list[str] = []
         self.absent: list[str] = []
         self.matched: set[str] = set()
+        self.helpers: set[str] = set()
+        """`dir/name` of every section's pre/post script: never a test of its own."""
 
     def wanted(self, name: str) -> bool:
         if self.tests is None:
@@ -129,6 +176,10 @@ class Selector:
                 continue
             items = dict(parser.items(section, raw=True))
             path = section.split(":", 1)[0]
+            for key in ("pre", "post"):
+                script = items.get(key, default.get(key, "")).strip()
+                if script:
+                    self.helpers.add(test_name(f"{path}/{script}"))
             if not self.group_wanted(path, items, default_tags):
                 continue
             if "tests" not in items:
@@ -176,6 +227,10 @@ class Selector:
         for wanted in [*sorted(self.full), *sorted(self.bare)]:
             if wanted in self.matched:
                 continue
+            base = wanted.rsplit("/", 1)[-1]
+            if wanted in self.helpers or base in ("setup", "cleanup"):
+                self.absent.append(wanted)  # a section's setup or cleanup, not a test
+                continue
             path = self.find_on_disk(wanted)
             if path is None:
                 self.absent.append(wanted)
@@ -207,14 +262,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--suite-dir", type=Path, required=True, help="the suite (STF_SUITE)")
     parser.add_argument("--out", type=Path, required=True, help="the runfile to write")
     parser.add_argument("--report", type=Path, required=True, help="the JSON report to write")
-    parser.add_argument("--tests", type=Path, help="file with one test per line")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--tests", type=Path, help="file with one test per line")
+    which.add_argument("--failed-in", type=Path, help="a console log: its FAIL/KILLED tests")
     parser.add_argument("--groups", help="comma-separated groups (tags or directories)")
+    parser.add_argument("--absent", type=Path, help="file of names known to be absent")
     parser.add_argument("runfiles", type=Path, nargs="+")
     args = parser.parse_args(argv)
     tests = None
     if args.tests is not None:
         lines = args.tests.read_text(encoding="utf-8").splitlines()
         tests = [test_name(line.strip()) for line in lines if line.strip()]
+    elif args.failed_in is not None:
+        tests = failed_in(args.failed_in)
     groups = (
         [g.strip().strip("/") for g in args.groups.split(",") if g.strip()] if args.groups else None
     )
@@ -224,7 +284,10 @@ def main(argv: list[str]) -> int:
     if tests is not None:
         selector.unlisted()
     args.out.write_text(selector.runfile(), encoding="utf-8")
-    absent = list(dict.fromkeys(selector.absent))
+    known = []
+    if args.absent is not None:
+        known = [n.strip() for n in args.absent.read_text(encoding="utf-8").splitlines()]
+    absent = list(dict.fromkeys([*selector.absent, *(n for n in known if n)]))
     report = {
         "runfiles": [str(r) for r in args.runfiles],
         "selected": selector.selected,

@@ -1,17 +1,21 @@
 """`klab test DISTRO|all`: run the OpenZFS test suite in throw-away clones of ztest goldens.
 
 klab test debian13 --run cli_root/zpool_create/zpool_create_001_pos
+klab test debian13 --run cli_root/zpool_create_001_pos,zpool_create_002_pos   (short forms)
 klab test all --group cli_root,encryption
-klab test all --suite quick|linux|linux-fault
+klab test all --suite quick|linux|linux-fault --retries 2
 klab test fedora44 --recipe pool-corruption-block --recipe ./my-check.sh
 klab test all --rerun-failed          the unexpected failures of the last run, again
 
-Each distro's golden is cloned, booted with its own seed, runs the selection as the test
-user (recipes as root) with zio/txg bpftrace alongside, and brings its artifacts home to
-the run directory (/var/log/klab/<run-id>/<distro>/ as root); the clone is destroyed
-unless --keep.  Then the matrix, summary.md and junit.xml.  Exit status: 0 all as
-expected, 1 test failures, 2 usage or configuration errors, 3 infrastructure failures
-(no golden, boot or collection failed, nothing ran).
+--run and --group are resolved against each golden's suite inventory before any clone is
+made: a name no selected distro has is a usage error with suggestions, one that names
+several tests lists them, one only some distros have is "absent" on the others.  Each
+distro's golden is cloned, booted with its own seed, runs the selection as the test user
+(recipes as root) with zio/txg bpftrace alongside, reruns what failed (--retries), and
+brings its artifacts home to the run directory (/var/log/klab/<run-id>/<distro>/ as root);
+the clone is destroyed unless --keep.  Then the matrix, summary.md and junit.xml.  Exit
+status: 0 all as expected, 1 test failures, 2 usage or configuration errors (no test of
+the selection ran anywhere), 3 infrastructure failures (no golden, boot or collection failed).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from imagefactory.spec.types import Duration
 from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
 from imagefactory.testrun.history import History, default_db_path
 from imagefactory.testrun.matrix import build_matrix, print_matrix
+from imagefactory.testrun.resolve import resolve_distros
 from imagefactory.testrun.selection import (
     SUITES,
     Selection,
@@ -37,11 +42,11 @@ from imagefactory.testrun.stage import (
     KeepPolicy,
     StageOptions,
     StageResult,
-    resolve_distros,
     run_stage,
 )
 
 _DURATION: TypeAdapter[float] = TypeAdapter(Duration)
+MAX_RETRIES = 5
 
 
 def duration(text: str) -> float:
@@ -51,9 +56,28 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from exc
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options `klab test` and `klab rc` share."""
+def retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_RETRIES:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {MAX_RETRIES}")
+    return value
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, default_retries: int = 0) -> None:
+    """Options `klab test` and `klab rc` share (the gate retries once by default)."""
     parser.add_argument("--jobs", type=int, help="distros at once (default: what the host allows)")
+    parser.add_argument(
+        "--retries",
+        type=retries,
+        default=default_retries,
+        metavar="N",
+        help=f"rerun each FAIL/KILLED test or failing recipe up to N times in the clone, "
+        f"within --timeout; one that passes on a retry is flaky (0-{MAX_RETRIES}, "
+        f"default {default_retries})",
+    )
     parser.add_argument(
         "--timeout", type=duration, metavar="DURATION", help="for the tests in each clone (4h)"
     )
@@ -101,6 +125,7 @@ def stage_options(args: argparse.Namespace) -> StageOptions:
         accel=args.accel,
         history=args.history,
         command=tuple(["klab", *sys.argv[1:]]),
+        retries=args.retries,
         baseline=baseline_from_args(args),
     )
 

@@ -4,12 +4,17 @@ The guest only collects; every verdict is made here, from the files themselves, 
 zfs-tests.sh's exit status cannot be trusted (it exits 0 when nothing ran).  Suite runs are
 judged from `test.log` with the shared parser, plus the tests the guest's selector found
 absent in this suite version (and any test-runner still dropped); recipe runs from
-`recipes.tsv` (PASS = exit 0, KILLED = stopped at the timeout).
+`recipes.tsv` (PASS = exit 0, KILLED = stopped at the timeout), one row per attempt.
+The guest's retries (--retries) reach the judge as attempts: reruns of failed tests are
+later segments of test.log (the parser keeps each test's result per segment), reruns of
+recipes later rows of recipes.tsv.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ from imagefactory.testrun.verdict import RunContext
 
 RECIPE_GROUP = "recipes"
 _TIMEOUT_CODES = {124, 137}
+_RC = re.compile(r"-?[0-9]{1,9}")
+_ATTEMPT = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass(frozen=True)
@@ -147,21 +154,41 @@ def _no_log(artifacts: Path) -> ParsedRun:
 
 
 def read_recipe_results(path: Path) -> list[TestResult]:
-    """`name<TAB>rc<TAB>seconds` lines, as the guest runner writes them."""
-    results = []
+    """`name<TAB>rc<TAB>seconds<TAB>attempt` lines, one per attempt, as the guest writes them
+    (older runners wrote no attempt column); malformed lines are skipped.
+
+    A recipe's attempts become one result: the last attempt decides it and every attempt's
+    result is kept (`attempts`), so a failure fixed by a retry reaches the judge as a flake.
+    """
+    rows: dict[str, list[tuple[int, str, float | None, int]]] = {}
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         parts = line.split("\t")
-        if len(parts) != 3 or not parts[1].lstrip("-").isdigit():
+        if len(parts) not in (3, 4) or not parts[0] or not _RC.fullmatch(parts[1]):
             continue
-        name, rc, seconds = parts[0], int(parts[1]), parts[2]
+        attempt = int(parts[3]) if len(parts) == 4 and _ATTEMPT.fullmatch(parts[3]) else 0
+        rc = int(parts[1])
         result = PASS if rc == 0 else KILLED if rc in _TIMEOUT_CODES else FAIL
         try:
-            duration: float | None = float(seconds)
+            duration: float | None = float(parts[2])
         except ValueError:
             duration = None
-        note = None if rc == 0 else f"exit status {rc}"
+        if duration is not None and not math.isfinite(duration):
+            duration = None
+        rows.setdefault(parts[0], []).append((attempt, result, duration, rc))
+    results = []
+    for name, attempts in rows.items():
+        attempts.sort(key=lambda row: row[0])  # stable: rows without a number keep their order
+        _, result, duration, rc = attempts[-1]
+        codes = [str(row[3]) for row in attempts]
+        note = None if codes == ["0"] else f"exit status {', then '.join(codes)}"
         results.append(
-            TestResult(name=f"{RECIPE_GROUP}/{name}", result=result, duration_s=duration, note=note)
+            TestResult(
+                name=f"{RECIPE_GROUP}/{name}",
+                result=result,
+                duration_s=duration,
+                note=note,
+                attempts=tuple(row[1] for row in attempts),
+            )
         )
     return results
 

@@ -3,9 +3,13 @@
 The in-guest runner is hooks/testrun/50-klab-test.sh.  Its inputs travel the way the build's
 payload does (imagefactory.vm.payload): a base64 tar.gz after a marker line at the end of
 the script, so the seed carries everything and nothing else has to reach the guest.  The
-inputs are the test selector (select_tests.py), the list of tests for --run, and recipe
-files sent from the host.  Everything else is environment: the spec's KLAB_* facts plus
-the selection and the time allowed.
+inputs are the test selector (select_tests.py), the list of tests, and recipe files sent
+from the host.  The list of tests is what the host resolved against the golden's suite
+inventory (full paths: testrun/resolve.py) -- for --group too -- or, for a golden without
+one, the --run names as typed; with it, the names the inventory lacks (absent.txt), which the
+guest's selection.json reports as absent like those its own selector leaves out.  Everything
+else is environment: the spec's KLAB_* facts
+plus the selection, the retries and the time allowed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from imagefactory.paths import hooks_dir
@@ -31,32 +36,50 @@ _LINE = 76
 
 
 def guest_environment(
-    resolved: ResolvedSpec, selection: Selection, timeout: float
+    resolved: ResolvedSpec,
+    selection: Selection,
+    timeout: float,
+    *,
+    tests: Sequence[str] | None = None,
+    retries: int = 0,
 ) -> dict[str, str]:
+    """`tests`: the host's resolution of --run/--group (then the guest gets no groups)."""
     env = hook_environment(resolved)
     env.update(
         {
             "KLAB_TEST_MODE": selection.mode,
             "KLAB_TEST_TIMEOUT": str(max(1, round(timeout))),
+            "KLAB_TEST_RETRIES": str(retries),
             "KLAB_RESULTS_SERIAL": SERIAL,
         }
     )
     if selection.mode == "zts":
         env["KLAB_TEST_RUNFILES"] = ",".join(selection.runfiles)
-        if selection.kind == "group":
+        if selection.kind == "group" and tests is None:
             env["KLAB_TEST_GROUPS"] = ",".join(selection.items)
     else:
         env["KLAB_TEST_RECIPES"] = ",".join(selection.items)
     return env
 
 
-def write_inputs(selection: Selection, directory: Path, *, hooks_root: Path | None = None) -> None:
+def write_inputs(
+    selection: Selection,
+    directory: Path,
+    *,
+    tests: Sequence[str] | None = None,
+    absent: Sequence[str] = (),
+    hooks_root: Path | None = None,
+) -> None:
     """The files the runner unpacks next to itself."""
     root = hooks_root if hooks_root is not None else hooks_dir()
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(root / SELECTOR, directory / "select_tests.py")
-    if selection.kind == "run":
-        (directory / "tests.txt").write_text("".join(f"{t}\n" for t in selection.items))
+    if tests is None and selection.kind == "run":
+        tests = selection.items
+    if tests is not None:
+        (directory / "tests.txt").write_text("".join(f"{t}\n" for t in tests))
+    if absent:
+        (directory / "absent.txt").write_text("".join(f"{t}\n" for t in absent))
     sent = [r for r in selection.recipes if r.source is not None]
     if sent:
         (directory / "recipes").mkdir()
@@ -77,13 +100,19 @@ def runner_hook(
     selection: Selection,
     timeout: float,
     *,
+    tests: Sequence[str] | None = None,
+    absent: Sequence[str] = (),
+    retries: int = 0,
     hooks_root: Path | None = None,
 ) -> Hook:
-    """The runner with its inputs appended; the hook's limit is the tests' plus collection."""
+    """The runner with its inputs appended; the hook's limit is the tests' plus collection.
+
+    Retries run within `timeout` (the guest's deadline), so they need no extra allowance.
+    """
     root = hooks_root if hooks_root is not None else hooks_dir()
     script = (root / RUNNER).read_bytes()
     with tempfile.TemporaryDirectory(prefix="klab-test-inputs-") as tmp:
-        write_inputs(selection, Path(tmp), hooks_root=root)
+        write_inputs(selection, Path(tmp), tests=tests, absent=absent, hooks_root=root)
         archive = pack_directory(Path(tmp))
     body = script if script.endswith(b"\n") else script + b"\n"
     content = body + MARKER + b"\n" + _base64_lines(archive)
@@ -91,7 +120,7 @@ def runner_hook(
         name=Path(RUNNER).name,
         content=content,
         timeout=timeout + COLLECT_MARGIN,
-        env=guest_environment(resolved, selection, timeout),
+        env=guest_environment(resolved, selection, timeout, tests=tests, retries=retries),
         source=root / RUNNER,
     )
 
@@ -101,6 +130,18 @@ def runner_plan(
     selection: Selection,
     timeout: float,
     *,
+    tests: Sequence[str] | None = None,
+    absent: Sequence[str] = (),
+    retries: int = 0,
     hooks_root: Path | None = None,
 ) -> HookPlan:
-    return HookPlan.of([runner_hook(resolved, selection, timeout, hooks_root=hooks_root)])
+    hook = runner_hook(
+        resolved,
+        selection,
+        timeout,
+        tests=tests,
+        absent=absent,
+        retries=retries,
+        hooks_root=hooks_root,
+    )
+    return HookPlan.of([hook])

@@ -1,4 +1,5 @@
-"""`--run` and `--group` resolved against each golden's suite inventory, before any boot.
+"""What a run targets, decided before any boot: the distros, and `--run`/`--group`
+resolved against each golden's suite inventory.
 
 A name the user types is matched the way the suite's own documentation spells tests:
 the full path (`cli_root/zpool_create/zpool_create_001_pos`), the short form that keeps the
@@ -17,13 +18,17 @@ inventories existed resolves in the guest, as before, with a warning to rebuild 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.errors import UsageError
-from imagefactory.store.base import Golden
+from imagefactory.spec.loader import ResolvedSpec, all_distro_names, load_distro
+from imagefactory.store.base import Golden, Store
+from imagefactory.testrun.absent import absent_results
 from imagefactory.testrun.inventory import Inventory, InventoryError, load_inventory
+from imagefactory.testrun.outcome import DistroOutcome
+from imagefactory.testrun.results import ParsedRun
 from imagefactory.testrun.selection import Selection
 
 SUGGESTIONS = 3
@@ -198,3 +203,88 @@ def inventories_of(
             inventories[distro] = None
             warnings.append(f"{distro}: {exc}: the selection is resolved in its clone; {rebuild}")
     return inventories, warnings
+
+
+@dataclass
+class StagePlan:
+    """Everything decided before the first clone: each distro's golden and what it runs."""
+
+    goldens: dict[str, Golden | None]
+    tests: dict[str, DistroTests]
+    warnings: list[str]
+
+    def for_distro(self, distro: str) -> DistroTests:
+        return self.tests.get(distro, DistroTests(None))
+
+    def unbooted(self) -> dict[str, DistroOutcome]:
+        """Distros whose suite has nothing of the selection: absent there, nothing booted."""
+        outcomes = {}
+        for distro, plan in self.tests.items():
+            golden = self.goldens.get(distro)
+            if plan.boots or golden is None:
+                continue
+            prov = golden.provenance
+            outcome = DistroOutcome.from_parsed(
+                distro,
+                ParsedRun(),
+                absent=absent_results(plan.absent, plan.suite_version or "?"),
+                golden_build_id=prov.build_id,
+                zfs_version=prov.zfs_version,
+                suite_version=prov.suite_version,
+            )
+            outcome.message = f"{outcome.message}: no clone booted"
+            outcomes[distro] = outcome
+        return outcomes
+
+
+def plan_stage(
+    goldens: Mapping[str, Golden | None], selection: Selection, *, state: Path | None = None
+) -> StagePlan:
+    """Resolve `selection` against the goldens' inventories; UsageError before any boot."""
+    if selection.kind not in ("run", "group"):
+        return StagePlan(dict(goldens), {}, [])
+    inventories, warnings = inventories_of(goldens, state=state)
+    return StagePlan(dict(goldens), resolve_selection(selection, inventories), warnings)
+
+
+def resolve_distros(names: Sequence[str]) -> list[ResolvedSpec]:
+    """`all` or distro names (aliases allowed) → their ztest specs; bad names are usage errors."""
+    wanted: list[str] = []
+    for name in names:
+        wanted += all_distro_names() if name == "all" else [name]
+    specs: list[ResolvedSpec] = []
+    for name in dict.fromkeys(wanted):
+        resolved = load_distro(name, kind="ztest")
+        if all(r.spec.name != resolved.spec.name for r in specs):
+            specs.append(resolved)
+    if not specs:
+        raise UsageError("no distro to test")
+    return specs
+
+
+def check_selection(specs: Sequence[ResolvedSpec], selection: Selection) -> None:
+    """A suite must be one the spec offers (`test.runfiles`)."""
+    if selection.kind != "suite":
+        return
+    for resolved in specs:
+        offered = resolved.spec.test.runfiles
+        if selection.items[0] not in offered:
+            raise UsageError(
+                f"{resolved.spec.name} does not offer the {selection.items[0]} suite",
+                hint=f"its test.runfiles are: {', '.join(offered)}",
+            )
+
+
+def plan_distros(
+    specs: Sequence[ResolvedSpec],
+    selection: Selection,
+    store: Store,
+    *,
+    skip: Collection[str] = (),
+) -> StagePlan:
+    """Each distro's golden, and --run/--group resolved against its suite inventory: a
+    name no distro knows is a UsageError here, before any clone exists."""
+    goldens = {
+        r.spec.name: store.get_golden(r.golden_leaf) for r in specs if r.spec.name not in skip
+    }
+    return plan_stage(goldens, selection)

@@ -35,8 +35,8 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
-from imagefactory.errors import ImageFactoryError, UsageError
-from imagefactory.spec.loader import ResolvedSpec, all_distro_names, load_distro
+from imagefactory.errors import ImageFactoryError
+from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.store.base import Clone, Golden, Store
 from imagefactory.store.select import open_store
 from imagefactory.testrun import artifacts as paths
@@ -48,6 +48,7 @@ from imagefactory.testrun.jobs import resolve_jobs
 from imagefactory.testrun.kept import KeptClone, keep_clone
 from imagefactory.testrun.matrix import summary_line
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
+from imagefactory.testrun.resolve import DistroTests, StagePlan, check_selection, plan_distros
 from imagefactory.testrun.results_disk import (
     DEFAULT_SIZE,
     SERIAL,
@@ -93,6 +94,8 @@ class StageOptions:
     runs_root: Path | None = None
     qemu: str = "qemu-system-x86_64"
     command: tuple[str, ...] = ()
+    retries: int = 0
+    """Reruns of each FAIL/KILLED test (or failing recipe) in the clone, within the timeout."""
     baseline: Baseline | None = None
     """Known failures and flakes to judge against (testrun/baseline.py); None: raw results."""
 
@@ -106,34 +109,6 @@ class StageResult:
     kept: list[KeptClone] = field(default_factory=list)
     exit_status: int = 0
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def resolve_distros(names: Sequence[str]) -> list[ResolvedSpec]:
-    """`all` or distro names (aliases allowed) → their ztest specs; bad names are usage errors."""
-    wanted: list[str] = []
-    for name in names:
-        wanted += all_distro_names() if name == "all" else [name]
-    specs: list[ResolvedSpec] = []
-    for name in dict.fromkeys(wanted):
-        resolved = load_distro(name, kind="ztest")
-        if all(r.spec.name != resolved.spec.name for r in specs):
-            specs.append(resolved)
-    if not specs:
-        raise UsageError("no distro to test")
-    return specs
-
-
-def check_selection(specs: Sequence[ResolvedSpec], selection: Selection) -> None:
-    """A suite must be one the spec offers (`test.runfiles`)."""
-    if selection.kind != "suite":
-        return
-    for resolved in specs:
-        offered = resolved.spec.test.runfiles
-        if selection.items[0] not in offered:
-            raise UsageError(
-                f"{resolved.spec.name} does not offer the {selection.items[0]} suite",
-                hint=f"its test.runfiles are: {', '.join(offered)}",
-            )
 
 
 def random_mac() -> str:
@@ -177,9 +152,12 @@ class Stage:
         on_outcome: Callable[[Judged], None] | None = None,
         preset: Mapping[str, DistroOutcome] | None = None,
         report: Callable[[str], None] | None = None,
+        plan: StagePlan | None = None,
     ) -> None:
         self.specs = list(specs)
         self.report = report
+        self.plan = plan
+        """Goldens and resolved tests decided before the stage; None: looked up per distro."""
         self.preset = dict(preset or {})
         self.selection = selection
         self.options = options
@@ -223,7 +201,15 @@ class Stage:
         # done: a kept clone stays reachable with it (and a destroyed one takes it along).
         seed_key = dataclasses.replace(key, comment="")
         mac = random_mac()
-        plan = runner_plan(resolved, self.selection, self.timeout_for(resolved))
+        tests = self.plan.for_distro(spec.name) if self.plan else DistroTests(None)
+        plan = runner_plan(
+            resolved,
+            self.selection,
+            self.timeout_for(resolved),
+            tests=tests.tests,
+            absent=tests.absent,
+            retries=self.options.retries,
+        )
         seed = build_seed(
             name=name,
             default_user=spec.cloud_init.default_user.name,
@@ -345,7 +331,11 @@ class Stage:
         spec = resolved.spec
         if spec.name in self.preset:
             return Judged(self.preset[spec.name])
-        golden: Golden | None = await self._store_call(self.store.get_golden, resolved.golden_leaf)
+        golden: Golden | None
+        if self.plan is not None:
+            golden = self.plan.goldens.get(spec.name)
+        else:
+            golden = await self._store_call(self.store.get_golden, resolved.golden_leaf)
         if golden is None:
             return Judged(not_built(resolved, self.store))
         prov = golden.provenance
@@ -430,6 +420,13 @@ def run_stage(
     """
     check_selection(specs, selection)
     store = store if store is not None else open_store(options.store)
+    preset = dict(preset or {})
+    plan = plan_distros(specs, selection, store, skip=preset)
+    for warning in plan.warnings:
+        log.warning("test.no_inventory", warning=warning)
+        if report is not None:
+            report(f"warning: {warning}")
+    preset.update(plan.unbooted())
     jobs = resolve_jobs(options.jobs, [r.spec for r in specs])
     history = History.open(options.history)
     try:
@@ -440,7 +437,14 @@ def run_stage(
                 report(summary_line(judged.outcome))
 
         stage = Stage(
-            specs, selection, options, store, on_outcome=recorded, preset=preset, report=report
+            specs,
+            selection,
+            options,
+            store,
+            on_outcome=recorded,
+            preset=preset,
+            report=report,
+            plan=plan,
         )
         stage.run_dir.mkdir(parents=True, exist_ok=True)
         history.start_run(

@@ -21,30 +21,63 @@ from imagefactory.spec.loader import load_distro
 from imagefactory.store.base import Provenance
 from imagefactory.store.files import FileStore
 from imagefactory.testrun.history import History
+from imagefactory.testrun.inventory import keep_inventory
 from imagefactory.testrun.kept import forgotten_clones, remove_forgotten_clones
 from imagefactory.testrun.outcome import DistroStatus
+from imagefactory.testrun.resolve import plan_distros
 from imagefactory.testrun.selection import parse_selection
 from imagefactory.testrun.stage import Stage, StageOptions, run_stage
+from imagefactory.vm.payload import unpack
 from tests.fixtures.stores import make_raw_image
 
 LEAF = "klab-ztest-debian"
 MIB = 1024 * 1024
 
 
-def publish_golden(store: FileStore, tmp_path: Path) -> None:
-    image = make_raw_image(tmp_path / "golden.raw", 1, size=64 * MIB)
-    volume = store.create_build_volume(LEAF, "b1", 64 * MIB)
+def publish_golden(
+    store: FileStore,
+    tmp_path: Path,
+    *,
+    leaf: str = LEAF,
+    distro: str = "debian13",
+    inventory: str | None = None,
+) -> None:
+    image = make_raw_image(tmp_path / f"{leaf}.raw", 1, size=64 * MIB)
+    volume = store.create_build_volume(leaf, "b1", 64 * MIB)
     volume = store.write_image(volume, image, source_format="raw")
     store.publish(
         volume,
         Provenance(
-            distro="debian13",
+            distro=distro,
             lineage="ztest",
             build_id="b1",
             zfs_version="2.3.9-1",
             suite_version="2.3.9-0+deb13u1",
+            inventory_digest=inventory,
         ),
     )
+
+
+def suite_inventory(tests: list[str], state: Path, version: str = "2.3.9-0+deb13u1") -> str:
+    """An inventory as a golden's build keeps it (in `state`); its digest."""
+    document = {
+        "format": 1,
+        "suite_version": version,
+        "runfiles": ["common.run", "linux.run"],
+        "tests": {
+            t: {
+                "on_disk": True,
+                "listed": {
+                    "common.run": {
+                        "section": f"tests/functional/{t.rsplit('/', 1)[0]}",
+                        "tags": ["functional", t.split("/")[0]],
+                    }
+                },
+            }
+            for t in tests
+        },
+    }
+    return keep_inventory(json.dumps(document).encode(), state)
 
 
 def fake_qemu(directory: Path, body: str) -> Path:
@@ -254,3 +287,113 @@ def test_rerun_failed_runs_the_last_runs_unexpected_failures_again(
     assert run["selection"] == "rerun-failed=r1"
     assert run["selected"] == ["casenorm/x_fail"]
     assert "not rerun: cli_root/zpool_create/setup" in capsys.readouterr().out
+
+
+ZPOOL_CREATE = "cli_root/zpool_create/zpool_create_001_pos"
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The build state directory the goldens' inventories are kept in."""
+    path = tmp_path / "build-state"
+    monkeypatch.setenv("IMAGEFACTORY_STATE", str(path))
+    return path
+
+
+def test_a_name_no_distro_knows_exits_2_with_suggestions_and_makes_no_clone(
+    tmp_path: Path, state: Path
+) -> None:
+    store = FileStore(tmp_path / "store")
+    publish_golden(store, tmp_path, inventory=suite_inventory([ZPOOL_CREATE], state))
+    started = tmp_path / "qemu-started"
+    bin_dir = fake_qemu(tmp_path / "bin", f"touch {started}; exit 1").parent
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "KLAB_STATE_DIR": str(tmp_path / "klab-state"),
+        "KLAB_LOG_DIR": str(tmp_path / "runs"),
+    }
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagefactory", "test", "debian13", "--run",
+         "cli_root/zpool_create_01_pos", "--accel", "tcg", "--store", f"file:{store.root}"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert proc.returncode == 2, proc.stderr
+    assert "--run cli_root/zpool_create_01_pos: no test of that name in debian13" in proc.stderr
+    assert f"did you mean {ZPOOL_CREATE}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert store.list_clones() == []
+    assert not started.exists(), "QEMU must not start"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_group_resolved_on_the_host_reaches_the_guest_as_full_paths(
+    tmp_path: Path, state: Path
+) -> None:
+    store = FileStore(tmp_path / "store")
+    tests = [ZPOOL_CREATE, "cli_root/zpool_create/zpool_create_002_pos", "atime/atime_001_pos"]
+    publish_golden(store, tmp_path, inventory=suite_inventory(tests, state))
+    specs = [load_distro("debian13", kind="ztest")]
+    selection = parse_selection(group=["zpool_create_001_pos,atime"])
+    plan = plan_distros(specs, selection, store)
+    stage = Stage(specs, selection, options(tmp_path, Path("qemu"), retries=2), store, plan=plan)
+    clone = store.clone(LEAF)
+    try:
+        boot = stage.prepare(specs[0], clone, tmp_path / "work")
+    finally:
+        store.destroy_clone(clone)
+
+    [hook] = boot.plan.hooks
+    inputs = unpack(hook.content)
+    assert inputs["tests.txt"] == f"{ZPOOL_CREATE}\natime/atime_001_pos\n".encode()
+    assert "absent.txt" not in inputs
+    assert "KLAB_TEST_GROUPS" not in hook.env
+    assert hook.env["KLAB_TEST_RETRIES"] == "2"
+    assert plan.warnings == []
+
+
+def test_a_distro_whose_suite_lacks_every_test_is_absent_without_a_boot(
+    tmp_path: Path, state: Path
+) -> None:
+    store = FileStore(tmp_path / "store")
+    publish_golden(store, tmp_path, inventory=suite_inventory([ZPOOL_CREATE], state))
+    centos = load_distro("centos9", kind="ztest")
+    older = suite_inventory(["atime/atime_001_pos"], state, version="2.2.9-1")
+    publish_golden(store, tmp_path, leaf=centos.golden_leaf, distro="centos9", inventory=older)
+    calls = tmp_path / "qemu-calls"
+    qemu = fake_qemu(tmp_path / "bin", f"echo started >> {calls}; exit 1")
+
+    result = run_stage(
+        [load_distro("debian13", kind="ztest"), centos],
+        parse_selection(run=["zpool_create_001_pos"]),
+        options(tmp_path, qemu),
+        store=store,
+    )
+
+    debian, centos_outcome = result.outcomes
+    assert debian.status is DistroStatus.INFRA_ERROR  # booted (the fake QEMU cannot)
+    assert centos_outcome.status is DistroStatus.PASSED
+    assert [(t.name, t.result, t.note) for t in centos_outcome.tests] == [
+        ("zpool_create_001_pos", "ABSENT", "absent in zfs-tests 2.2.9-1")
+    ]
+    assert "no clone booted" in (centos_outcome.message or "")
+    assert calls.read_text().count("started") == 1  # only debian13's clone booted
+    assert store.list_clones() == []
+
+
+def test_a_golden_without_an_inventory_is_resolved_in_its_clone_with_a_warning(
+    tmp_path: Path, state: Path, store: FileStore
+) -> None:
+    specs = [load_distro("debian13", kind="ztest")]
+    selection = parse_selection(run=["no_such_test"])
+    lines: list[str] = []
+    qemu = fake_qemu(tmp_path / "bin", "exit 1")
+
+    result = run_stage(specs, selection, options(tmp_path, qemu), store=store, report=lines.append)
+
+    warning = next(line for line in lines if line.startswith("warning: "))
+    assert "debian13: the golden (build b1) records no suite inventory" in warning
+    assert "make golden-ztest DISTRO=debian13" in warning
+    assert result.outcomes[0].status is DistroStatus.INFRA_ERROR  # it booted, as before

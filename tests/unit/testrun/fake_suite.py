@@ -6,7 +6,8 @@ results disk) needs none of that.  `FakeSuite` lays out the installed suite's sh
 (zfs-tests.sh, zfs-tests/tests/functional/..., runfiles/) with a zfs-tests.sh that, like
 the real one, reads its options with a getopts string (an unknown option prints usage
 and exits 0), runs the runfile given with -r by printing result lines and a Results
-Summary, and leaves a test_results/<timestamp>/ tree behind a `current` symlink.
+Summary, and leaves a test_results/<timestamp>/ tree behind a `current` symlink.  Each
+run records the runfile it got (`runfiles_run`), so retries can be checked.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ while i < len(args):
         i += 2
     else:
         i += 1
+with open(os.environ["FAKE_ZTS_ARGS"] + ".runs", "a") as runs:
+    runs.write(json.dumps(pathlib.Path(runfiles).read_text()) + "\\n")
 if os.environ.get("FAKE_ZTS_HANG"):
     print("Test: /usr/share/zfs/zfs-tests/tests/functional/atime/atime_001_pos "
           "(run as root) [00:01] [PASS]", flush=True)
@@ -71,6 +74,10 @@ for section in parser.sections():
     for test in ast.literal_eval(parser.get(section, "tests")):
         result = "FAIL" if "fail" in test else "PASS"
         counts[result] = counts.get(result, 0) + 1
+        if "flaky" in test:  # fails (or is killed) once, then passes: a marker remembers
+            marker = root / f".flaky-{{test}}"
+            result = "PASS" if marker.exists() else "KILLED" if "killed" in test else "FAIL"
+            marker.touch()
         ident = " (Linux)" if ":Linux" in section else ""
         line = (f"Test{{ident}}: /usr/share/zfs/zfs-tests/{{path}}/{{test}} "
                 f"(run as root) [00:01] [{{result}}]")
@@ -103,7 +110,9 @@ TESTS = {
     "atime": ["atime_001_pos", "atime_002_neg"],
     "cli_root/zpool_create": ["zpool_create_001_pos", "zpool_create_002_pos"],
     "casenorm": ["sensitive_none_fail"],
+    "rsend": ["rsend_001_pos", "rsend_002_flaky", "rsend_003_fail", "rsend_004_killed_flaky"],
 }
+"""Tests named *fail* always FAIL, *flaky* FAIL (*killed_flaky*: KILLED) once, then PASS."""
 
 
 def _executable(path: Path, text: str = "#!/bin/ksh\nexit 0\n") -> None:
@@ -151,6 +160,13 @@ class FakeSuite:
     def zts_args(self) -> list[str]:
         data: list[str] = json.loads(self.args_file.read_text())
         return data
+
+    def runfiles_run(self) -> list[str]:
+        """The runfile of each zfs-tests.sh run, first to last."""
+        path = self.args_file.with_name(self.args_file.name + ".runs")
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
 
     def env(self) -> dict[str, str]:
         """What the runner needs to run against this suite instead of the guest's."""

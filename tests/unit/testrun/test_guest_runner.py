@@ -9,6 +9,8 @@ between guest and host, without a VM.
 
 from __future__ import annotations
 
+import ast
+import configparser
 import os
 import subprocess
 from pathlib import Path
@@ -21,6 +23,7 @@ from imagefactory.testrun.guest import runner_hook
 from imagefactory.testrun.outcome import DistroStatus, stage_exit_status
 from imagefactory.testrun.results_disk import create_results_disk, extract_results, read_header
 from imagefactory.testrun.selection import Selection, parse_selection
+from imagefactory.testrun.verdict import Verdict
 from tests.unit.testrun.fake_suite import (
     OPTS_2_2_2,
     OPTS_2_3,
@@ -32,16 +35,27 @@ from tests.unit.testrun.fake_suite import (
 FACTS = GoldenFacts("build-1", "2.3.9-1", "2.3.9-1")
 
 
+def sections(runfile: str) -> dict[str, list[str]]:
+    parser = configparser.RawConfigParser(default_section="\x00")
+    parser.read_string(runfile)
+    return {
+        s: ast.literal_eval(parser.get(s, "tests")) for s in parser.sections() if s != "DEFAULT"
+    }
+
+
 def run_hook(
     tmp_path: Path,
     fake: FakeSuite,
     selection: Selection,
     *,
     timeout: float = 120,
+    retries: int = 0,
+    tests: tuple[str, ...] | None = None,
+    absent: tuple[str, ...] = (),
     extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     resolved = load_distro("debian13", kind="ztest")
-    hook = runner_hook(resolved, selection, timeout)
+    hook = runner_hook(resolved, selection, timeout, tests=tests, absent=absent, retries=retries)
     script = tmp_path / hook.name
     script.write_bytes(hook.content)
     script.chmod(0o755)
@@ -267,3 +281,134 @@ def test_without_a_results_disk_the_runner_fails_and_the_host_sees_no_header(
 
     assert proc.returncode == 1
     assert read_header(disk) is None
+
+
+def test_failed_tests_are_retried_in_their_section_and_every_attempt_comes_home(
+    tmp_path: Path, fake: FakeSuite
+) -> None:
+    selection = parse_selection(group=["rsend"])
+
+    proc, disk = run_hook(tmp_path, fake, selection, retries=2)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    artifacts = bring_home(disk, tmp_path)
+    judged = judge("debian13", artifacts, selection, FACTS)
+    attempts = {t.name: t.attempts for t in judged.outcome.tests}
+    assert attempts == {
+        "rsend/rsend_001_pos": ("PASS",),
+        "rsend/rsend_002_flaky": ("FAIL", "PASS"),
+        "rsend/rsend_003_fail": ("FAIL", "FAIL", "FAIL"),
+        "rsend/rsend_004_killed_flaky": ("KILLED", "PASS"),
+    }
+    verdicts = judged.outcome.judgement.verdicts
+    assert verdicts["rsend/rsend_002_flaky"].verdict is Verdict.FLAKY
+    assert verdicts["rsend/rsend_004_killed_flaky"].verdict is Verdict.FLAKY
+    assert verdicts["rsend/rsend_003_fail"].verdict is Verdict.UNEXPECTED_FAILURE
+    assert judged.outcome.status is DistroStatus.FAILED  # rsend_003 fails every attempt
+    # Each retry ran only what had just failed, in its section with setup and cleanup.
+    first, retry1, retry2 = fake.runfiles_run()
+    assert "rsend_001_pos" in first
+    assert sections(retry1) == {
+        "tests/functional/rsend": ["rsend_002_flaky", "rsend_003_fail", "rsend_004_killed_flaky"]
+    }
+    assert sections(retry2) == {"tests/functional/rsend": ["rsend_003_fail"]}
+    assert "pre = setup" in retry2 and "post = cleanup" in retry2
+    assert (artifacts / "retry2.run").read_text() == retry2
+    # Every run's per-test output is kept, the first run's where it always was.
+    assert (artifacts / "test_results" / "rsend" / "rsend_001_pos").is_dir()
+    assert (artifacts / "test_results-retry2" / "rsend" / "rsend_003_fail").is_dir()
+    assert [
+        line.split("\t")[:2] for line in (artifacts / "retries.tsv").read_text().splitlines()
+    ] == [
+        ["2", "0"],
+        ["3", "0"],
+    ]
+
+
+def test_without_retries_a_failure_runs_once(tmp_path: Path, fake: FakeSuite) -> None:
+    selection = parse_selection(run=["rsend/rsend_002_flaky"])
+
+    proc, disk = run_hook(tmp_path, fake, selection)
+
+    assert proc.returncode == 0, proc.stderr
+    judged = judge("debian13", bring_home(disk, tmp_path), selection, FACTS)
+    [test] = judged.outcome.tests
+    assert test.attempts == ("FAIL",)
+    assert len(fake.runfiles_run()) == 1
+
+
+def test_a_run_cut_off_by_the_timeout_is_not_retried(tmp_path: Path, fake: FakeSuite) -> None:
+    selection = parse_selection(run=["atime/atime_001_pos"])
+
+    proc, disk = run_hook(
+        tmp_path, fake, selection, timeout=3, retries=3, extra_env={"FAKE_ZTS_HANG": "1"}
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    assert len(fake.runfiles_run()) == 1
+    assert not (bring_home(disk, tmp_path) / "retries.tsv").exists()
+
+
+def test_a_failing_recipe_reruns_and_every_exit_status_is_recorded(
+    tmp_path: Path, fake: FakeSuite
+) -> None:
+    marker = tmp_path / "marker"
+    flaky = tmp_path / "flaky.sh"
+    flaky.write_text(
+        f"#!/usr/bin/env bash\nif [[ -e {marker} ]]; then echo second; exit 0; fi\n"
+        f"touch {marker}\necho first\nexit 1\n"
+    )
+    broken = tmp_path / "broken.sh"
+    broken.write_text("echo broken\nexit 2\n")
+    good = tmp_path / "good.sh"
+    good.write_text("exit 0\n")
+    selection = parse_selection(recipe=[str(flaky), str(broken), str(good)])
+
+    proc, disk = run_hook(tmp_path, fake, selection, retries=2)
+
+    assert proc.returncode == 0, proc.stderr
+    artifacts = bring_home(disk, tmp_path)
+    rows = [line.split("\t") for line in (artifacts / "recipes.tsv").read_text().splitlines()]
+    assert [(r[0], r[1], r[3]) for r in rows] == [
+        ("flaky", "1", "1"),
+        ("flaky", "0", "2"),
+        ("broken", "2", "1"),
+        ("broken", "2", "2"),
+        ("broken", "2", "3"),
+        ("good", "0", "1"),
+    ]
+    judged = judge("debian13", artifacts, selection, FACTS)
+    results = {t.name: (t.result, t.attempts, t.note) for t in judged.outcome.tests}
+    assert results == {
+        "recipes/flaky": ("PASS", ("FAIL", "PASS"), "exit status 1, then 0"),
+        "recipes/broken": ("FAIL", ("FAIL", "FAIL", "FAIL"), "exit status 2, then 2, then 2"),
+        "recipes/good": ("PASS", ("PASS",), None),
+    }
+    verdicts = judged.outcome.judgement.verdicts
+    assert verdicts["recipes/flaky"].verdict is Verdict.FLAKY
+    log = (artifacts / "recipes" / "flaky.log").read_text()
+    assert log.index("first") < log.index("=== klab: attempt 2 ===") < log.index("second")
+    assert "=== recipe flaky: exit 0 (attempt 2) ===" in (artifacts / "test.log").read_text()
+
+
+def test_tests_the_host_resolved_are_sent_as_full_paths_with_what_is_absent(
+    tmp_path: Path, fake: FakeSuite
+) -> None:
+    """A --group resolved on the host reaches the guest as tests, not as groups."""
+    selection = parse_selection(group=["atime_002_neg,cli_root/zpool_create_002_pos"])
+    tests = ("atime/atime_002_neg", "cli_root/zpool_create/zpool_create_002_pos")
+
+    proc, disk = run_hook(tmp_path, fake, selection, tests=tests, absent=("raidz_expand",))
+
+    assert proc.returncode == 0, proc.stderr
+    artifacts = bring_home(disk, tmp_path)
+    assert sections((artifacts / "selection.run").read_text()) == {
+        "tests/functional/atime": ["atime_002_neg"],
+        "tests/functional/cli_root/zpool_create": ["zpool_create_002_pos"],
+    }
+    judged = judge("debian13", artifacts, selection, FACTS)
+    assert {t.name: t.result for t in judged.outcome.tests} == {
+        "atime/atime_002_neg": "PASS",
+        "cli_root/zpool_create/zpool_create_002_pos": "PASS",
+        "raidz_expand": "ABSENT",
+    }

@@ -9,6 +9,7 @@ import pytest
 from imagefactory.errors import UsageError
 from imagefactory.spec.loader import load_distro
 from imagefactory.testrun.guest import COLLECT_MARGIN, guest_environment, runner_hook
+from imagefactory.testrun.resolve import check_selection
 from imagefactory.testrun.selection import (
     Recipe,
     Selection,
@@ -16,7 +17,6 @@ from imagefactory.testrun.selection import (
     parse_selection,
     rerun_selection,
 )
-from imagefactory.testrun.stage import check_selection
 from imagefactory.vm.payload import unpack
 
 

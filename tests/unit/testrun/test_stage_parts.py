@@ -17,7 +17,8 @@ from imagefactory.store.base import Clone
 from imagefactory.testrun.jobs import default_jobs, resolve_jobs
 from imagefactory.testrun.kept import KeptClone, in_use
 from imagefactory.testrun.release import BuildRecord, not_built_outcomes, source_for
-from imagefactory.testrun.stage import random_mac, resolve_distros
+from imagefactory.testrun.resolve import resolve_distros
+from imagefactory.testrun.stage import random_mac
 
 GIB = 1024**3
 
