@@ -328,16 +328,16 @@ def main_bench() -> int:
     missed = 0
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(Path(tmp), args.tests, args.runs, args.distros, args.repeat)
-        for m in MEASUREMENTS:
-            if args.only not in m.label:
-                continue
+        chosen = [m for m in MEASUREMENTS if args.only in m.label]
+        width = max((len(m.label) for m in chosen), default=0)
+        for m in chosen:
             seconds = m.run(bench)
             verdict = ""
             if m.target_s is not None:
                 ok = seconds <= m.target_s
                 missed += not ok
                 verdict = f"target <= {m.target_s:.1f}s {'ok' if ok else 'MISSED'}"
-            print(f"{m.label:62s} {seconds * 1000:9.1f} ms  {verdict}", flush=True)
+            print(f"{m.label:{width}s} {seconds * 1000:9.1f} ms  {verdict}", flush=True)
     return 1 if missed else 0
 
 
