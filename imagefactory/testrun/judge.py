@@ -224,8 +224,8 @@ def _disagreements(parsed: ParsedRun, verdicts: Mapping[str, TestVerdict]) -> li
     def differs(name: str, theirs: str, agree: bool) -> None:
         ours = by_name.get(name)
         if ours is not None and not agree:
-            why = f" ({ours.reason})" if ours.reason else ""
-            lines.append(f"{name}: zts-report: {theirs}; klab: {ours.verdict}{why}")
+            where = f" [{ours.entry}]" if ours.entry else ""
+            lines.append(f"{name}: zts-report: {theirs}; klab: {ours.verdict}{where}")
 
     listed = set()
     for entry in parsed.unexpected:

@@ -44,7 +44,7 @@ def test_our_debian_tcg_flakes_are_expected_with_their_reasons() -> None:
     ratio, hierarchy = outcome.verdicts[RATIO], outcome.verdicts[HIERARCHY]
     assert (ratio.verdict, ratio.result) == (Verdict.EXPECTED, "KILLED")
     assert ratio.reason is not None and "10-minute limit under TCG" in ratio.reason
-    assert ratio.entry == "baselines/debian13-tcg.yaml:6"
+    assert ratio.entry == "baselines/debian13-tcg.yaml:7"
     assert hierarchy.verdict is Verdict.EXPECTED and hierarchy.entry is not None
     assert outcome.status is DistroStatus.PASSED and outcome.unexpected == []
     assert stage_exit_status([outcome]) == 0
@@ -52,8 +52,8 @@ def test_our_debian_tcg_flakes_are_expected_with_their_reasons() -> None:
     assert len(passed) == len(outcome.tests) - 2
     # zts-report (which knows nothing of TCG) called both unexpected: the report says so.
     assert outcome.judgement.disagreements == [
-        f"{RATIO}: zts-report: unexpected KILLED; klab: expected ({ratio.reason})",
-        f"{HIERARCHY}: zts-report: unexpected FAIL; klab: expected ({hierarchy.reason})",
+        f"{RATIO}: zts-report: unexpected KILLED; klab: expected [{ratio.entry}]",
+        f"{HIERARCHY}: zts-report: unexpected FAIL; klab: expected [{hierarchy.entry}]",
     ]
     # The real console's summary counts one PASS more than it shows: reported, not a failure.
     assert outcome.judgement.mismatch_line is not None
@@ -82,9 +82,9 @@ def test_a_scope_the_run_does_not_know_is_not_applied_and_warned() -> None:
 
     assert judgement.verdicts[RATIO].verdict is Verdict.UNEXPECTED_FAILURE
     assert judgement.warnings == [
-        f"baselines/debian13-tcg.yaml:6: {RATIO}: not applied: this run's accel is unknown "
+        f"baselines/debian13-tcg.yaml:7: {RATIO}: not applied: this run's accel is unknown "
         "(give --accel)",
-        f"baselines/debian13-tcg.yaml:17: {HIERARCHY}: not applied: this run's accel is "
+        f"baselines/debian13-tcg.yaml:16: {HIERARCHY}: not applied: this run's accel is "
         "unknown (give --accel)",
     ]
 
@@ -178,7 +178,7 @@ def test_a_rerun_appended_to_the_real_debian_console_makes_its_failure_flaky() -
     tcg = DistroOutcome.from_parsed(
         "debian13", parsed, baseline=repo_baseline(), context=DEBIAN_TCG
     ).verdicts[HIERARCHY]
-    assert tcg.verdict is Verdict.FLAKY and tcg.entry == "baselines/debian13-tcg.yaml:17"
+    assert tcg.verdict is Verdict.FLAKY and tcg.entry == "baselines/debian13-tcg.yaml:16"
     assert tcg.reason is not None and tcg.reason.startswith("FAIL, PASS: passed on attempt 2; ")
 
 
