@@ -150,7 +150,7 @@ def _never_more_than_a_value_error(parse: Callable[[str], object], text: str) ->
 
 def _all_parsers(text: str) -> None:
     for parse in (parse_count, parse_ratio, parse_seconds, parse_run_ref):
-        _never_more_than_a_value_error(parse, text)  # type: ignore[arg-type]
+        _never_more_than_a_value_error(parse, text)
     _never_more_than_a_value_error(lambda t: parse_ratio(t, high=100.0), text)
 
 
