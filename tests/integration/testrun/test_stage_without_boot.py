@@ -397,3 +397,30 @@ def test_a_golden_without_an_inventory_is_resolved_in_its_clone_with_a_warning(
     assert "debian13: the golden (build b1) records no suite inventory" in warning
     assert "make golden-ztest DISTRO=debian13" in warning
     assert result.outcomes[0].status is DistroStatus.INFRA_ERROR  # it booted, as before
+
+
+def test_rc_refuses_a_mistyped_name_before_rebuilding_anything(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imagefactory.cli import main
+    from imagefactory.testrun import release
+
+    store = FileStore(tmp_path / "store")
+    publish_golden(store, tmp_path, inventory=suite_inventory([ZPOOL_CREATE], state))
+
+    def rebuild(*args: object, **kwargs: object) -> None:
+        # A spy, not a stand-in: a real rebuild is an hour of TCG; reaching it is the bug.
+        raise AssertionError("the goldens were rebuilt before the names were checked")
+
+    monkeypatch.setattr(release, "rebuild_goldens", rebuild)
+    monkeypatch.setenv("KLAB_LOG_DIR", str(tmp_path / "runs"))
+
+    status = main(
+        ["rc", "--distros", "debian13", "--run", "zpool_create_01_pos",
+         "--store", f"file:{store.root}", "--history", str(tmp_path / "history.sqlite")]
+    )  # fmt: skip
+
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "--run zpool_create_01_pos: no test of that name in debian13" in err
+    assert f"did you mean {ZPOOL_CREATE}" in err

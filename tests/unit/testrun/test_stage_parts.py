@@ -164,3 +164,29 @@ def test_rerun_failed_without_history_is_a_usage_error(
     )
     assert status == 2
     assert "no test history" in capsys.readouterr().err
+
+
+def test_the_gate_retries_once_by_default_and_klab_test_does_not() -> None:
+    from imagefactory.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["rc"]).retries == 1
+    assert parser.parse_args(["test", "debian13", "--suite", "quick"]).retries == 0
+    assert parser.parse_args(["test", "debian13", "--run", "a", "--retries", "5"]).retries == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["test", "debian13", "--suite", "quick", "--retries", "6"], "6 is not between 0 and 5"),
+        (["test", "debian13", "--suite", "quick", "--retries", "-1"], "-1 is not between"),
+        (["rc", "--retries", "once"], "'once' is not a whole number"),
+    ],
+)
+def test_retries_outside_0_to_5_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert f"argument --retries: {message}" in capsys.readouterr().err
