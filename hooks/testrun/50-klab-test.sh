@@ -18,13 +18,10 @@
 # zfs-tests.rc, golden.json and runner.log; with retries, retry<N>.run, retry<N>.json,
 # test_results-retry<N>/ and retries.tsv (attempt, zfs-tests.sh exit status, seconds).
 #
-# Retries (KLAB_TEST_RETRIES=N): after the run, each test that FAILed or was KILLED runs
-# again, in its own runfile section (setup and cleanup included: select_tests.py
-# --failed-in), up to N times while it keeps failing and the timeout allows.  Every rerun's
-# console is appended to test.log after the first run's Results Summary, so the host's
-# parser sees one segment per attempt and keeps each test's result of every attempt; the
-# host, not this script, decides what a pass on a retry means (flaky).  A recipe that exits
-# non-zero reruns the same way; recipes.tsv gets one row per attempt.
+# Retries (KLAB_TEST_RETRIES=N): each FAIL/KILLED test reruns in its runfile section (setup,
+# cleanup) up to N times while it fails and time is left; each rerun's console is appended to
+# test.log, one segment per attempt for the host's parser, which judges them (flaky or not).
+# A recipe that exits non-zero reruns the same way; recipes.tsv gets one row per attempt.
 #
 # Exit status: 0 when the results disk was written (whatever the tests did: the host
 # judges them from test.log), 1 when it could not be.
