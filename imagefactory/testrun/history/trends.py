@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagefactory.testrun.history.rows import result_key
+from imagefactory.testrun.matrix import format_duration
 
 LOOKBACK_RUNS = 100
 """How many earlier runs of a distro are searched for a test's last passes."""
@@ -170,7 +171,7 @@ def timing_markdown(
     for r in rises:
         rise = f"+{r.rise * 100:.0f} %" if r.median_s > 0 else "—"
         lines.append(
-            f"| {r.distro} | `{r.test}` | {r.duration_s:.0f} s | {r.median_s:.0f} s | {rise} "
-            f"| {r.samples} |"
+            f"| {r.distro} | `{r.test}` | {format_duration(r.duration_s)} "
+            f"| {format_duration(r.median_s)} | {rise} | {r.samples} |"
         )
     return lines
