@@ -79,13 +79,11 @@ class BaselineEntry(StrictModel):
 
     test: str = Field(description="path under tests/functional (or a glob), e.g. rsend/*")
     result: Annotated[tuple[ResultWord, ...], BeforeValidator(_one_or_many)] = Field(
-        min_length=1, description="the result(s) this entry expects"
+        description="the result(s) this entry expects"
     )
     kind: Kind
-    reason: str = Field(min_length=1, description="an issue URL or why; shown in every report")
-    distros: Annotated[tuple[str, ...] | None, BeforeValidator(_one_or_many)] = Field(
-        None, min_length=1
-    )
+    reason: str = Field(description="an issue URL or why; shown in every report")
+    distros: Annotated[tuple[str, ...] | None, BeforeValidator(_one_or_many)] = None
     zfs: Annotated[str | None, BeforeValidator(_strict_string)] = None
     kernel: Annotated[str | None, BeforeValidator(_strict_string)] = None
     accel: Literal["tcg", "kvm"] | None = None
@@ -98,6 +96,14 @@ class BaselineEntry(StrictModel):
         if not value or any(c.isspace() for c in value):
             raise ValueError("a test path (cli_root/zpool_create/zpool_create_001_pos) or glob")
         return name_from_path(value)
+
+    @field_validator("result", "distros")
+    @classmethod
+    def _not_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Here rather than `min_length`: pydantic would report it next to a bad item too.
+        if value is not None and not value:
+            raise ValueError("name at least one")
+        return value
 
     @field_validator("reason")
     @classmethod
