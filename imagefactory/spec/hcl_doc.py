@@ -7,9 +7,10 @@ given twice is an error as in YAML (HCL would let the last one win silently).  T
 are built here from python-hcl2's parse tree, so what the tree holds is checked before a
 value exists.
 
-Before the parser runs, a linear scan bounds the nesting and refuses what would make the
-parser slow: unterminated block comments and heredocs (their patterns rescan to the end of
-the file at every attempt).
+Before the parser runs, a linear scan bounds the nesting and the number of tokens (the
+parser handles some ten thousand a second) and refuses what would make the parser slow:
+unterminated block comments and heredocs (their patterns rescan to the end of the file at
+every attempt).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lark import Tree as _LarkTree
 from imagefactory.errors import SpecError
 from imagefactory.spec.located import (
     MAX_DEPTH,
+    MAX_VALUES,
     LocatedDoc,
     Origin,
     PathKey,
@@ -32,6 +34,7 @@ from imagefactory.spec.located import (
     read_spec_text,
     spec_number,
     too_deep,
+    too_many,
 )
 
 Tree: TypeAlias = _LarkTree[Token]
@@ -43,6 +46,9 @@ _SCAN = re.compile(
     r'"(?:[^"\\]|\\.)*"?|#[^\n]*|//[^\n]*|/\*(?:.*?\*/|.*)|<<-?[A-Za-z]|[\[\]{}()]', re.DOTALL
 )
 _OPEN, _CLOSE = "[{(", "]})"
+# Lexical tokens, roughly as the parser sees them: a value takes one to four.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\w.+-]+|\S')
+_MAX_TOKENS = 4 * MAX_VALUES
 _ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.DOTALL)
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
@@ -85,6 +91,8 @@ def parse_hcl(text: str, display: str) -> LocatedDoc:
 
 
 def _prescan(text: str, display: str) -> None:
+    if len(_TOKEN.findall(text)) > _MAX_TOKENS:  # findall: counted at C speed
+        raise too_many(Origin(display, 0))
     depth = 0
     for match in _SCAN.finditer(text):
         token = match.group()

@@ -29,6 +29,9 @@ PathKey = tuple[str | int, ...]
 MAX_SPEC_BYTES = 1024 * 1024
 #: The deepest real spec nests about 5 levels (hooks.ztest[0].env.NAME); 32 leaves room.
 MAX_DEPTH = 32
+#: A real spec holds about 150 values.  The pure-Python parsers take seconds per 100,000
+#: tokens, so a 1 MiB list of numbers would stall `validate` for minutes: bound the count.
+MAX_VALUES = 5_000
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,13 @@ def spec_number(value: Any, where: Origin, path: PathKey) -> Any:
             hint="write a plain number such as 1800 or a string such as 30m",
         )
     return value
+
+
+def too_many(where: Origin) -> SpecError:
+    return SpecError(
+        f"{where}: more than {MAX_VALUES} values",
+        hint="a spec holds a few hundred settings; is this the right file?",
+    )
 
 
 def too_deep(where: Origin) -> SpecError:

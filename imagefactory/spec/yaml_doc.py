@@ -17,6 +17,7 @@ import yaml
 from imagefactory.errors import SpecError
 from imagefactory.spec.located import (
     MAX_DEPTH,
+    MAX_VALUES,
     LocatedDoc,
     Origin,
     PathKey,
@@ -24,6 +25,7 @@ from imagefactory.spec.located import (
     read_spec_text,
     spec_number,
     too_deep,
+    too_many,
 )
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -31,12 +33,14 @@ _NO_REUSE_HINT = "specs are layered (distros/_defaults.yaml); repeat the value i
 
 
 class _SpecComposer(yaml.SafeLoader):
-    """SafeLoader whose composer raises on anchors, aliases, tags and deep nesting."""
+    """SafeLoader whose composer raises on anchors, aliases, tags, deep nesting and more
+    than MAX_VALUES nodes."""
 
     def __init__(self, text: str, display: str) -> None:
         super().__init__(text)
         self.display = display
         self.depth = 0
+        self.nodes = 0
 
     def _origin(self, event: yaml.Event) -> Origin:
         mark = event.start_mark
@@ -63,9 +67,12 @@ class _SpecComposer(yaml.SafeLoader):
                 "lists and mappings",
             )
         self.depth += 1
+        self.nodes += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise too_deep(self._origin(event))
+            if self.nodes > MAX_VALUES:
+                raise too_many(self._origin(event))
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
