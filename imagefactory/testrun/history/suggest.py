@@ -9,12 +9,14 @@ Tests a baseline entry already covers are left out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import yaml
 
+from imagefactory.testrun.baseline import Baseline
 from imagefactory.testrun.history.flaky import FlakyStat
+from imagefactory.testrun.verdict import RunContext
 
 Covered = Callable[[FlakyStat], bool]
 
@@ -51,15 +53,31 @@ def suggestions(
     """Suggestions for tests failing at `min_rate` or more but not always, and how many
     such tests a baseline entry already covers."""
     found: list[Suggestion] = []
+    seen: set[tuple[str, str]] = set()
     already = 0
-    for stat in stats:
-        if stat.identifier or stat.always or stat.rate < min_rate:
-            continue  # setup/cleanup rows are not entries; always-failing is not flaky
+    for stat in stats:  # worst first: a `(Linux)` setup row and its plain twin give one entry
+        if stat.always or stat.rate < min_rate or (stat.distro, stat.test) in seen:
+            continue
+        seen.add((stat.distro, stat.test))
         if covered is not None and covered(stat):
             already += 1
             continue
         found.append(Suggestion(stat, window))
     return found, already
+
+
+def covered_by(baseline: Baseline, contexts: Mapping[str, RunContext]) -> Covered:
+    """Whether entries of `baseline` already expect every failing word of a test, in the
+    distro's latest context (entries whose scope that context cannot decide count too:
+    a person wrote them for this test)."""
+
+    def covered(stat: FlakyStat) -> bool:
+        context = contexts.get(stat.distro) or RunContext(distro=stat.distro)
+        lookup = baseline.lookup(stat.test, context)
+        entries = [*lookup.entries, *(entry for entry, _ in lookup.unknown)]
+        return bool(entries) and all(any(e.covers(w) for e in entries) for w in stat.results)
+
+    return covered
 
 
 def render_yaml(found: Sequence[Suggestion], *, header: Sequence[str] = ()) -> str:

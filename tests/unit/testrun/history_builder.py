@@ -92,3 +92,16 @@ class HistoryBuilder:
         self.history.finish_run(run_id, started + timedelta(minutes=30))
         self.ids.append(run_id)
         return run_id
+
+
+def debian_run(i: int) -> list[TestResult]:
+    """Run i of 20: `retry` fails once and passes on its retry (run 7), `timing` is KILLED
+    in runs 3, 9 and 15, `broken` always fails, `sometimes_skipped` fails once and is
+    skipped in half the runs, `steady` always passes."""
+    return [
+        t("rsend/retry", *(("FAIL", "PASS") if i == 7 else ("PASS",))),
+        t("rsend/timing", "KILLED" if i in (3, 9, 15) else "PASS"),
+        t("cli_root/broken", "FAIL"),
+        t("trim/sometimes_skipped", "SKIP" if i % 2 else ("FAIL" if i == 4 else "PASS")),
+        t("cli_root/steady"),
+    ]

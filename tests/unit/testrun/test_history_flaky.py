@@ -9,21 +9,7 @@ import pytest
 
 from imagefactory.cli import main
 from imagefactory.testrun.history import History, severity
-from imagefactory.testrun.results import TestResult
-from tests.unit.testrun.history_builder import HistoryBuilder, t
-
-
-def debian_run(i: int) -> list[TestResult]:
-    """Run i of 20: `retry` fails once and passes on its retry (run 7), `timing` is KILLED
-    in runs 3, 9 and 15, `broken` always fails, `sometimes_skipped` fails once and is
-    skipped in half the runs, `steady` always passes."""
-    return [
-        t("rsend/retry", *(("FAIL", "PASS") if i == 7 else ("PASS",))),
-        t("rsend/timing", "KILLED" if i in (3, 9, 15) else "PASS"),
-        t("cli_root/broken", "FAIL"),
-        t("trim/sometimes_skipped", "SKIP" if i % 2 else ("FAIL" if i == 4 else "PASS")),
-        t("cli_root/steady"),
-    ]
+from tests.unit.testrun.history_builder import HistoryBuilder, debian_run, t
 
 
 @pytest.fixture
