@@ -50,7 +50,12 @@ run_ref = argparse_type(parse_run_ref, "run")
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", metavar="PATH", type=Path, help="history file (default: klab's state dir)"
+        "--history",
+        "--db",
+        dest="db",
+        metavar="PATH",
+        type=Path,
+        help="history file (default: klab's state dir)",
     )
 
 

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from imagefactory.commands._rejudge import add_rejudge
 from imagefactory.errors import EXIT_OK, EXIT_TEST_FAILURES, UsageError
 from imagefactory.testrun.baseline import Baseline, add_baseline_arguments, baseline_from_args
 from imagefactory.testrun.history import History, new_run_id
@@ -70,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     add_baseline_arguments(judge)
     judge.set_defaults(handler=run_judge)
+    add_rejudge(actions)  # `klab results rejudge RUN`: commands/_rejudge.py
 
 
 def _read(file: str) -> ParsedRun:
