@@ -91,8 +91,6 @@ def parse_hcl(text: str, display: str) -> LocatedDoc:
 
 
 def _prescan(text: str, display: str) -> None:
-    if len(_TOKEN.findall(text)) > _MAX_TOKENS:  # findall: counted at C speed
-        raise too_many(Origin(display, 0))
     depth = 0
     for match in _SCAN.finditer(text):
         token = match.group()
@@ -113,6 +111,8 @@ def _prescan(text: str, display: str) -> None:
         elif len(token) < 4 or not token.endswith("*/"):
             where = _origin_at(text, match.start(), display)
             raise SpecError(f"{where}: invalid HCL: unterminated /* comment")
+    if len(_TOKEN.findall(text)) > _MAX_TOKENS:  # findall: counted at C speed
+        raise too_many(Origin(display, 0))
 
 
 def _origin_at(text: str, offset: int, display: str) -> Origin:

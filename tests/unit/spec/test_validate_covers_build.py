@@ -53,7 +53,11 @@ def _hook(env: dict[str, str] | None = None, name: str = "20-x.sh") -> Hook:
 
 def _bootstrap(**fields: object) -> None:
     # BootstrapSource.model_construct skips the model's checks: the bootstrap's own runs.
-    values = {"suite": "trixie", "components": ["main"], "kernel": "linux-image-amd64"}
+    values: dict[str, object] = {
+        "suite": "trixie",
+        "components": ["main"],
+        "kernel": "linux-image-amd64",
+    }
     values.update(fields)
     package_list(BootstrapSource.model_construct(**values), firmware="bios")  # type: ignore[arg-type]
     from imagefactory.fetch.bootstrap import _validate_source
