@@ -81,7 +81,9 @@ def markdown_summary(
     run_id: str | None = None,
     selection: str | None = None,
     matrix: Matrix | None = None,
+    timing: Sequence[str] = (),
 ) -> str:
+    """`timing`: the "Timing" section's lines (history/trends.py `timing_markdown`)."""
     matrix = matrix or build_matrix(outcomes)
     title = f"# klab test run {run_id}" if run_id else "# klab test run"
     lines = [title, ""]
@@ -125,6 +127,9 @@ def markdown_summary(
     lines += _section("Baseline entries to review", outcomes, _baseline_notes)
     lines += _section("Expected (baseline)", outcomes, _of(Verdict.EXPECTED))
     lines += _section("Skipped (no baseline entry)", outcomes, _of(Verdict.SKIP))
+
+    if timing:
+        lines += [*timing, ""]
 
     if matrix.regressions:
         lines += ["## Where distros disagree", ""]

@@ -27,10 +27,12 @@ def write_run_files(
     outcomes: Sequence[DistroOutcome],
     *,
     baseline: Baseline | None = None,
+    timing: Sequence[str] = (),
 ) -> dict[str, Path]:
     """matrix.txt, summary.md, junit.xml and run.json in the run directory.
 
     run.json names the baseline files and their digest: which facts judged the run.
+    `timing` is summary.md's "Timing" section (`History.timing_section`).
     """
     run_directory.mkdir(parents=True, exist_ok=True)
     matrix = build_matrix(outcomes)
@@ -41,7 +43,9 @@ def write_run_files(
         "run": run_directory / paths.RUN_FILE,
     }
     files["matrix"].write_text(format_plain(matrix), encoding="utf-8")
-    text = markdown_summary(outcomes, run_id=run_id, selection=selection.canonical, matrix=matrix)
+    text = markdown_summary(
+        outcomes, run_id=run_id, selection=selection.canonical, matrix=matrix, timing=timing
+    )
     write_markdown(files["summary"], text)
     write_junit(files["junit"], outcomes, name=f"klab {selection.canonical}")
     run = {

@@ -432,7 +432,9 @@ def run_stage(
     try:
 
         def recorded(judged: Judged) -> None:
-            history.record_outcome(stage.run_id, judged.outcome, log_paths=judged.log_paths)
+            history.record_outcome(
+                stage.run_id, judged.outcome, log_paths=judged.log_paths, lineage="ztest"
+            )
             if report is not None:
                 report(summary_line(judged.outcome))
 
@@ -464,12 +466,13 @@ def run_stage(
             judged = asyncio.run(stage.run_async(jobs))
         finally:
             history.finish_run(stage.run_id)
+        timing = history.timing_section(stage.run_id)  # summary.md's "Timing" (history/trends)
     finally:
         history.close()
     outcomes = [j.outcome for j in judged]
     empty = bool(judged) and all(j.selection_empty for j in judged)
     files = write_run_files(
-        stage.run_dir, stage.run_id, selection, outcomes, baseline=options.baseline
+        stage.run_dir, stage.run_id, selection, outcomes, baseline=options.baseline, timing=timing
     )
     return StageResult(
         run_id=stage.run_id,

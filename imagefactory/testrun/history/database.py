@@ -20,6 +20,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import structlog
 
+from imagefactory.errors import ImageFactoryError
 from imagefactory.testrun.history import queries, writing
 from imagefactory.testrun.history.connection import (
     connect,
@@ -39,7 +40,12 @@ from imagefactory.testrun.history.schema import (
     refuse_newer,
     schema_version,
 )
-from imagefactory.testrun.history.trends import TimingRise, TimingThresholds, timing_rises
+from imagefactory.testrun.history.trends import (
+    TimingRise,
+    TimingThresholds,
+    timing_markdown,
+    timing_rises,
+)
 from imagefactory.testrun.history.values import RunRef
 from imagefactory.testrun.outcome import DistroOutcome
 
@@ -218,6 +224,16 @@ class History:
         """The tests of run `run_id` that got slower, and how many were compared."""
         run = queries.resolve_run(self.conn, RunRef(run_id), self.path)
         return timing_rises(self.conn, run.id, thresholds or TimingThresholds())
+
+    def timing_section(self, run_id: str, thresholds: TimingThresholds | None = None) -> list[str]:
+        """summary.md's "Timing" section for run `run_id`.  Never raises: the run's tests
+        are over by now, and their report must be written whatever the history says."""
+        try:
+            rises, compared = self.timing(run_id, thresholds)
+        except ImageFactoryError as exc:
+            log.warning("history.timing_failed", run_id=run_id, error=str(exc))
+            return ["## Timing", "", f"Not available: {exc}"]
+        return timing_markdown(rises, compared, thresholds)
 
 
 def _readable(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:

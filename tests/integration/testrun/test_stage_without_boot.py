@@ -143,6 +143,8 @@ def test_a_vm_that_cannot_start_is_an_infrastructure_error_and_leaves_nothing(
         ("debian13", "infra-error"),
         ("centos9", "not-built"),
     }
+    assert {r.lineage for r in rows} == {"ztest"}  # timing trends compare within a lineage
+    assert "## Timing" in (result.run_dir / "summary.md").read_text()
 
 
 def test_keep_failed_keeps_the_clone_and_says_how_to_reach_it(

@@ -232,3 +232,14 @@ def test_the_timing_section_of_summary_md(tmp_path: Path) -> None:
     assert lines[-1] == "| debian13 | `slow/big` | 1m20s | 1m00s | +33 % | 10 |"
     assert timing_markdown([], 3)[2].startswith("No test got slower: 3 compared")
     assert "No test had 3 earlier passing runs" in timing_markdown([], 0)[2]
+
+
+def test_the_stage_s_timing_section_never_raises(tmp_path: Path) -> None:
+    path = timed_history(tmp_path / "h.sqlite")
+    with History.open(path) as history:
+        found = history.timing_section("now")
+        missing = history.timing_section("nosuch")
+
+    assert found[0] == "## Timing" and found[-1].startswith("| debian13 | `slow/big` |")
+    assert missing[0] == "## Timing"
+    assert missing[2].startswith("Not available: no run nosuch in the test history")
