@@ -12,11 +12,10 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from imagefactory.errors import UsageError
 from imagefactory.testrun.outcome import DistroOutcome
-from imagefactory.testrun.results import ABSENT, PASS, SKIP, TestResult, is_failure
+from imagefactory.testrun.results import TestResult, is_failure
 from imagefactory.testrun.verdict import FAILING, Verdict
 
 
@@ -66,41 +65,18 @@ class Judged:
 
 
 def judged_test(outcome: DistroOutcome, test: TestResult) -> Judged:
-    """The verdict the run gave `test`; derived from zts-report's judgement when the outcome
-    carries no verdicts (an outcome built before baselines existed)."""
-    verdicts: Mapping[str, Any] = getattr(outcome, "verdicts", None) or {}
-    given = verdicts.get(test.key)
-    if given is not None:
-        verdict, reason = str(Verdict(given.verdict)), given.reason
-        attempts = tuple(given.attempts)
-    else:
-        attempts = tuple(getattr(test, "attempts", None) or ())
-        verdict, reason = _legacy_verdict(outcome, test, attempts)
-    attempts = attempts or (test.result,)
+    """The verdict the run gave `test` (judged raw, with no baseline, when the outcome was
+    built without judging it)."""
+    given = outcome.verdict_of(test)
+    attempts = tuple(given.attempts) or tuple(test.attempts) or (test.result,)
     failed = sum(1 for word in attempts if is_failure(word))
     count = len(attempts)
     if test.reran and count == 1:
         # test-runner's RERAN without the first attempt's line: it failed once, then reran.
         count, failed = 2, failed + 1
-    if verdict == Verdict.FLAKY and failed == 0:
+    if given.verdict is Verdict.FLAKY and failed == 0:
         failed = 1  # flaky means a failed attempt, even when its word was not kept
-    return Judged(verdict, reason, attempts, count, failed)
-
-
-def _legacy_verdict(
-    outcome: DistroOutcome, test: TestResult, attempts: tuple[str, ...]
-) -> tuple[str, str | None]:
-    if test.result == PASS:
-        failed_once = test.reran or any(is_failure(word) for word in attempts)
-        return (Verdict.FLAKY if failed_once else Verdict.PASS), None
-    if test.result == SKIP:
-        return Verdict.SKIP, None
-    if test.result == ABSENT:
-        return Verdict.ABSENT, test.note
-    if outcome.is_unexpected(test):
-        return Verdict.UNEXPECTED_FAILURE, None
-    reasons: Mapping[str, str] = getattr(outcome, "expected_reasons", None) or {}
-    return Verdict.EXPECTED, reasons.get(test.name) or "expected by zts-report"
+    return Judged(given.verdict.value, given.reason, attempts, count, failed)
 
 
 def record_outcome(
@@ -114,7 +90,7 @@ def record_outcome(
     """Store one distro's outcome and its tests (replacing an earlier record of it)."""
     paths = log_paths or {}
     counts = outcome.counts
-    context = getattr(outcome, "context", None)
+    context = outcome.context
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -143,10 +119,10 @@ def record_outcome(
                 counts.failed,
                 counts.killed,
                 counts.absent,
-                getattr(context, "kernel", None),
-                getattr(context, "accel", None),
-                getattr(outcome, "baseline_digest", None),
-                lineage or getattr(outcome, "lineage", None),
+                context.kernel,
+                context.accel,
+                outcome.baseline_digest,
+                lineage,
             ),
         )
         conn.executemany(
