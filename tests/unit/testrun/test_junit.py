@@ -9,7 +9,7 @@ from imagefactory.testrun.absent import absent_results
 from imagefactory.testrun.baseline import baselines_dir, load_baseline
 from imagefactory.testrun.junit import junit_bytes, write_junit
 from imagefactory.testrun.outcome import DistroOutcome
-from imagefactory.testrun.results import parse_file
+from imagefactory.testrun.results import parse_file, parse_log
 
 LOGS = Path(__file__).parent / "logs"
 
@@ -76,3 +76,39 @@ def test_results_map_to_failure_skipped_and_error() -> None:
 
     [error] = rocky.findall("testcase/error")
     assert "no ztest golden" in (error.get("message") or "")
+
+
+def test_flaky_stale_and_rerun_failures_in_surefires_rerun_format(tmp_path: Path) -> None:
+    # The real rerun console: l2arc_l2miss_pos failed, then passed when rerun.
+    flaky = DistroOutcome.from_parsed("debian13", parse_file(LOGS / "zts-rerun-maybes.log"))
+    # The same console with its rerun failing again, and a stale `known` entry.
+    text = (LOGS / "zts-rerun-maybes.log").read_text()
+    text = text.replace("[00:29] [PASS]", "[00:29] [FAIL]").replace(
+        "PASS\t   3\n\nRunning Time:\t00:00:30", "PASS\t   2\nFAIL\t   1\n\nRunning Time:\t00:00:30"
+    )
+    baseline = tmp_path / "stale.yaml"
+    baseline.write_text(
+        "- {test: l2arc/persist_l2arc_001_pos, result: FAIL, kind: known, reason: stale}\n"
+    )
+    failing = DistroOutcome.from_parsed(
+        "ubuntu24", parse_log(text), baseline=load_baseline([baseline])
+    )
+
+    root = ET.fromstring(junit_bytes([flaky, failing]))
+    flaky_suite, failing_suite = root.findall("testsuite")
+
+    case = cases(flaky_suite)["debian13.l2arc::l2arc_l2miss_pos"]
+    assert case.find("failure") is None and case.find("skipped") is None  # a pass...
+    [attempt] = case.findall("flakyFailure")  # ...with its failed attempt
+    assert attempt.get("type") == "FAIL"
+    assert attempt.findtext("stackTrace") == "l2arc/l2arc_l2miss_pos: attempt 1 of 2: FAIL"
+    assert flaky_suite.get("failures") == "0"
+
+    again = cases(failing_suite)["ubuntu24.l2arc::l2arc_l2miss_pos"]
+    assert again.find("failure") is not None
+    [rerun] = again.findall("rerunFailure")
+    assert rerun.findtext("stackTrace") == "l2arc/l2arc_l2miss_pos: attempt 2 of 2: FAIL"
+    stale = cases(failing_suite)["ubuntu24.l2arc::persist_l2arc_001_pos"]
+    assert stale.find("failure") is None
+    assert stale.findtext("system-out") == f"unexpected pass: expected FAIL: stale ({baseline}:1)"
+    assert failing_suite.get("failures") == "1"

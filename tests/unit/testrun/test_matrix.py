@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.cells import cell_len
 
 from imagefactory.testrun.absent import absent_results
+from imagefactory.testrun.baseline import load_baseline
 from imagefactory.testrun.matrix import (
     REGRESSION,
     build_matrix,
     format_duration,
     format_plain,
+    legend,
     print_matrix,
     summary_line,
 )
 from imagefactory.testrun.outcome import DistroOutcome
 from imagefactory.testrun.results import ParsedRun, TestResult, summary_counts
+
+
+def parsed_run(results: dict[str, str]) -> ParsedRun:
+    tests = [TestResult(name, result, duration_s=1.0) for name, result in results.items()]
+    return ParsedRun(tests=tests, summary=summary_counts(tests), complete=True)
 
 
 def outcome(
@@ -134,3 +142,31 @@ def test_a_terminal_gets_a_rich_table_and_a_pipe_plain_text() -> None:
     out = terminal.getvalue()
     assert "\x1b[" in out  # styled
     assert REGRESSION in out and "debian13: 1 passed" in out
+
+
+def test_cells_carry_verdicts_and_an_expected_failure_is_no_regression(tmp_path: Path) -> None:
+    baseline = tmp_path / "b.yaml"
+    baseline.write_text(
+        "- {test: a/known, result: FAIL, kind: known, reason: r, distros: [debian13]}\n"
+        "- {test: a/stale, result: FAIL, kind: known, reason: r}\n"
+    )
+    loaded = load_baseline([baseline])
+    results = {"a/known": "FAIL", "a/stale": "PASS"}
+    debian = DistroOutcome.from_parsed("debian13", parsed_run(results), baseline=loaded)
+    ubuntu = DistroOutcome.from_parsed(
+        "ubuntu24", parsed_run({**results, "a/known": "PASS"}), baseline=loaded
+    )
+    fedora = DistroOutcome.from_parsed("fedora44", parsed_run(results), baseline=loaded)
+
+    matrix = build_matrix([debian, ubuntu, fedora])
+
+    rows = {row.label: row for row in matrix.rows}
+    assert [c.text(False) for c in rows["a/known"].cells] == ["🟡", "✅", "❌"]
+    assert [c.text(False) for c in rows["a/stale"].cells] == ["🟢", "🟢", "🟢"]
+    # Fails unexpectedly on fedora44, clean on the others: a regression; 🟡 alone would not be.
+    assert rows["a/known"].regression and not rows["a/stale"].regression
+    assert legend(matrix) == (
+        "✅ pass  🟡 expected (baseline)  🟢 unexpected pass (stale entry)  ❌ unexpected FAIL"
+    )
+    assert summary_line(debian).endswith("— 1 expected, 1 unexpected pass")
+    assert summary_line(fedora).endswith("— 1 unexpected, 1 unexpected pass")
