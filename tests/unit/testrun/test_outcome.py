@@ -14,8 +14,8 @@ from imagefactory.testrun.absent import (
     runfile_tests,
     with_absent,
 )
-from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
 from imagefactory.testrun.baseline import baselines_dir, load_baseline
+from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
 from imagefactory.testrun.results import TestResult, parse_file, parse_log
 
 LOGS = Path(__file__).parent / "logs"
