@@ -23,6 +23,7 @@ from imagefactory.spec.loader import (
 )
 from imagefactory.spec.model import LINEAGES
 from imagefactory.spec.names import golden_leaf, planned_golden_name
+from imagefactory.store.select import resolve_store_spec
 from imagefactory.testrun.baseline import report_baselines
 
 
@@ -52,14 +53,14 @@ def _default_targets() -> list[Path]:
     return [*([defaults] if defaults.is_file() else []), *spec_files()]
 
 
-def check_spec(path: Path) -> str:
+def check_spec(path: Path, store: str) -> str:
     """Validate one spec or layer file; return what `ok` reports about it."""
     if is_layer(path):
         validate_layer_file(path)
         return "defaults layer, merged under every spec"
     spec, _ = load_spec_file(path, env={})
     for lineage in LINEAGES:
-        planned_golden_name(golden_leaf(spec, lineage))
+        planned_golden_name(golden_leaf(spec, lineage), store)
     return f"{spec.name}: {spec.description or spec.family}"
 
 
@@ -67,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     targets: list[Path] = (
         [find_spec_path(name) for name in args.specs] if args.specs else _default_targets()
     )
+    store = resolve_store_spec(None)  # once: the default may ask `zfs list`
     failed = 0
     for path in targets:
         try:
-            summary = check_spec(path)
+            summary = check_spec(path, store)
         except ImageFactoryError as exc:
             failed += 1
             # A SpecError's lines already start with file:line; others get the file.
