@@ -66,6 +66,7 @@ def write_run_files(
                 "counts": dataclasses.asdict(o.counts),
                 "unexpected": o.unexpected,
                 "verdicts": o.judgement.counts(),
+                "tests": [v.to_json() for v in o.verdicts.values()],
                 "context": dataclasses.asdict(o.context),
                 "artifacts_dir": o.artifacts_dir,
             }

@@ -14,6 +14,7 @@ import pytest
 
 from imagefactory.spec.loader import load_distro
 from imagefactory.store.select import open_store
+from imagefactory.testrun.inventory import load_inventory
 from imagefactory.vm.fromspec import seed_files, vm_config
 from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.provision import provision
@@ -45,6 +46,18 @@ def test_status_shows_the_payload(debian_ztest_golden: ZtestGolden) -> None:
     assert "ksh ✅" in row["payload"]
     assert "zfs-tests.sh ✅" in row["payload"]
     assert "vdev images ✅" in row["payload"]
+
+
+def test_the_golden_keeps_its_suite_inventory(debian_ztest_golden: ZtestGolden) -> None:
+    """--run/--group resolve on the host against this file: it must exist and match."""
+    golden = open_store(debian_ztest_golden.store).get_golden(debian_ztest_golden.leaf)
+    assert golden is not None
+    digest = golden.provenance.inventory_digest
+    assert digest is not None and digest.startswith("sha256:")
+    inventory = load_inventory(digest, debian_ztest_golden.state)
+    assert inventory.suite_version == golden.provenance.suite_version
+    assert "cli_root/zpool_create/zpool_create_001_pos" in inventory.tests
+    assert len(inventory.tests) > 1000, len(inventory.tests)
 
 
 def test_a_clone_boots_ready_for_the_suite(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.store.select import open_store
+from imagefactory.testrun.baseline import baselines_dir
 from imagefactory.testrun.results import parse_file
 from tests.fixtures.ztest_golden import ZtestGolden
 
@@ -22,6 +23,8 @@ pytestmark = [pytest.mark.vm, pytest.mark.root, pytest.mark.timeout(7200)]
 
 KLAB = (sys.executable, "-m", "imagefactory", "--log-format", "json")
 ZPOOL_CREATE = "cli_root/zpool_create/zpool_create_001_pos"
+SHORT_ZPOOL_CREATE = "cli_root/zpool_create_001_pos"
+"""The documented short form: resolved on the host against the golden's suite inventory."""
 
 
 def klab(
@@ -86,17 +89,33 @@ def assert_nothing_left(
     assert not list(run_dir.rglob("results.img")), "the results disk survived"
 
 
+def test_an_unknown_test_exits_2_with_suggestions_and_boots_nothing(
+    debian_ztest_golden: ZtestGolden, tmp_path: Path
+) -> None:
+    proc = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--run", "zpool_create_001_po")
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr[-3000:]
+    assert "did you mean" in proc.stderr and "zpool_create_001_pos" in proc.stderr
+    assert clones_made(proc) == []
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    nothing = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--run", "no_such_test")
+    assert nothing.returncode == 2, nothing.stderr[-3000:]
+    assert clones_made(nothing) == []
+
+
 def test_one_real_test_passes_and_is_in_the_history(
     debian_ztest_golden: ZtestGolden, tmp_path: Path
 ) -> None:
-    proc = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--run", ZPOOL_CREATE)
+    proc = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--run", SHORT_ZPOOL_CREATE)
 
     assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    assert "no suite inventory" not in proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith(ZPOOL_CREATE))
     assert "✅" in row
     assert "debian13: " in proc.stdout and " 0 failed" in proc.stdout
     run_dir = only_run_dir(tmp_path)
     artifacts = run_dir / "debian13"
+    assert json.loads((artifacts / "selection.json").read_text())["selected"] == [ZPOOL_CREATE]
     parsed = parse_file(artifacts / "test.log")
     assert parsed.complete
     assert {t.name: t.result for t in parsed.tests}[ZPOOL_CREATE] == "PASS"
@@ -107,6 +126,9 @@ def test_one_real_test_passes_and_is_in_the_history(
     assert (artifacts / "test_results").is_dir()
     for name in ("matrix.txt", "summary.md", "junit.xml"):
         assert (run_dir / name).is_file()
+    run = json.loads((run_dir / "run.json").read_text())
+    [debian] = [d for d in run["distros"] if d["distro"] == "debian13"]
+    assert debian["status"] == "passed", debian
 
     history = klab(debian_ztest_golden, tmp_path, "history", "--test", ZPOOL_CREATE, "--json")
     rows = json.loads(history.stdout)
@@ -116,39 +138,77 @@ def test_one_real_test_passes_and_is_in_the_history(
     assert_nothing_left(debian_ztest_golden, run_dir, proc)
 
 
-def test_recipes_pass_and_fail_and_keep_keeps_the_clone_until_gc(
+FLAKY_ONCE = """#!/usr/bin/env bash
+# Fails on its first attempt, passes on the retry: the marker cannot exist in a fresh clone.
+marker=/var/tmp/klab-e2e-flaky-once
+if [[ -e $marker ]]; then echo 'flaky-once: PASS on retry'; exit 0; fi
+touch "$marker"
+echo 'flaky-once: FAIL on the first attempt' >&2
+exit 1
+"""
+
+BASELINE = """- test: recipes/known-failure
+  result: FAIL
+  kind: known
+  reason: e2e known failure, covered on purpose
+"""
+
+
+def test_recipes_flaky_expected_and_keep_keeps_the_clone_until_gc(
     debian_ztest_golden: ZtestGolden, tmp_path: Path
 ) -> None:
+    """One boot judges three verdicts: pass, flaky (fails, then passes on its retry) and
+    expected (a failure a baseline entry covers) -- exit 0, the reason in summary.md."""
     good = tmp_path / "zpool-works.sh"
     good.write_text(
         "#!/usr/bin/env bash\nset -euo pipefail\n"
         "truncate -s 256M /var/tmp/r.img\nzpool create -f rtank /var/tmp/r.img\n"
         "zpool destroy rtank\nrm /var/tmp/r.img\necho 'zpool-works: PASS'\n"
     )
-    bad = tmp_path / "always-fails.sh"
-    bad.write_text("#!/usr/bin/env bash\necho 'always-fails: FAIL: on purpose' >&2\nexit 1\n")
+    flaky = tmp_path / "flaky-once.sh"
+    flaky.write_text(FLAKY_ONCE)
+    known = tmp_path / "known-failure.sh"
+    known.write_text("#!/usr/bin/env bash\necho 'known-failure: FAIL: on purpose' >&2\nexit 1\n")
+    baseline = tmp_path / "e2e-baseline.yaml"
+    baseline.write_text(BASELINE)
 
     proc = klab(
         debian_ztest_golden, tmp_path, "test", "debian13",
-        "--recipe", str(good), "--recipe", str(bad), "--keep",
+        "--recipe", str(good), "--recipe", str(flaky), "--recipe", str(known),
+        "--retries", "1", "--baseline", str(baselines_dir()), "--baseline", str(baseline),
+        "--keep", "always",
     )  # fmt: skip
 
-    assert proc.returncode == 1, proc.stdout + proc.stderr[-6000:]
-    lines = proc.stdout.splitlines()
-    assert "✅" in next(line for line in lines if line.startswith("recipes/zpool-works"))
-    assert "❌" in next(line for line in lines if line.startswith("recipes/always-fails"))
-    assert "kept the clone of debian13" in proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
     run_dir = only_run_dir(tmp_path)
-    assert "on purpose" in (run_dir / "debian13" / "recipes" / "always-fails.log").read_text()
-    assert (run_dir / "debian13" / "kept-clone.txt").is_file()
+    artifacts = run_dir / "debian13"
+    rows = [line.split("\t") for line in (artifacts / "recipes.tsv").read_text().splitlines()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("zpool-works", "0", "1"),
+        ("flaky-once", "1", "1"), ("flaky-once", "0", "2"),
+        ("known-failure", "1", "1"), ("known-failure", "1", "2"),
+    ], rows  # fmt: skip
+    assert "=== klab: attempt 2 ===" in (artifacts / "recipes" / "flaky-once.log").read_text()
+    run = json.loads((run_dir / "run.json").read_text())
+    [debian] = [d for d in run["distros"] if d["distro"] == "debian13"]
+    verdicts = {v["name"]: v for v in debian["tests"]}
+    assert verdicts["recipes/zpool-works"]["verdict"] == "pass"
+    assert verdicts["recipes/flaky-once"]["verdict"] == "flaky"
+    assert verdicts["recipes/flaky-once"]["attempts"] == ["FAIL", "PASS"]
+    assert verdicts["recipes/known-failure"]["verdict"] == "expected"
+    assert "e2e known failure, covered on purpose" in (run_dir / "summary.md").read_text()
+    junit = (run_dir / "junit.xml").read_text()
+    assert "<flakyFailure" in junit
+    assert "kept the clone of debian13" in proc.stdout
+    assert (artifacts / "kept-clone.txt").is_file()
     store = open_store(debian_ztest_golden.store)
     [made] = clones_made(proc)
     [kept] = [c for c in store.list_clones(debian_ztest_golden.leaf) if c.name == made]
 
-    # Recipes are not rerun by --rerun-failed (they are named with --recipe): no boot.
+    # Nothing failed unexpectedly: --rerun-failed has nothing to boot.
     rerun = klab(debian_ztest_golden, tmp_path, "test", "debian13", "--rerun-failed")
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "not rerun: recipes/always-fails" in rerun.stdout
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr[-3000:]
+    assert clones_made(rerun) == []
 
     gc = klab(debian_ztest_golden, tmp_path, "gc")
     assert gc.returncode == 0, gc.stderr[-3000:]

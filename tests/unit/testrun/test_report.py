@@ -104,5 +104,9 @@ def test_the_summary_says_why_and_run_json_names_the_baseline(tmp_path: Path) ->
     }
     first = run["distros"][0]
     assert first["verdicts"]["expected"] == 2 and first["context"]["accel"] == "tcg"
+    per_test = {t["name"]: t for t in first["tests"]}
+    assert per_test["rsend/send-c_verify_ratio"]["verdict"] == "expected"
+    assert per_test["rsend/send-c_verify_ratio"]["entry"] == "baselines/debian13-tcg.yaml:7"
+    assert sum(t["verdict"] == "expected" for t in first["tests"]) == 2
     junit = files["junit"].read_text()
     assert "<flakyFailure" in junit
