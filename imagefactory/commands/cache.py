@@ -33,13 +33,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.set_defaults(handler=run_verify)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, what: str = "--max-size") -> int:
+    """A size such as 20GiB, 500MB or a byte count; anything else (empty included) is an
+    error naming `what`, never a silent default."""
     from pydantic import ByteSize, TypeAdapter, ValidationError
 
+    hint = "use e.g. 20GiB, 500MB or a byte count"
+    if not text.strip():
+        raise UsageError(f"{what}: empty; a size is required", hint=hint)
     try:
         return int(TypeAdapter(ByteSize).validate_python(text.strip()))
     except ValidationError:
-        raise UsageError(f"not a size: {text!r} (use e.g. 20GiB, 500MB or a byte count)") from None
+        raise UsageError(f"{what}: not a size: {text!r}", hint=hint) from None
 
 
 def human(size: float) -> str:
@@ -51,7 +56,7 @@ def human(size: float) -> str:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    cache = cache_from_args(args)
+    cache = cache_from_args(args, create=False)
     entries = cache.entries()
     for entry in entries:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
@@ -63,8 +68,13 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
+    if args.max_size is not None:
+        cap = parse_size(args.max_size)
+    elif os.environ.get(MAX_SIZE_ENV) is not None:
+        cap = parse_size(os.environ[MAX_SIZE_ENV], f"${MAX_SIZE_ENV}")
+    else:
+        cap = parse_size(DEFAULT_MAX_SIZE)
     cache = cache_from_args(args)
-    cap = parse_size(args.max_size or os.environ.get(MAX_SIZE_ENV) or DEFAULT_MAX_SIZE)
     removed = cache.gc(cap)
     for entry in removed:
         print(f"removed  {human(entry.size):>9}  {entry.digest}")

@@ -55,25 +55,29 @@ def add_cache_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cache_from_args(args: argparse.Namespace) -> ImageCache:
+def cache_from_args(args: argparse.Namespace, *, create: bool = True) -> ImageCache:
+    """The cache the command names, checked: `create` for commands that write into it."""
     from imagefactory.fetch.cache import ImageCache, default_cache_root
 
     root: Path | None = args.cache_dir
-    return ImageCache(root if root is not None else default_cache_root())
+    cache = ImageCache(root if root is not None else default_cache_root())
+    return cache.check_root(create=create)
 
 
 def run(args: argparse.Namespace) -> int:
-    from imagefactory.fetch.image import fetch_cloud_image
+    from imagefactory.fetch.image import fetch_cloud_image, resolve_site_mirror
     from imagefactory.paths import keys_dir
     from imagefactory.spec.loader import load_distro
 
+    resolve_site_mirror(args.mirror)  # a bad --mirror or $IMAGEFACTORY_MIRROR fails first
+    cache = cache_from_args(args)
     resolved = load_distro(args.distro)
     source = resolved.spec.source.cloud_image
     if source is None:
         raise UsageError(f"{resolved.spec.name} has no cloud_image source to fetch")
     result = fetch_cloud_image(
         source,
-        cache_from_args(args),
+        cache,
         site_mirror=args.mirror,
         keys_dir=keys_dir(),
         progress=args.progress,

@@ -14,6 +14,8 @@ from imagefactory.build.context import BuildOptions, SourceKind
 from imagefactory.build.pipeline import BuildOutcome, build_golden
 from imagefactory.errors import ImageFactoryError, UsageError
 from imagefactory.fetch.cache import ImageCache, default_cache_root
+from imagefactory.fetch.download_errors import check_mirror_url
+from imagefactory.fetch.image import resolve_site_mirror
 from imagefactory.spec.loader import ResolvedSpec, all_distro_names, load_distro
 from imagefactory.store.select import open_store
 
@@ -77,12 +79,16 @@ def _jobs_limit(requested: int, specs: list[ResolvedSpec]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Input that would only fail after the spec loads, the lock and the fetch: first.
+    resolve_site_mirror(args.mirror)
+    if args.package_mirror is not None:
+        check_mirror_url(args.package_mirror, "--package-mirror")
+    cache = ImageCache(args.cache_dir or default_cache_root()).check_root(create=True)
     names = all_distro_names() if args.distro == "all" else [args.distro]
     specs = [
         load_distro(name, kind=args.kind, force=True if args.force else None) for name in names
     ]
     store = open_store(args.store)
-    cache = ImageCache(args.cache_dir or default_cache_root())
     options = BuildOptions(
         source=_source(args.source),
         on_error=args.on_error,

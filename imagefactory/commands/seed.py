@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 
+from imagefactory.errors import UsageError
 from imagefactory.spec.loader import load_distro
 from imagefactory.vm.fromspec import hook_plan, seed_files
 from imagefactory.vm.seed import DEFAULT_MAC, build_key_comment, generate_ssh_key
@@ -33,9 +34,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(
+            f"--out {out} exists and is not a directory",
+            hint="name a directory (it is created if missing); nothing was written",
+        )
     resolved = load_distro(args.distro, kind=args.kind)
     spec = resolved.spec
-    out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     key = generate_ssh_key(out / "ssh", build_key_comment(spec.name))
     seed = seed_files(spec, hook_plan(spec, resolved.kind), key, mac=args.mac)

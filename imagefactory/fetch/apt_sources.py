@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from imagefactory.errors import UsageError
+from imagefactory.fetch.download_errors import check_mirror_url, describe
 from imagefactory.fetch.errors import FetchError, HTTPStatusError
 
 log = structlog.get_logger(__name__)
@@ -188,9 +189,7 @@ def resolve_mirror(*candidates: str | None, etc_apt: Path = DEFAULT_ETC_APT) -> 
     """The first mirror given (command line, then spec), else the host's own."""
     for candidate in candidates:
         if candidate:
-            if not re.match(r"^https?://[^/\s]+", candidate):
-                raise UsageError(f"not an http(s) mirror URL: {candidate!r}", hint=_MIRROR_HINT)
-            return normalize_mirror(candidate)
+            return normalize_mirror(check_mirror_url(candidate, "the package mirror"))
     return discover_mirror(etc_apt)
 
 
@@ -248,7 +247,7 @@ def fetch_release_date(mirror: str, suite: str, *, timeout: float = 30.0) -> str
             continue
         except requests.RequestException as exc:
             raise FetchError(
-                f"cannot read the {suite} Release file from the mirror: {exc}",
+                f"cannot read the {suite} Release file from the mirror: {describe(exc)}",
                 hint="check the mirror is reachable, or pass another with --mirror",
             ) from exc
         return parse_release_date(text)

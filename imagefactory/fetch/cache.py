@@ -39,6 +39,7 @@ from pathlib import Path
 
 import structlog
 
+from imagefactory.errors import InfrastructureError, UsageError
 from imagefactory.fetch.errors import DiskFullError
 from imagefactory.fetch.hashing import hash_file
 from imagefactory.flock import acquire
@@ -85,10 +86,20 @@ def _stat_fingerprint(st: os.stat_result) -> dict[str, int]:
 
 
 def _write_json_atomic(path: Path, data: object) -> None:
+    """Write through a temporary sibling; a full disk leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(
+                f"no space left in the cache at {path.parent}",
+                hint="free space, run `imagefactory cache gc`, or choose --cache-dir",
+            ) from exc
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -114,6 +125,28 @@ class ImageCache:
         self.tmp_dir = root / "tmp"
         self.http_dir = root / "http"
         self._held = _HeldLocks()
+
+    def check_root(self, *, create: bool) -> ImageCache:
+        """Fail now, in one line, if the cache's directory cannot serve: a file where the
+        directory should be (a usage error), no permission or (with `create`) no way to
+        make it (the host's, like every OS error: infrastructure)."""
+        hint = "choose another --cache-dir (or $IMAGEFACTORY_CACHE)"
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"the image cache {self.root} is not a directory", hint=hint)
+        if create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InfrastructureError(
+                    f"cannot create the image cache {self.root}: {exc.strerror}", hint=hint
+                ) from None
+        wanted = os.R_OK | os.X_OK | (os.W_OK if create else 0)
+        if self.root.is_dir() and not os.access(self.root, wanted):
+            raise InfrastructureError(
+                f"no permission to {'use' if create else 'read'} the image cache {self.root}",
+                hint=hint,
+            )
+        return self
 
     # -- paths --------------------------------------------------------------------------
 

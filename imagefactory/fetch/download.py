@@ -16,15 +16,15 @@
 - Small files (checksum files, signatures) are fetched with ``If-None-Match`` /
   ``If-Modified-Since`` against a copy kept in the cache's ``http/`` directory, so an
   unchanged checksum file costs one 304.
+- A redirect loop, or any other failure `requests` does not retry, is a one-line
+  `FetchError`; every URL a user gives (a mirror) passes `check_http_url` first.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import errno
 import hashlib
-import json
 import random
 import re
 import shutil
@@ -32,13 +32,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
 
 import requests
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from imagefactory import __version__
+from imagefactory.fetch.download_errors import (
+    MAX_REDIRECTS,
+    RetryableStatus,
+    describe,
+    final_error,
+    short,
+    unretried_error,
+)
 from imagefactory.fetch.errors import (
     ChecksumMismatchError,
     DiskFullError,
@@ -46,6 +53,14 @@ from imagefactory.fetch.errors import (
     HTTPStatusError,
 )
 from imagefactory.fetch.hashing import Hasher, new_hasher
+from imagefactory.fetch.partfiles import (
+    DISK_FULL,
+    read_json,
+    remove_part,
+    sidecar,
+    write_file,
+    write_json,
+)
 from imagefactory.fetch.progress import NullProgress, ProgressSink
 from imagefactory.fetch.receive import receive_body
 from imagefactory.spec.digest import Algorithm, Digest
@@ -54,7 +69,6 @@ log = structlog.get_logger(__name__)
 
 #: Some CDNs (CentOS's CloudFront) answer 403 to requests without a User-Agent.
 USER_AGENT = f"imagefactory/{__version__} python-requests/{requests.__version__}"
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -82,14 +96,6 @@ class Downloaded:
     url: str
 
 
-class _RetryableStatus(Exception):
-    def __init__(self, url: str, status: int, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {status} from {url}")
-        self.url = url
-        self.status = status
-        self.retry_after = retry_after
-
-
 class _Restart(Exception):
     """The server cannot continue our partial file; start over at once (not a failure)."""
 
@@ -98,7 +104,7 @@ _RETRYABLE = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
-    _RetryableStatus,
+    RetryableStatus,
     _Restart,
 )
 
@@ -106,6 +112,7 @@ _RETRYABLE = (
 def make_session() -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    session.max_redirects = MAX_REDIRECTS
     return session
 
 
@@ -121,35 +128,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _sidecar(part: Path) -> Path:
-    return part.with_name(part.name + ".json")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-
-
-def remove_part(part: Path) -> None:
-    """Remove a partial download and its validator sidecar."""
-    part.unlink(missing_ok=True)
-    _sidecar(part).unlink(missing_ok=True)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class _Budget:
@@ -176,7 +154,7 @@ class _Budget:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Restart):
             return 0.0
-        if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
+        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
             return min(exc.retry_after, self.policy.max_retry_after)
         p = self.policy
         backoff = p.backoff_multiplier * 2 ** max(self.failures - 1, 0)
@@ -195,39 +173,6 @@ class _Budget:
             failures=self.failures,
             wait_s=round(sleep, 2),
         )
-
-
-_NETWORK_REASONS = (
-    ("NameResolutionError", "cannot resolve the host name"),
-    ("Name or service not known", "cannot resolve the host name"),
-    ("Temporary failure in name resolution", "cannot resolve the host name"),
-    ("Connection refused", "connection refused"),
-    ("Connection reset", "connection reset by the server"),
-    ("Read timed out", "read timed out"),
-    ("timed out", "connection timed out"),
-    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
-)
-
-
-def describe(exc: BaseException) -> str:
-    """A short reason for a network failure; urllib3's own messages run to several lines."""
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection dropped in the middle of the body"
-    text = str(exc)
-    for needle, reason in _NETWORK_REASONS:
-        if needle in text:
-            return reason
-    return _short(exc)
-
-
-def _final_error(url: str, exc: BaseException) -> NoReturn:
-    """Turn the last retryable failure into the one-line error the user sees."""
-    if isinstance(exc, _RetryableStatus):
-        raise HTTPStatusError(url, exc.status, hint="the server kept failing; retry later") from exc
-    raise FetchError(
-        f"download of {url} failed: {describe(exc)}",
-        hint="check the network or the mirror; an interrupted download resumes on the next run",
-    ) from exc
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int | None]:
@@ -267,7 +212,7 @@ class Downloader:
         status, url = response.status_code, response.url
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return _RetryableStatus(url, status, retry_after)
+            return RetryableStatus(url, status, retry_after)
         hint = {
             404: "the file is not there: the vendor may have pruned or renamed it",
             403: "the server refused access (some CDNs do so for unknown clients or regions)",
@@ -293,7 +238,9 @@ class Downloader:
                 with attempt:
                     result = self._attempt(url, part, algorithm, expected_size, sink, budget)
         except _RETRYABLE as exc:
-            _final_error(url, exc)
+            final_error(url, exc)
+        except requests.RequestException as exc:
+            unretried_error(url, exc)
         log.info("fetch.downloaded", url=url, size=result.size, digest=str(result.digest))
         return result
 
@@ -307,7 +254,7 @@ class Downloader:
         budget: _Budget,
     ) -> Downloaded:
         part.parent.mkdir(parents=True, exist_ok=True)
-        saved = _read_json(_sidecar(part))
+        saved = read_json(sidecar(part))
         offset = part.stat().st_size if part.exists() else 0
         headers = {"Accept-Encoding": "identity"}
         if offset:
@@ -361,7 +308,7 @@ class Downloader:
                 "etag": response.headers.get("ETag"),
                 "last_modified": response.headers.get("Last-Modified"),
             }
-            _write_json(_sidecar(part), validators)
+            write_json(sidecar(part), validators)
             progress.start(total, offset)
             self._stream(response, part, status == 206, hasher, progress, budget)
         size = part.stat().st_size
@@ -401,7 +348,7 @@ class Downloader:
             raise  # network trouble: retry and resume (RequestException is an OSError too)
         except OSError as exc:
             remove_part(part)
-            if exc.errno in _DISK_FULL:
+            if exc.errno in DISK_FULL:
                 raise DiskFullError(
                     f"disk full while writing {part.name} in {part.parent}",
                     hint="free space, run `imagefactory cache gc`, or choose --cache-dir",
@@ -469,7 +416,7 @@ class Downloader:
         key = hashlib.sha256(url.encode()).hexdigest()[:32]
         body_path = state_dir / f"{key}.body"
         meta_path = state_dir / f"{key}.json"
-        meta = _read_json(meta_path)
+        meta = read_json(meta_path)
         have_copy = meta.get("url") == url and body_path.is_file()
         headers: dict[str, str] = {}
         if have_copy:
@@ -496,10 +443,8 @@ class Downloader:
                     chunks.append(chunk)
                 body = b"".join(chunks)
                 state_dir.mkdir(parents=True, exist_ok=True)
-                tmp = body_path.with_name(body_path.name + ".tmp")
-                tmp.write_bytes(body)
-                tmp.replace(body_path)
-                _write_json(
+                write_file(body_path, body)
+                write_json(
                     meta_path,
                     {
                         "url": url,
@@ -515,8 +460,10 @@ class Downloader:
                     return attempt()
         except _RETRYABLE as exc:
             if allow_stale and have_copy:
-                log.warning("fetch.stale_copy", url=url, error=_short(exc))
+                log.warning("fetch.stale_copy", url=url, error=short(exc))
                 with contextlib.suppress(FileNotFoundError):
                     return body_path.read_bytes()
-            _final_error(url, exc)
+            final_error(url, exc)
+        except requests.RequestException as exc:
+            unretried_error(url, exc)
         raise AssertionError("unreachable: tenacity either returns or raises")

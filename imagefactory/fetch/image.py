@@ -31,8 +31,10 @@ from imagefactory.fetch.checksums import (
     is_clearsigned,
     parse_checksums,
 )
-from imagefactory.fetch.download import Downloader, remove_part
+from imagefactory.fetch.download import Downloader
+from imagefactory.fetch.download_errors import check_mirror_url
 from imagefactory.fetch.errors import ChecksumFileError, FetchError, VerificationError
+from imagefactory.fetch.partfiles import remove_part
 from imagefactory.fetch.progress import make_progress
 from imagefactory.fetch.signature import verify_clearsigned, verify_detached
 from imagefactory.run import require_tool, run
@@ -65,8 +67,10 @@ def _on_mirror(base: str, url: str) -> str:
 def resolve_site_mirror(explicit: str | None) -> str | None:
     """The ``--mirror`` value, else ``$IMAGEFACTORY_MIRROR``, else None (vendor URLs)."""
     value = explicit if explicit is not None else os.environ.get(MIRROR_ENV)
-    base = (value or "").strip().rstrip("/")
-    return base or None
+    if not (value or "").strip():
+        return None
+    assert value is not None
+    return check_mirror_url(value, "--mirror" if explicit is not None else f"${MIRROR_ENV}")
 
 
 def _key_file(keys_dir: Path, keyring: str) -> Path:

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import structlog
 
+from imagefactory.errors import UsageError
 from imagefactory.store.base import (
     ROLE_BUILD,
     ROLE_CLONE,
@@ -70,6 +71,11 @@ class FilesLayout:
 
     def __init__(self, directory: Path | str) -> None:
         path = Path(directory).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(
+                f"the files store {path} is not a directory",
+                hint="choose a directory with --store file:DIR",
+            )
         try:
             path.mkdir(parents=True, exist_ok=True)
             self.root = path.resolve(strict=True)
@@ -78,8 +84,11 @@ class FilesLayout:
                 f"cannot use {path} as a files store: {exc.strerror}",
                 hint="choose a writable directory with --store file:DIR",
             ) from exc
-        if not self.root.is_dir():
-            raise StoreError(f"{self.root} is not a directory")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise StoreError(
+                f"no permission to read the files store {self.root}",
+                hint="run as the store's owner, or choose another with --store file:DIR",
+            )
         self.spec = f"file:{self.root}"
 
     def _image(self, child: str) -> Path:

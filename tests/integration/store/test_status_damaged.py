@@ -182,7 +182,8 @@ def test_a_corrupt_copy_is_never_trusted(two_goldens: FileStore, tmp_path: Path)
     with pytest.raises(GoldenCorrupt):
         copied.clone(BAD, "run1")
     clone = copied.clone(GOOD, "run1")
-    assert copied.get_golden(GOOD) is not None and not copied.get_golden(GOOD).moved
+    pinned = copied.get_golden(GOOD)
+    assert pinned is not None and not pinned.moved
     copied.destroy_clone(clone)
 
 

@@ -6,7 +6,8 @@ import email.utils
 
 import requests
 
-from imagefactory.fetch.download import USER_AGENT, describe, parse_retry_after
+from imagefactory.fetch.download import USER_AGENT, parse_retry_after
+from imagefactory.fetch.download_errors import describe
 
 
 def test_retry_after_in_seconds_and_as_http_date() -> None:
