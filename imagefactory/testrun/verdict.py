@@ -23,7 +23,7 @@ class Verdict(StrEnum):
     UNEXPECTED_FAILURE = "unexpected-failure"
     """FAIL, KILLED or an unknown result word that no baseline entry covers: a regression."""
     UNEXPECTED_PASS = "unexpected-pass"
-    """A `known` entry's test passed: the entry is stale.  Reported; the exit status is unchanged."""
+    """A `known` entry's test passed: the entry is stale (reported; exit status unchanged)."""
     SKIP = "skip"
     """SKIP with no baseline entry: listed apart (a missing tool shows here), never a failure."""
     FLAKY = "flaky"
