@@ -124,26 +124,51 @@ def _earlier(
 def _last_passes(
     conn: sqlite3.Connection, earlier: list[int], wanted: Iterable[tuple[str, str]], window: int
 ) -> dict[tuple[str, str], list[float]]:
-    """Up to `window` durations per wanted test, newest first, reading one earlier run at a
-    time and stopping once every test has its window: a history of a thousand runs costs
-    what its last dozen cost."""
+    """Up to `window` durations per wanted test from its newest clean passes.
+
+    The newest `window` earlier runs are read in one grouped query (SQLite collects each
+    test's durations; their order does not matter to a median), which serves every test
+    that passed cleanly in all of them.  Only the tests short of `window` are then followed
+    further back, `window` runs at a time, until each has its window: a history of a
+    thousand runs costs about what its last twenty cost.
+    """
     samples: dict[tuple[str, str], list[float]] = {key: [] for key in wanted}
-    remaining = len(samples)
-    for distro_result in earlier:
+    head, tail = earlier[:window], earlier[window:]
+    if head:
         rows = conn.execute(
-            f"""SELECT t.test, t.identifier, t.duration_s FROM test_results t
-                WHERE t.distro_result = ? AND {_CLEAN_PASS}""",
-            (distro_result,),
+            f"""SELECT t.test, t.identifier, group_concat(t.duration_s, ' ') FROM test_results t
+                WHERE t.distro_result IN ({",".join("?" * len(head))}) AND {_CLEAN_PASS}
+                GROUP BY t.test, t.identifier""",
+            head,
         )
-        for test, ident, duration in rows:
+        for test, ident, durations in rows:
             got = samples.get((test, ident))
-            if got is None or len(got) >= window:
-                continue
-            got.append(float(duration))
-            if len(got) == window:
-                remaining -= 1
-        if remaining <= 0:
+            if got is not None:
+                got.extend(float(d) for d in durations.split())
+    short = {key for key, got in samples.items() if len(got) < window}
+    # Further back, only the short tests' rows, chunk by chunk, newest chunk first: SQLite
+    # finds them through the (test, distro_result) index.
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS timing_short (test TEXT, identifier TEXT)")
+    for start in range(0, len(tail), window):
+        if not short:
             break
+        chunk = tail[start : start + window]
+        order = {d: i for i, d in enumerate(chunk)}
+        conn.execute("DELETE FROM temp.timing_short")
+        conn.executemany("INSERT INTO temp.timing_short VALUES (?, ?)", sorted(short))
+        rows = conn.execute(
+            f"""SELECT t.distro_result, t.test, t.identifier, t.duration_s
+                FROM temp.timing_short s
+                JOIN test_results t ON t.test = s.test AND t.identifier = s.identifier
+                WHERE t.distro_result IN ({",".join("?" * len(chunk))}) AND {_CLEAN_PASS}""",
+            chunk,
+        ).fetchall()
+        rows.sort(key=lambda row: order[row[0]])
+        for _, test, ident, duration in rows:
+            got = samples[(test, ident)]
+            if len(got) < window:
+                got.append(float(duration))
+        short = {key for key in short if len(samples[key]) < window}
     return samples
 
 

@@ -243,3 +243,20 @@ def test_the_stage_s_timing_section_never_raises(tmp_path: Path) -> None:
     assert found[0] == "## Timing" and found[-1].startswith("| debian13 | `slow/big` |")
     assert missing[0] == "## Timing"
     assert missing[2].startswith("Not available: no run nosuch in the test history")
+
+
+def test_failed_runs_are_skipped_to_find_ten_passes(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with HistoryBuilder.create(path) as b:
+        for i in range(12):  # 30 s passes; then 4 recent failures, and one flaky pass
+            b.run(f"old{i}", {"debian13": [t("x/y", s=30 + i % 2), t("x/z", s=5)]})
+        for i in range(4):
+            b.run(f"bad{i}", {"debian13": [t("x/y", "FAIL", s=1), t("x/z", s=5)]})
+        b.run("flaky", {"debian13": [t("x/y", "FAIL", "PASS", s=300), t("x/z", s=5)]})
+        b.run("now", {"debian13": [t("x/y", s=50), t("x/z", s=5)]})
+
+    with History.open(path, readonly=True) as history:
+        [rise], compared = history.timing("now")
+
+    assert compared == 2
+    assert (rise.test, rise.samples, rise.median_s) == ("x/y", 10, 30.5)
