@@ -17,6 +17,7 @@ import structlog
 from imagefactory.build.statedir import locks_dir
 from imagefactory.errors import ImageFactoryError
 from imagefactory.flock import acquire
+from imagefactory.store.names import check_leaf
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +37,7 @@ def _holder(path: Path) -> str:
 
 @contextmanager
 def golden_lock(leaf: str, *, wait: bool = True, directory: Path | None = None) -> Iterator[None]:
-    path = (directory or locks_dir()) / f"{leaf}.lock"
+    path = (directory or locks_dir()) / f"{check_leaf(leaf)}.lock"
 
     def waiting() -> None:
         log.info("build.lock.waiting", golden=leaf, holder=_holder(path))

@@ -21,7 +21,14 @@ PRIVATE = 0o700
 def private_dir(path: Path) -> Path:
     """Create `path` (and missing parents) readable by the owner only; an existing one
     that this user owns is tightened to 0700 (state written by an older version)."""
-    path.mkdir(mode=PRIVATE, parents=True, exist_ok=True)
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):  # `mkdir(parents=True)` would make parents 0755
+        directory.mkdir(mode=PRIVATE, exist_ok=True)
+    path.mkdir(mode=PRIVATE, exist_ok=True)
     st = path.stat()
     if st.st_uid == os.geteuid() and st.st_mode & 0o077:
         path.chmod(PRIVATE)
