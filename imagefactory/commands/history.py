@@ -215,8 +215,8 @@ def _show_diff(diff: RunDiff, thresholds: TimingThresholds) -> None:
     elif not diff.timing:
         print(f"timing: none of {diff.timing_compared} tests compared got slower")
     else:
-        print(f"timing: {len(diff.timing)} of {diff.timing_compared} tests compared are")
-        print(f"{thresholds.describe()}:")
+        count = f"{len(diff.timing)} of {diff.timing_compared} tests compared"
+        print(f"timing: {count} are {thresholds.describe()}:")
         rows = [
             [
                 r.distro,

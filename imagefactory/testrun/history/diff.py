@@ -1,8 +1,9 @@
 """What changed between two runs, per distro: new failures, fixed, newly flaky, new, gone.
 
 A change compares both the result word and the verdict, so a failure that a baseline stopped
-covering (`expected` → `unexpected-failure`) shows, and a test that failed in both runs for
-the same known reason does not.
+covering (`expected` → `unexpected-failure`) is a new failure, a known flake that fired
+(`pass` → `expected`) is only a change, and a test that failed in both runs for the same
+known reason is no change at all.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from imagefactory.testrun.history.queries import StoredRun, distro_context, last
 from imagefactory.testrun.history.rows import result_key
 from imagefactory.testrun.history.trends import TimingRise
 from imagefactory.testrun.results import PASS, is_failure
-from imagefactory.testrun.verdict import Verdict
+from imagefactory.testrun.verdict import FAILING, Verdict
 
 KINDS = ("new-failure", "newly-flaky", "fixed", "changed", "new", "gone")
 """Change kinds, in the order a reader should look at them."""
@@ -35,17 +36,24 @@ class TestChange:
 
     @property
     def kind(self) -> str:
+        """`new-failure`: now failing the run (unexpected failure or crash) and not before,
+        whether the test broke or a baseline entry stopped covering it; a failure a
+        baseline expects is only `changed`.  `fixed`: a failure before, a pass now."""
         if self.before is None:
             return "new"
         if self.after is None:
             return "gone"
-        if is_failure(self.after) and not is_failure(self.before):
+        if _failing(self.after_verdict) and not _failing(self.before_verdict):
             return "new-failure"
         if self.after_verdict == Verdict.FLAKY and self.before_verdict != Verdict.FLAKY:
             return "newly-flaky"
         if is_failure(self.before) and self.after == PASS:
             return "fixed"
         return "changed"
+
+
+def _failing(verdict: str | None) -> bool:
+    return verdict is not None and Verdict(verdict) in FAILING
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ import pytest
 
 from imagefactory.cli import main
 from imagefactory.testrun.baseline import load_baseline
-from imagefactory.testrun.history import History, TimingThresholds, timing_markdown
+from imagefactory.testrun.history import History, TestChange, TimingThresholds, timing_markdown
 from imagefactory.testrun.history.values import parse_run_ref
 from tests.unit.testrun.history_builder import HistoryBuilder, t
 
@@ -69,7 +69,7 @@ def test_a_diff_sorts_every_change_by_kind(db: Path) -> None:
         ("debian13", "a/flakes"): "newly-flaky",
         ("debian13", "a/fixed"): "fixed",
         ("debian13", "a/fail-to-kill"): "changed",
-        ("debian13", "zpool/known"): "changed",
+        ("debian13", "zpool/known"): "new-failure",  # its baseline entry was dropped
         ("debian13", "a/arrives"): "new",
         ("debian13", "a/goes"): "gone",
         ("fedora44", "a/steady"): "new",
@@ -81,13 +81,29 @@ def test_a_diff_sorts_every_change_by_kind(db: Path) -> None:
     grouped = diff.by_distro()
     assert [c.kind for c in grouped["debian13"]] == [
         "new-failure",
+        "new-failure",
         "newly-flaky",
         "fixed",
-        "changed",
         "changed",
         "new",
         "gone",
     ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kind"),
+    [
+        (("PASS", "pass"), ("KILLED", "expected"), "changed"),  # a known flake fired
+        (("FAIL", "expected"), ("FAIL", "unexpected-failure"), "new-failure"),
+        (("PASS", "pass"), ("CRASHED", "crashed"), "new-failure"),
+        (("FAIL", "unexpected-failure"), ("PASS", "flaky"), "newly-flaky"),
+        (("KILLED", "expected"), ("PASS", "unexpected-pass"), "fixed"),
+        (("PASS", "pass"), ("SKIP", "skip"), "changed"),
+    ],
+)
+def test_change_kinds(before: tuple[str, str], after: tuple[str, str], kind: str) -> None:
+    change = TestChange("d", "t", before[0], after[0], before[1], after[1])
+    assert change.kind == kind
 
 
 def test_diff_of_one_distro(db: Path) -> None:
@@ -126,8 +142,9 @@ def test_diff_table(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     table = [
         line.split()[:3] for line in out if line.startswith(("new", "fixed", "changed", "gone"))
     ]
-    assert table[:3] == [
+    assert table[:4] == [
         ["new-failure", "debian13", "a/breaks"],
+        ["new-failure", "debian13", "zpool/known"],
         ["newly-flaky", "debian13", "a/flakes"],
         ["fixed", "debian13", "a/fixed"],
     ]
@@ -209,7 +226,7 @@ def test_timing_options_on_the_command_line(
 
     assert main(["history", "--db", str(path), "--diff-last", "--distro", "debian13"]) == 0
     out = capsys.readouterr().out
-    assert "timing: 1 of 3 tests compared are" in out
+    assert "timing: 1 of 3 tests compared are more than 25 % and 5 s slower" in out
     [row] = [line.split() for line in out.splitlines() if line.startswith("debian13  slow/")]
     assert row == ["debian13", "slow/big", "1m20s", "1m00s", "+33%", "10"]
 
