@@ -3,7 +3,8 @@
 The table (`EXIT_STATUSES`) is the contract the CLI, the test stage and the README share:
 
     0  success
-    1  a test failed, or bytes failed verification (a checksum or signature)
+    1  a test failed, or bytes failed verification (a download's checksum or signature,
+       a golden's digest)
     2  usage or input: a bad flag, spec, URL, path, name or file the user gave us
     3  infrastructure: the network, a mirror, the disk, the store, QEMU, a database
     4  internal error: a bug in imagefactory (the traceback is saved, `-v` prints it)
@@ -30,7 +31,7 @@ EXIT_INTERRUPTED = 130
 #: status → meaning, in the order the README shows them.
 EXIT_STATUSES: dict[int, str] = {
     EXIT_OK: "success",
-    EXIT_TEST_FAILURES: "a test failed, or downloaded bytes failed verification",
+    EXIT_TEST_FAILURES: "a test failed, or bytes failed verification (a download, a golden)",
     EXIT_USAGE: "usage or input error: bad flag, spec, URL, path, name or file",
     EXIT_INFRASTRUCTURE: "infrastructure: network, mirror, disk, store, QEMU, database",
     EXIT_INTERNAL: "internal error (a bug): the traceback is saved, -v prints it",

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     for lock in stale_locks(dry_run=args.dry_run):
         print(f"{verb} stale lock {lock.name}")
     # Last: the leases of dead owners, whose volumes and files went above.
-    for lease in remove_dead_leases(dry_run=args.dry_run):
-        print(f"{verb} dead owner lease {lease.name}")
+    leases = remove_dead_leases(dry_run=args.dry_run)
+    if leases:
+        print(f"{verb} {len(leases)} lease file(s) of killed processes")
     return 0

@@ -105,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
             continue
         size = f"{_gib(int(str(row['allocated'])))}/{_gib(int(str(row['virtual_size'])))}"
         zfs = row.get("zfs_version") or "-"
-        state = "present  " if row["verified"] else "moved, not verified (imagefactory verify):"
-        line = f"{label} {state} built {row['built_at']}  zfs {zfs}  size {size}"
+        state = "present" if row["verified"] else "moved"
+        line = f"{label} {state:<9} built {row['built_at']}  zfs {zfs}  size {size}"
+        if not row["verified"]:
+            line += "  (moved, not verified: run imagefactory verify)"
         if row.get("payload"):
             line += f"  {row['payload']}"
         print(line)

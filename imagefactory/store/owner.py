@@ -14,6 +14,7 @@ under a temporary name first), so a lease that is visible and unlocked is a dead
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -106,6 +107,17 @@ def current_owner() -> str:
             _held.token, _held.fd = _new_lease()
             _held.pid = os.getpid()
         return _held.token
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    """A lease file that is gone reads as dead, as an unlocked one does: a process that
+    exits normally removes its own, so only killed processes leave theirs to `gc`."""
+    if _held.pid == os.getpid() and _held.token is not None:
+        path = lease_path(_held.token)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def lease_path(token: str) -> Path | None:

@@ -17,10 +17,19 @@ def test_this_process_is_alive_and_keeps_one_token() -> None:
     assert current_owner() == token
 
 
-def test_an_exited_process_is_dead_and_its_lease_goes_at_gc() -> None:
+def test_a_process_that_exits_removes_its_lease() -> None:
     out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True)
     token = out.stdout.strip()
-    assert token != current_owner()
+    path = lease_path(token)
+    assert token != current_owner() and path is not None
+    assert not path.exists() and not owner_alive(token)
+
+
+def test_a_killed_process_is_dead_and_its_lease_goes_at_gc() -> None:
+    killed = CHILD + "\nimport os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    out = subprocess.run([sys.executable, "-c", killed], capture_output=True, text=True)
+    assert out.returncode == -9
+    token = out.stdout.strip()
     path = lease_path(token)
     assert path is not None and path.exists()
     assert not owner_alive(token)
