@@ -135,13 +135,13 @@ def _last_passes(
     samples: dict[tuple[str, str], list[float]] = {key: [] for key in wanted}
     head, tail = earlier[:window], earlier[window:]
     if head:
-        rows = conn.execute(
+        grouped = conn.execute(
             f"""SELECT t.test, t.identifier, group_concat(t.duration_s, ' ') FROM test_results t
                 WHERE t.distro_result IN ({",".join("?" * len(head))}) AND {_CLEAN_PASS}
                 GROUP BY t.test, t.identifier""",
             head,
         )
-        for test, ident, durations in rows:
+        for test, ident, durations in grouped:
             got = samples.get((test, ident))
             if got is not None:
                 got.extend(float(d) for d in durations.split())
@@ -156,7 +156,7 @@ def _last_passes(
         order = {d: i for i, d in enumerate(chunk)}
         conn.execute("DELETE FROM temp.timing_short")
         conn.executemany("INSERT INTO temp.timing_short VALUES (?, ?)", sorted(short))
-        rows = conn.execute(
+        rows: list[tuple[int, str, str, float]] = conn.execute(
             f"""SELECT t.distro_result, t.test, t.identifier, t.duration_s
                 FROM temp.timing_short s
                 JOIN test_results t ON t.test = s.test AND t.identifier = s.identifier
