@@ -151,7 +151,7 @@ def _rerun(args: argparse.Namespace, distros: list[str]) -> tuple[Selection, lis
     path: Path = args.history or default_db_path()
     if not path.exists():
         raise UsageError("--rerun-failed: there is no test history yet", hint=str(path))
-    with History.open(path) as history:
+    with History.open(path, readonly=True) as history:  # only reading: a read-only file works
         last = history.runs(last=1)
         failed = history.failed_tests()
     if not last:
