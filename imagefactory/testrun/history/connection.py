@@ -50,9 +50,7 @@ def history_error(path: Path, exc: sqlite3.Error | OSError) -> InfrastructureErr
             hint=f"another klab held it for more than {BUSY_TIMEOUT_S:.0f} s; retry when it ends",
         )
     if name.startswith("SQLITE_READONLY") or "readonly" in text:
-        return InfrastructureError(
-            f"cannot write the test history {path}: {text}", hint=_READ_ONLY_HINT
-        )
+        return _read_only(path, text)
     if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
         return InfrastructureError(
             f"cannot open the test history {path}: {text}",
@@ -102,9 +100,10 @@ def _writable(path: Path) -> bool:
     return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
-def _read_only(path: Path) -> InfrastructureError:
+def _read_only(path: Path, detail: str | None = None) -> InfrastructureError:
+    why = f" ({detail})" if detail else ""
     return InfrastructureError(
-        f"cannot write the test history {path}: it or its directory is read-only",
+        f"cannot write the test history {path}: it or its directory is read-only{why}",
         hint=_READ_ONLY_HINT,
     )
 

@@ -382,3 +382,15 @@ def test_reading_never_changes_the_database_file(tmp_path: Path) -> None:
         assert in_process("history", "--db", str(path), *mode).returncode == 0
 
     assert (digest(path), path.stat().st_mtime_ns) == before
+
+
+def test_a_write_refused_by_sqlite_itself_says_read_only(tmp_path: Path) -> None:
+    # The file opens, but SQLite refuses the first write: the same line as a read-only mount.
+    path = build(tmp_path / "history.sqlite", runs=1)
+    history = History.open(path)
+    history.conn.execute("PRAGMA query_only = ON")
+
+    with history, pytest.raises(InfrastructureError, match="read-only") as error:
+        history.start_run("x", selection="s", command="c")
+
+    assert str(path) in str(error.value) and "reading it still works" in (error.value.hint or "")
