@@ -260,7 +260,8 @@ def run_history(args: argparse.Namespace) -> int:
             raise UsageError(f"no test history yet ({path}): no run {args.diff[0].text}")
         print(f"no test history yet ({path})", file=sys.stderr)
         if args.json:
-            print("null" if args.diff_last else "[]")
+            empty: object = None if args.diff_last else {"runs": 0, "tests": []}
+            print(json.dumps(empty if args.diff_last or args.flaky else []))
         return 0
     with History.open(path, readonly=True) as history:
         if args.diff or args.diff_last:

@@ -78,6 +78,9 @@ def test_history_without_a_database_says_so(
 ) -> None:
     assert main(["history", "--db", str(tmp_path / "none.sqlite")]) == 0
     assert "no test history yet" in capsys.readouterr().err
+    for mode, empty in ((["--flaky"], {"runs": 0, "tests": []}), (["--diff-last"], None), ([], [])):
+        assert main(["history", "--db", str(tmp_path / "none.sqlite"), "--json", *mode]) == 0
+        assert json.loads(capsys.readouterr().out) == empty
     assert not (tmp_path / "none.sqlite").exists()
 
 
