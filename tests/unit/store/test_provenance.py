@@ -20,6 +20,8 @@ def test_fields_are_those_the_store_records() -> None:
         "suite_version",
         "source_digest",
         "spec_digest",
+        "hooks_digest",
+        "inventory_digest",
         "tool_version",
     )
 
