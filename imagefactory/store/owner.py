@@ -53,9 +53,17 @@ def leases_dir() -> Path:
     parents.append(Path(tempfile.gettempdir()))
     for parent in parents:
         path = parent / _DIR_NAME
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-            path.chmod(0o1777)
+        if not path.exists():
+            # Made under another name and renamed into place, so that nobody ever sees it
+            # before it is world-writable and sticky.
+            staging = parent / f".{_DIR_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+            with contextlib.suppress(OSError):
+                staging.mkdir(mode=0o700)
+                staging.chmod(0o1777)
+                try:
+                    staging.rename(path)
+                except OSError:
+                    staging.rmdir()  # another process made it first
         if _safe_shared_dir(path):
             return path
     raise PermissionError(errno.EACCES, "no safe directory for lease files", str(path))
