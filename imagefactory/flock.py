@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -44,3 +45,30 @@ def acquire(
         if _still_at(fd, path):
             return fd
         os.close(fd)
+
+
+def remove_unheld(paths: Iterable[Path], *, dry_run: bool = False) -> list[Path]:
+    """Of `paths` (lock or lease files), remove those no process holds: a killed owner's.
+
+    A held file stays; so does anything that is not this user's regular file (a symlink, a
+    directory, another user's lease): the flock is the only proof a file is abandoned."""
+    removed = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            removed.append(path)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagefactory.build.statedir import locks_dir
+from imagefactory.flock import remove_unheld
 
 QEMU_BINARIES = ("qemu-system-x86_64", "qemu-system-x86_64-microvm", "qemu-kvm")
 
@@ -86,22 +87,4 @@ def kill_orphans(*, dry_run: bool = False) -> list[OrphanQemu]:
 
 def stale_locks(*, dry_run: bool = False) -> list[Path]:
     """Lock files nobody holds (a killed build's); held ones are left alone."""
-    import fcntl
-
-    removed = []
-    for path in sorted(locks_dir().glob("*.lock")):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue
-            removed.append(path)
-            if not dry_run:
-                path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
-    return removed
+    return remove_unheld(sorted(locks_dir().glob("*.lock")), dry_run=dry_run)

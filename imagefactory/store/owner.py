@@ -26,6 +26,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from imagefactory.flock import remove_unheld
+
 LEASE_PREFIX = "lease:"
 _TOKEN = re.compile(r"lease:(?P<id>[0-9a-f]{32})")
 _LEASE_FILE = re.compile(r"[0-9a-f]{32}\.lease")
@@ -161,27 +163,7 @@ def owner_alive(token: str) -> bool:
 
 def remove_dead_leases(*, dry_run: bool = False) -> list[Path]:
     """This user's lease files whose process is gone (for `gc`); held ones stay."""
-    removed = []
     directory = leases_dir()
-    for entry in sorted(os.listdir(directory)):  # noqa: PTH208 - names, not paths
-        path = directory / entry
-        if not _LEASE_FILE.fullmatch(entry):
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            removed.append(path)
-            if not dry_run:
-                path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
-    return removed
+    names = sorted(os.listdir(directory))  # noqa: PTH208 - names, not paths
+    paths = [directory / n for n in names if _LEASE_FILE.fullmatch(n)]
+    return remove_unheld(paths, dry_run=dry_run)
