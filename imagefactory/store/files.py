@@ -236,16 +236,21 @@ class FileStore(FilesLayout, Store):
     def damaged(self) -> dict[str, str]:
         return damage_report(self)
 
+    def _require_live(self, leaf: str) -> Live:
+        """The live golden `leaf` (lock held), or why there is none: damaged, or absent."""
+        live = self._live(leaf, locked=True)
+        if live is None:
+            reason = self.damaged().get(leaf)
+            if reason is not None:
+                raise StoreError(f"golden {leaf} in {self.spec} is damaged: {reason}")
+            raise NotInStore(f"no golden {leaf} in {self.spec}")
+        return live
+
     def verify(self, leaf: str) -> str:
         check_leaf(leaf)
         with self._lock():
             self._recover_locked()
-            live = self._live(leaf, locked=True)
-            if live is None:
-                reason = self.damaged().get(leaf)
-                if reason is not None:
-                    raise StoreError(f"golden {leaf} in {self.spec} is damaged: {reason}")
-                raise NotInStore(f"no golden {leaf} in {self.spec}")
+            live = self._require_live(leaf)
             return pin_moved(self, live)
 
     def contains(self, path: Path) -> bool:
@@ -365,18 +370,13 @@ class FileStore(FilesLayout, Store):
         )
         with self._lock():
             self._recover_locked()
-            live = self._live(leaf, locked=True)
-            if live is None:
-                reason = self.damaged().get(leaf)
-                if reason is not None:
-                    raise StoreError(f"golden {leaf} in {self.spec} is damaged: {reason}")
-                raise NotInStore(f"no golden {leaf} in {self.spec}")
+            live = self._require_live(leaf)
             if any(p.exists() or p.is_symlink() for p in (overlay, origin, manifest_path)):
                 raise AlreadyInStore(f"clone {child} already exists in {self.spec}")
             if live.moved:
                 pin_moved(self, live)
-                live = self._live(leaf, locked=True)
-                assert live is not None and not live.moved
+                live = self._require_live(leaf)
+                assert not live.moved
             golden_manifest, golden_image = live.manifest, live.image
             manifest = {
                 "role": ROLE_CLONE,
