@@ -13,6 +13,7 @@ from imagefactory.spec.digest import Digest
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.store.base import BuildVolume, Golden, Store
 from imagefactory.vm.accel import AccelRequest
+from imagefactory.vm.hookplan import HookPlan
 
 SourceKind = Literal["cloud_image", "bootstrap"]
 
@@ -51,6 +52,8 @@ class BuildContext:
     guest_facts: dict[str, Any] = field(default_factory=dict)
     golden: Golden | None = None
     guest_seconds: float = 0.0
+    plan: HookPlan | None = None
+    """The guest's hooks, read once: the seed, the boot and `hooks_digest` all use it."""
     hooks_digest: str | None = None
 
     @property

@@ -90,10 +90,10 @@ def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
     return with_payloads(plan)
 
 
-def hooks_digest_for(resolved: ResolvedSpec) -> str:
+def hooks_digest_of(plan: HookPlan) -> str:
     """The digest of everything the build's guest runs: its hook plan and the runner."""
     runner = [(hooks_dir() / name).read_bytes() for name in (RUNNER_SCRIPT, RUNNER_UNIT)]
-    return hook_plan_for(resolved).digest(*runner)
+    return plan.digest(*runner)
 
 
 class FetchStep:
@@ -188,7 +188,8 @@ class SeedStep:
 
     def run(self, ctx: BuildContext) -> None:
         spec = ctx.resolved.spec
-        plan = hook_plan_for(ctx.resolved)
+        plan = ctx.plan
+        assert plan is not None
         if ctx.resolved.kind == "ztest" and not plan.hooks:
             raise NotBuiltYet(
                 f"{spec.name} has no ztest hooks yet: the ztest payload is not built",
@@ -231,7 +232,8 @@ class BootStep:
             accel=accel.accel,
             name=f"{ctx.leaf}-{ctx.build_id}",
         )
-        result = provision(config, hook_plan_for(ctx.resolved), log_dir=ctx.build_dir, uefi=uefi)
+        assert ctx.plan is not None
+        result = provision(config, ctx.plan, log_dir=ctx.build_dir, uefi=uefi)
         ctx.guest_seconds = result.total_seconds
         ctx.hook_timings = [
             {"hook": h.name, "state": h.state, "rc": h.rc, "seconds": h.seconds}
@@ -380,7 +382,8 @@ def build_golden(
     started = time.monotonic()
     source = options.source or resolved.spec.source.default
     ctx = BuildContext(resolved, store, cache, options, source_kind=source)
-    ctx.hooks_digest = hooks_digest_for(resolved)
+    ctx.plan = hook_plan_for(resolved)
+    ctx.hooks_digest = hooks_digest_of(ctx.plan)
     structlog.contextvars.bind_contextvars(golden=ctx.leaf)
     try:
         with (
