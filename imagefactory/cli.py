@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _save_traceback(exc: BaseException) -> Path | None:
     """Write a bug's traceback under the state directory; None if that is impossible too."""
     try:
-        from imagefactory.build.statedir import crashes_dir
+        from imagefactory.builder.statedir import crashes_dir
 
         path = crashes_dir() / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
         path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")

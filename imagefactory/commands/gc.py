@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from imagefactory.build.leftovers import kill_orphans, stale_locks
+from imagefactory.builder.leftovers import kill_orphans, stale_locks
 from imagefactory.store.owner import remove_dead_leases
 from imagefactory.store.select import open_store
 from imagefactory.testrun.kept import remove_forgotten_clones

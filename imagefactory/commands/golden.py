@@ -10,8 +10,8 @@ from pathlib import Path
 
 import structlog
 
-from imagefactory.build.context import BuildOptions, SourceKind
-from imagefactory.build.pipeline import BuildOutcome, build_golden
+from imagefactory.builder.context import BuildOptions, SourceKind
+from imagefactory.builder.pipeline import BuildOutcome, build_golden
 from imagefactory.errors import ImageFactoryError, UsageError
 from imagefactory.fetch.cache import ImageCache, default_cache_root
 from imagefactory.fetch.download_errors import check_mirror_url

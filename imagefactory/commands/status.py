@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from imagefactory.build.statedir import build_dir
+from imagefactory.builder.statedir import build_dir
 from imagefactory.errors import UsageError
 from imagefactory.spec.loader import all_distro_names, load_distro
 from imagefactory.spec.model import LINEAGES

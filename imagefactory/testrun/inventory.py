@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from imagefactory.build.statedir import state_root
+from imagefactory.builder.statedir import state_root
 from imagefactory.errors import InfrastructureError
 
 FORMAT = 1

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import structlog
 
-from imagefactory.build.context import BuildOptions, SourceKind
-from imagefactory.build.pipeline import build_golden
+from imagefactory.builder.context import BuildOptions, SourceKind
+from imagefactory.builder.pipeline import build_golden
 from imagefactory.errors import ImageFactoryError
 from imagefactory.fetch.cache import ImageCache, default_cache_root
 from imagefactory.spec.loader import ResolvedSpec, load_distro

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.build.pipeline import hook_plan_for
+from imagefactory.builder.pipeline import hook_plan_for
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.fetch.bootstrap import package_list
 from imagefactory.paths import project_root

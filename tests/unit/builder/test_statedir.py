@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.build.lock import golden_lock
-from imagefactory.build.statedir import (
+from imagefactory.builder.lock import golden_lock
+from imagefactory.builder.statedir import (
     build_dir,
     builds_dir,
     crashes_dir,

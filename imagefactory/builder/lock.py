@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from imagefactory.build.statedir import locks_dir
+from imagefactory.builder.statedir import locks_dir
 from imagefactory.errors import ImageFactoryError
 from imagefactory.flock import acquire
 from imagefactory.store.names import check_leaf

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.build.lock import BuildLocked, golden_lock
+from imagefactory.builder.lock import BuildLocked, golden_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from imagefactory.build.lock import golden_lock
+from imagefactory.builder.lock import golden_lock
 with golden_lock("klab-ztest-debian", directory=Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

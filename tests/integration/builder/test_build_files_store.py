@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.build.mount_image import mounted_root
-from imagefactory.build.seal_check import findings_in_root
+from imagefactory.builder.mount_image import mounted_root
+from imagefactory.builder.seal_check import findings_in_root
 from imagefactory.store.base import Golden
 from imagefactory.store.select import open_store
-from tests.integration.build.conftest import Project
+from tests.integration.builder.conftest import Project
 
 pytestmark = [pytest.mark.vm, pytest.mark.root]
 

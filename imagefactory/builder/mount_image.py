@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from imagefactory.build.partitions import Partition, read_partitions
+from imagefactory.builder.partitions import Partition, read_partitions
 from imagefactory.errors import InfrastructureError
 from imagefactory.run import run
 

@@ -15,7 +15,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefactory.build.statedir import locks_dir
+from imagefactory.builder.statedir import locks_dir
 from imagefactory.flock import remove_unheld
 
 QEMU_BINARIES = ("qemu-system-x86_64", "qemu-system-x86_64-microvm", "qemu-kvm")

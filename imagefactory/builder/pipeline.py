@@ -22,12 +22,12 @@ import structlog
 from rich.console import Console
 
 from imagefactory import __version__
-from imagefactory.build.context import BuildContext, BuildOptions
-from imagefactory.build.lock import golden_lock
-from imagefactory.build.markers import Markers, inputs_hash
-from imagefactory.build.seal_check import inspect_sealed_volume
-from imagefactory.build.statedir import build_dir
-from imagefactory.build.steps import RunReport, Step, StepRunner
+from imagefactory.builder.context import BuildContext, BuildOptions
+from imagefactory.builder.lock import golden_lock
+from imagefactory.builder.markers import Markers, inputs_hash
+from imagefactory.builder.seal_check import inspect_sealed_volume
+from imagefactory.builder.statedir import build_dir
+from imagefactory.builder.steps import RunReport, Step, StepRunner
 from imagefactory.errors import ImageFactoryError, NotBuiltYet, UsageError
 from imagefactory.fetch.bootstrap import ensure_bootstrap_image
 from imagefactory.fetch.cache import ImageCache

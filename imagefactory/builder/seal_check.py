@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagefactory.build.mount_image import mounted_root
+from imagefactory.builder.mount_image import mounted_root
 from imagefactory.errors import ImageFactoryError
 from imagefactory.testrun.inventory import GUEST_PATH as GUEST_INVENTORY
 from imagefactory.testrun.inventory import MAX_BYTES as INVENTORY_MAX_BYTES

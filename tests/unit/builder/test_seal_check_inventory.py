@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.build.seal_check import SealCheckFailed, keep_guest_inventory
+from imagefactory.builder.seal_check import SealCheckFailed, keep_guest_inventory
 from imagefactory.testrun.inventory import digest_of, load_inventory, path_for
 
 INVENTORY = {

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from imagefactory.build.statedir import markers_dir
+from imagefactory.builder.statedir import markers_dir
 
 
 def inputs_hash(**inputs: Any) -> str:
