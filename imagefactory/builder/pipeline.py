@@ -25,7 +25,7 @@ from imagefactory import __version__
 from imagefactory.builder.context import BuildContext, BuildOptions
 from imagefactory.builder.lock import golden_lock
 from imagefactory.builder.markers import Markers, inputs_hash
-from imagefactory.builder.seal_check import inspect_sealed_volume
+from imagefactory.builder.seal_check import guest_summary, inspect_sealed_volume
 from imagefactory.builder.statedir import build_dir
 from imagefactory.builder.steps import RunReport, Step, StepRunner
 from imagefactory.errors import ImageFactoryError, NotBuiltYet, UsageError
@@ -260,6 +260,7 @@ class SealCheckStep:
             ctx.volume.path,
             ctx.volume.format,
             default_user=ctx.resolved.spec.cloud_init.default_user.name,
+            seal=ctx.resolved.spec.seal,
         )
 
     def cleanup(self, ctx: BuildContext) -> None:
@@ -282,6 +283,7 @@ class PublishStep:
             spec_digest=ctx.resolved.spec_digest,
             hooks_digest=ctx.hooks_digest,
             inventory_digest=_fact(facts, "inventory_digest"),
+            guest_facts=guest_summary(facts),
             tool_version=__version__,
         )
         ctx.golden = ctx.store.publish(ctx.volume, provenance)

@@ -14,6 +14,7 @@ from typing import Any
 
 from imagefactory.builder.mount_image import mounted_root
 from imagefactory.errors import ImageFactoryError
+from imagefactory.spec.model import SealSpec
 from imagefactory.testrun.inventory import GUEST_PATH as GUEST_INVENTORY
 from imagefactory.testrun.inventory import MAX_BYTES as INVENTORY_MAX_BYTES
 from imagefactory.testrun.inventory import InventoryError, keep_inventory
@@ -32,9 +33,40 @@ class SealFinding:
         return f"{self.path}: {self.problem}"
 
 
-def findings_in_root(root: Path, *, default_user: str | None = None) -> list[SealFinding]:
-    """What is wrong with a mounted root tree; empty when the seal holds."""
+def findings_in_root(
+    root: Path, *, default_user: str | None = None, seal: SealSpec | None = None
+) -> list[SealFinding]:
+    """What is wrong with a mounted root tree; empty when the seal holds.
+
+    Only what the spec's `seal` section asked the guest to remove is checked: a spec that
+    keeps the SSH host keys (`seal.ssh_host_keys: false`) ships them on purpose.  The build's
+    login key is checked always: no setting keeps it.
+    """
+    seal = seal or SealSpec()
     problems: list[SealFinding] = []
+    if seal.machine_id:
+        problems += _machine_id_findings(root)
+    if seal.ssh_host_keys:
+        ssh_dir = root / "etc" / "ssh"
+        if ssh_dir.is_dir():
+            for key in sorted(ssh_dir.glob("ssh_host_*")):
+                problems.append(SealFinding(f"/etc/ssh/{key.name}", "SSH host key present"))
+    if seal.cloud_init:
+        problems += _cloud_init_findings(root)
+    # /var/lib/systemd/random-seed is not checked: the seal hook removes it, but
+    # systemd-random-seed.service writes a fresh one while the guest shuts down, and systemd
+    # never credits a seed file as entropy on its own (it is mixed with per-boot data).
+    if default_user:
+        keys = root / "home" / default_user / ".ssh" / "authorized_keys"
+        if keys.is_file() and keys.stat().st_size > 0:
+            problems.append(
+                SealFinding(f"/home/{default_user}/.ssh/authorized_keys", "build key present")
+            )
+    return problems
+
+
+def _machine_id_findings(root: Path) -> list[SealFinding]:
+    problems = []
     machine_id = root / "etc" / "machine-id"
     if machine_id.is_file():
         content = machine_id.read_text(errors="replace").strip()
@@ -43,10 +75,11 @@ def findings_in_root(root: Path, *, default_user: str | None = None) -> list[Sea
     dbus_id = root / "var" / "lib" / "dbus" / "machine-id"
     if dbus_id.is_file() and not dbus_id.is_symlink():
         problems.append(SealFinding("/var/lib/dbus/machine-id", "present"))
-    ssh_dir = root / "etc" / "ssh"
-    if ssh_dir.is_dir():
-        for key in sorted(ssh_dir.glob("ssh_host_*")):
-            problems.append(SealFinding(f"/etc/ssh/{key.name}", "SSH host key present"))
+    return problems
+
+
+def _cloud_init_findings(root: Path) -> list[SealFinding]:
+    problems = []
     cloud = root / "var" / "lib" / "cloud"
     if (cloud / "instance").is_symlink() or (cloud / "instance").exists():
         problems.append(SealFinding("/var/lib/cloud/instance", "cloud-init instance present"))
@@ -55,16 +88,6 @@ def findings_in_root(root: Path, *, default_user: str | None = None) -> list[Sea
         problems.append(SealFinding("/var/lib/cloud/instances", "cloud-init instances present"))
     if (cloud / "seed" / "nocloud").exists() or (cloud / "seed" / "nocloud-net").exists():
         problems.append(SealFinding("/var/lib/cloud/seed", "NoCloud seed copy present"))
-    # /var/lib/systemd/random-seed is not checked: the seal hook removes it, but
-    # systemd-random-seed.service writes a fresh one while the guest shuts down, and systemd
-    # never credits a seed file as entropy on its own (it is mixed with per-boot data).
-    if default_user:
-        for home in (root / "home" / default_user, root / "root"):
-            keys = home / ".ssh" / "authorized_keys"
-            if keys.is_file() and keys.stat().st_size > 0 and home.name == default_user:
-                problems.append(
-                    SealFinding(f"/home/{default_user}/.ssh/authorized_keys", "build key present")
-                )
     return problems
 
 
@@ -104,12 +127,17 @@ def keep_guest_inventory(root: Path, *, state: Path | None = None) -> str | None
 
 
 def inspect_sealed_volume(
-    image: Path, image_format: str, *, default_user: str | None, state: Path | None = None
+    image: Path,
+    image_format: str,
+    *,
+    default_user: str | None,
+    seal: SealSpec | None = None,
+    state: Path | None = None,
 ) -> dict[str, Any]:
     """Mount the image read-only, fail if anything identifying is left, return the facts
     (golden.json, plus `inventory_digest` once the suite inventory is kept in `state`)."""
     with mounted_root(image, image_format) as root:
-        problems = findings_in_root(root, default_user=default_user)
+        problems = findings_in_root(root, default_user=default_user, seal=seal)
         facts = read_guest_facts(root)
         if not problems:
             inventory = keep_guest_inventory(root, state=state)
@@ -122,3 +150,55 @@ def inspect_sealed_volume(
             hint="the seal hook (hooks/common/90-seal.sh) must run last; see the console log",
         )
     return facts
+
+
+# The guest facts `klab status` shows, kept in the golden's provenance (`guest_facts`) so
+# that any host reading the store sees them, not only the one that ran the build.
+_SUMMARY_FLAGS = ("ksh", "zfs_tests_sh")
+_SUMMARY_COUNTS = ("vdevs", "vdev_count")
+_SUMMARY_TEXTS = ("zfs_commit", "zfs_source")
+_SUMMARY_TEXT_MAX = 200
+
+
+def guest_summary(facts: dict[str, Any]) -> str | None:
+    """The provenance value for a build's facts (compact JSON), None when the guest recorded
+    none of them (a lean golden)."""
+    summary: dict[str, object] = {}
+    for key in _SUMMARY_FLAGS:
+        if key in facts:
+            summary[key] = bool(facts[key])
+    for key in _SUMMARY_COUNTS:
+        if type(facts.get(key)) is int:
+            summary[key] = facts[key]
+    for key in _SUMMARY_TEXTS:
+        value = facts.get(key)
+        if isinstance(value, str) and value.isprintable() and value:
+            summary[key] = value[:_SUMMARY_TEXT_MAX]
+    if not summary:
+        return None
+    return json.dumps(summary, sort_keys=True, separators=(",", ":"))
+
+
+def read_guest_summary(text: str | None) -> dict[str, Any]:
+    """Inverse of `guest_summary`, for whatever a store holds: a value that is not what
+    `guest_summary` writes (an old golden, a forged property) reads as unknown, never raises."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    summary: dict[str, Any] = {}
+    for key in _SUMMARY_FLAGS:
+        if type(data.get(key)) is bool:
+            summary[key] = data[key]
+    for key in _SUMMARY_COUNTS:
+        if type(data.get(key)) is int and data[key] >= 0:
+            summary[key] = data[key]
+    for key in _SUMMARY_TEXTS:
+        value = data.get(key)
+        if isinstance(value, str) and value.isprintable():
+            summary[key] = value[:_SUMMARY_TEXT_MAX]
+    return summary

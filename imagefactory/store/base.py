@@ -82,6 +82,9 @@ class Provenance:
     """What the guest ran (hooks, libraries, payloads, runner): see HookPlan.digest."""
     inventory_digest: str | None = None
     """The suite inventory kept for this golden (imagefactory/testrun/inventory.py)."""
+    guest_facts: str | None = None
+    """What the sealed guest holds (ksh, zfs-tests.sh, vdev images, commit built), as compact
+    JSON: `klab status` on any host reads it here (builder/seal_check.py, guest_summary)."""
     tool_version: str | None = __version__
 
     def __post_init__(self) -> None:
@@ -116,6 +119,7 @@ class Provenance:
             spec_digest=props.get("spec_digest"),
             hooks_digest=props.get("hooks_digest"),
             inventory_digest=props.get("inventory_digest"),
+            guest_facts=props.get("guest_facts"),
             tool_version=props.get("tool_version"),
         )
 
