@@ -80,7 +80,7 @@ class CommandError(InfrastructureError):
 
 
 class NotBuiltYet(ImageFactoryError):
-    """A stage the CLI names but this version of imagefactory does not implement yet."""
+    """A golden whose lineage has no hooks for this distro yet (the build's seed step)."""
 
     exit_status = EXIT_USAGE
 

@@ -34,17 +34,14 @@ from imagefactory.fetch.cache import ImageCache
 from imagefactory.fetch.disk_image import Firmware
 from imagefactory.fetch.image import fetch_cloud_image
 from imagefactory.paths import hooks_dir, keys_dir
-from imagefactory.spec.hookenv import hook_environment
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.spec.model import DistroSpec, Lineage
 from imagefactory.spec.source import BootstrapSource
 from imagefactory.store.base import Golden, Provenance, Store
 from imagefactory.store.crashpoints import crashpoint
 from imagefactory.vm.accel import select_accel
-from imagefactory.vm.firmware import find_uefi_firmware
-from imagefactory.vm.fromspec import seed_files, vm_config
-from imagefactory.vm.hookplan import Hook, HookPlan
-from imagefactory.vm.payload import with_payloads
+from imagefactory.vm.fromspec import hook_plan, seed_files, uefi_firmware, vm_config
+from imagefactory.vm.hookplan import HookPlan
 from imagefactory.vm.provision import provision
 from imagefactory.vm.seed import build_key_comment, generate_ssh_key
 from imagefactory.vm.userdata import RUNNER_SCRIPT, RUNNER_UNIT
@@ -73,21 +70,6 @@ def bootstrap_request(spec: DistroSpec, kind: Lineage) -> BootstrapRequest | Non
     if boot is None:
         return None
     return BootstrapRequest(boot.for_lineage(kind), spec.vm.firmware, BOOTSTRAP_BASE_SIZE)
-
-
-def hook_plan_for(resolved: ResolvedSpec) -> HookPlan:
-    """The lineage's hooks, each with the common KLAB_* environment plus its own."""
-    common = hook_environment(resolved)
-    plan = HookPlan.of(
-        Hook.from_file(
-            hooks_dir() / entry.script,
-            timeout=float(entry.timeout),
-            env={**common, **entry.env},
-        )
-        for entry in resolved.spec.hooks.for_lineage(resolved.kind)
-    )
-    # Hooks that ask for payload files (bpftrace scripts, runfiles, recipes) carry them.
-    return with_payloads(plan)
 
 
 def hooks_digest_of(plan: HookPlan) -> str:
@@ -174,6 +156,9 @@ class VolumeStep:
         ctx.volume = volume
         markers.put(self.name, key, {"build_id": ctx.build_id, "volume": volume.name})
 
+    def keep(self, ctx: BuildContext) -> None:
+        """A build kept for debugging (`--on-error abort`) keeps its volume as it is."""
+
     def cleanup(self, ctx: BuildContext) -> None:
         if ctx.volume is not None and ctx.golden is None:
             Markers(ctx.leaf).clear(self.name)
@@ -182,7 +167,10 @@ class VolumeStep:
 
 
 class SeedStep:
-    """The NoCloud seed: hooks, per-build SSH key (public half only), fresh instance-id."""
+    """The NoCloud seed: hooks, per-build SSH key (public half only), fresh instance-id.
+
+    The private key is only for this build's boot: it goes when the run ends, whether the
+    build succeeded, failed, or keeps its work for debugging (`keep`)."""
 
     name = "seed"
 
@@ -203,13 +191,12 @@ class SeedStep:
         ctx.seed_iso = iso
 
     def cleanup(self, ctx: BuildContext) -> None:
-        _remove_secrets(ctx)
+        for name in ("id_ed25519", "id_ed25519.pub"):
+            (ctx.build_dir / "ssh" / name).unlink(missing_ok=True)
 
-
-def _remove_secrets(ctx: BuildContext) -> None:
-    """The private key is only for this build's boot: never keep it."""
-    for name in ("id_ed25519", "id_ed25519.pub"):
-        (ctx.build_dir / "ssh" / name).unlink(missing_ok=True)
+    def keep(self, ctx: BuildContext) -> None:
+        """A kept build keeps its seed files (build_dir/seed), never the private key."""
+        self.cleanup(ctx)
 
 
 class BootStep:
@@ -223,7 +210,7 @@ class BootStep:
         # From here on the volume is no longer "freshly written": never resume onto it.
         Markers(ctx.leaf).clear(VolumeStep.name)
         accel = select_accel(ctx.options.accel or "auto", cpu_model=spec.vm.cpu_model)
-        uefi = find_uefi_firmware(spec.vm.machine) if spec.vm.firmware == "uefi" else None
+        uefi = uefi_firmware(spec)
         config = vm_config(
             spec,
             disk=ctx.volume.path,
@@ -242,11 +229,10 @@ class BootStep:
         (ctx.build_dir / "hooks.json").write_text(json.dumps(ctx.hook_timings, indent=2))
         (ctx.build_dir / "hooks.txt").write_text(result.report() + "\n")
         log.info("boot.report", report=result.report())
-        _remove_secrets(ctx)
         result.raise_for_failure()
 
     def cleanup(self, ctx: BuildContext) -> None:
-        """The Machine context already stopped QEMU; nothing else runs after a boot."""
+        """The Machine context already stopped QEMU; the seed step removes the key."""
 
 
 class SealCheckStep:
@@ -384,7 +370,7 @@ def build_golden(
     started = time.monotonic()
     source = options.source or resolved.spec.source.default
     ctx = BuildContext(resolved, store, cache, options, source_kind=source)
-    ctx.plan = hook_plan_for(resolved)
+    ctx.plan = hook_plan(resolved)
     ctx.hooks_digest = hooks_digest_of(ctx.plan)
     structlog.contextvars.bind_contextvars(golden=ctx.leaf)
     try:
@@ -444,4 +430,4 @@ def build_golden(
         structlog.contextvars.unbind_contextvars("golden")
 
 
-__all__ = ["BuildOutcome", "ImageFactoryError", "build_golden", "hook_plan_for"]
+__all__ = ["BuildOutcome", "ImageFactoryError", "build_golden"]

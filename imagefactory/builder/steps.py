@@ -1,9 +1,20 @@
-"""Steps with paired cleanups, run in order; one runner decides between cleanup and abort.
+"""Steps with paired cleanups, run in order; one runner decides what stays afterwards.
 
 The Packer multistep idea: each stage is a small object that knows how to do its job and
-how to undo it.  Stages never decide what happens after a failure — the runner does: with
-`cleanup` every finished step is undone in reverse order; with `abort` the work is kept
-(stopped VM, build volume, logs) for debugging and the runner says where it is.
+how to undo it.  Stages never decide what happens after a run -- the runner does.  When a
+run ends, on success and on failure alike, every step that started is finished off in
+reverse order:
+
+- `cleanup(ctx)` releases what only the run needs (a private key, a work directory, a
+  volume that was never published).  It is called unless the run keeps its work.
+- A step whose output must outlive a kept run says so by having `keep(ctx)`: when the run
+  keeps its work (`Keep`: a failed build under `--on-error abort`, a test clone under
+  `--keep`), the runner calls `keep` instead of `cleanup` (hand the output over, say where
+  it is).  A step without `keep` is cleaned up either way.
+
+The build runs its steps synchronously (`run`); the test stage's steps await a VM and the
+store (`run_async`); both share the bookkeeping and the ending.  A step may also have a
+`key(ctx)` (the identity of its output) -- the runner does not need it.
 """
 
 from __future__ import annotations
@@ -11,11 +22,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import structlog
 
@@ -26,22 +37,56 @@ log = structlog.get_logger(__name__)
 OnError = Literal["cleanup", "abort"]
 Ctx = TypeVar("Ctx", contravariant=True)
 C = TypeVar("C")
+S = TypeVar("S", bound="Finishable[Any]")
 
 
-class Step(Protocol[Ctx]):
-    """One pipeline stage: `run` does the work, `cleanup` undoes it after a later failure."""
+class Finishable(Protocol[Ctx]):
+    """What the runner needs to end a run: a name and a cleanup (`keep` is optional)."""
 
     name: str
 
+    def cleanup(self, ctx: Ctx) -> None: ...
+
+
+class Step(Finishable[Ctx], Protocol[Ctx]):
+    """One pipeline stage: `run` does the work, `cleanup` releases it when the run ends."""
+
     def run(self, ctx: Ctx) -> None: ...
 
-    def cleanup(self, ctx: Ctx) -> None: ...
+
+class AsyncStep(Finishable[Ctx], Protocol[Ctx]):
+    """A stage that awaits (a VM, the store).  Its cleanup stays synchronous on purpose:
+    it must run to the end while the run is being cancelled (Ctrl-C)."""
+
+    def run(self, ctx: Ctx) -> Awaitable[None]: ...
 
 
 class Terminated(ImageFactoryError):
     """The build was asked to stop (SIGTERM/SIGHUP); treated like a failure of the current step."""
 
     exit_status = 143
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Which ends of a run keep its work (the outputs of the steps that have `keep`)."""
+
+    failed: bool = False
+    """A step raised, or the run's own verdict says it failed: keep it for debugging."""
+    succeeded: bool = False
+    """Keep it after a success too (`klab test --keep=always`)."""
+    interrupted: bool = False
+    """Ctrl-C or cancellation (not an `Exception`): keep what was made so far."""
+
+    @classmethod
+    def on_error(cls, mode: OnError) -> Keep:
+        """The build's `--on-error`: `abort` keeps a failed or interrupted build's work."""
+        return cls(failed=True, interrupted=True) if mode == "abort" else cls()
+
+    def applies(self, error: BaseException | None, failed: bool) -> bool:
+        if error is not None and not isinstance(error, Exception):
+            return self.interrupted
+        return self.failed if (error is not None or failed) else self.succeeded
 
 
 @dataclass
@@ -58,10 +103,6 @@ class RunReport:
     @property
     def total_seconds(self) -> float:
         return sum(t.seconds for t in self.timings)
-
-
-class StepSkipped(Exception):
-    """Raised by a step's run() when its marker shows the work is already done."""
 
 
 @contextmanager
@@ -83,61 +124,104 @@ def terminate_as_exception() -> Iterator[None]:
 
 
 @dataclass
-class StepRunner(Generic[C]):
-    """Runs steps in order; on failure runs the finished steps' cleanups in reverse order."""
+class _Runner(Generic[C, S]):
+    """What both runners share: the steps, the timings, how a run ends (cleanup or keep)."""
 
-    steps: Sequence[Step[C]]
+    steps: Sequence[S]
     on_error: OnError = "cleanup"
     report: RunReport = field(default_factory=RunReport)
     on_step: Callable[[str], None] | None = None
+    keep: Keep | None = None
+    """The whole policy; None: the one `on_error` names (the build's switch)."""
+    failed: Callable[[C], bool] | None = None
+    """A run can fail without an exception (the test stage: tests that failed)."""
 
-    def run(self, ctx: C) -> RunReport:
-        done: list[Step[C]] = []
-        with terminate_as_exception():
-            try:
-                for step in self.steps:
-                    started = time.monotonic()
-                    log.info("step.start", step=step.name)
-                    if self.on_step is not None:
-                        self.on_step(step.name)
-                    try:
-                        step.run(ctx)
-                    except StepSkipped as skip:
-                        elapsed = time.monotonic() - started
-                        self.report.timings.append(StepTiming(step.name, elapsed, "skipped"))
-                        log.info("step.skipped", step=step.name, reason=str(skip))
-                        done.append(step)
-                        continue
-                    except BaseException:
-                        elapsed = time.monotonic() - started
-                        self.report.timings.append(StepTiming(step.name, elapsed, "failed"))
-                        # A step that failed halfway still owns what it made: include it.
-                        done.append(step)
-                        raise
-                    elapsed = time.monotonic() - started
-                    self.report.timings.append(StepTiming(step.name, elapsed, "done"))
-                    log.info("step.done", step=step.name, seconds=round(elapsed, 2))
-                    done.append(step)
-            except BaseException as exc:
-                log.error("build.failed", step=done[-1].name if done else None, error=str(exc))
-                if self.on_error == "cleanup":
-                    self._cleanup(ctx, done)
-                else:
-                    log.warning("build.aborted.kept", steps=[s.name for s in done])
-                raise
-        return self.report
+    def _start(self, step: Finishable[C]) -> None:
+        log.info("step.start", step=step.name)
+        if self.on_step is not None:
+            self.on_step(step.name)
 
-    def _cleanup(self, ctx: C, done: list[Step[C]]) -> None:
-        # Cleanups must run even if Ctrl-C arrives again: ignore SIGINT while they run.
+    def _timed(self, name: str, began: float, status: Literal["done", "failed"]) -> None:
+        elapsed = time.monotonic() - began
+        self.report.timings.append(StepTiming(name, elapsed, status))
+        if status == "done":
+            log.info("step.done", step=name, seconds=round(elapsed, 2))
+
+    def _end(self, ctx: C, started: Sequence[Finishable[C]], error: BaseException | None) -> None:
+        """Every started step, in reverse: `keep` if the run keeps its work and the step
+        has one, `cleanup` otherwise."""
+        failed = error is not None or (self.failed is not None and self.failed(ctx))
+        policy = self.keep if self.keep is not None else Keep.on_error(self.on_error)
+        keeping = policy.applies(error, failed)
+        if error is not None:
+            log.error("run.failed", step=started[-1].name if started else None, error=str(error))
+        if keeping:
+            log.warning("run.kept", steps=[s.name for s in started if hasattr(s, "keep")])
+        # Ending must complete even if Ctrl-C arrives again: ignore SIGINT meanwhile.
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
-            for step in reversed(done):
+            for step in reversed(started):
+                keep = getattr(step, "keep", None) if keeping else None
                 try:
-                    step.cleanup(ctx)
-                    log.info("step.cleanup", step=step.name)
+                    if keep is not None:
+                        keep(ctx)
+                        log.info("step.kept", step=step.name)
+                    else:
+                        step.cleanup(ctx)
+                        log.info("step.cleanup", step=step.name)
                 except Exception as exc:  # one failed cleanup must not stop the others
                     log.error("step.cleanup.failed", step=step.name, error=str(exc))
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class StepRunner(_Runner[C, "Step[C]"]):
+    """Runs synchronous steps in order (the build); SIGTERM and SIGHUP stop it like Ctrl-C."""
+
+    def run(self, ctx: C) -> RunReport:
+        started: list[Step[C]] = []
+        with terminate_as_exception():
+            try:
+                for step in self.steps:
+                    self._start(step)
+                    started.append(step)  # a step that fails halfway still owns what it made
+                    began = time.monotonic()
+                    try:
+                        step.run(ctx)
+                    except BaseException:
+                        self._timed(step.name, began, "failed")
+                        raise
+                    self._timed(step.name, began, "done")
+            except BaseException as exc:
+                self._end(ctx, started, exc)
+                raise
+        self._end(ctx, started, None)
+        return self.report
+
+
+@dataclass
+class AsyncStepRunner(_Runner[C, "AsyncStep[C]"]):
+    """Runs awaitable steps in order (the test stage); a cancellation ends the run like
+    Ctrl-C ends a synchronous one."""
+
+    async def run(self, ctx: C) -> RunReport:
+        started: list[AsyncStep[C]] = []
+        try:
+            for step in self.steps:
+                self._start(step)
+                started.append(step)
+                began = time.monotonic()
+                try:
+                    await step.run(ctx)
+                except BaseException:
+                    self._timed(step.name, began, "failed")
+                    raise
+                self._timed(step.name, began, "done")
+        except BaseException as exc:
+            self._end(ctx, started, exc)
+            raise
+        self._end(ctx, started, None)
+        return self.report

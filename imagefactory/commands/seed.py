@@ -1,8 +1,8 @@
 """`imagefactory seed DISTRO --out DIR`: write a build's cloud-init seed for inspection.
 
-The same seed a build boots with (user-data, meta-data, network-config, seed.iso), plus the
-per-build SSH key pair it authorises, so a person can read it, validate it with
-`cloud-init schema`, or boot an image with it by hand.
+The same seed a build boots with (user-data, meta-data, network-config, seed.iso; one
+adapter, `vm/fromspec.py`, makes both), plus the per-build SSH key pair it authorises, so a
+person can read it, validate it with `cloud-init schema`, or boot an image with it by hand.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     spec = resolved.spec
     out.mkdir(parents=True, exist_ok=True)
     key = generate_ssh_key(out / "ssh", build_key_comment(spec.name))
-    seed = seed_files(spec, hook_plan(spec, resolved.kind), key, mac=args.mac)
+    seed = seed_files(spec, hook_plan(resolved), key, mac=args.mac)
     seed.write_dir(out)
     seed.write_iso(out / "seed.iso")
     log.info("seed.written", distro=spec.name, kind=resolved.kind, out=str(out))

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.builder.pipeline import hook_plan_for
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.fetch.bootstrap import package_list
 from imagefactory.paths import project_root
 from imagefactory.spec.loader import all_distro_names, load_distro, load_spec_file
 from imagefactory.spec.source import BootstrapSource
 from imagefactory.store.names import check_leaf
-from imagefactory.vm.fromspec import seed_files
+from imagefactory.vm.fromspec import hook_plan, seed_files
 from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.qemu_args import VmConfig, check_extra_args
 from imagefactory.vm.seed import SshKeyPair
@@ -274,5 +273,5 @@ def test_every_shipped_spec_that_validates_assembles_its_seed(
 ) -> None:
     resolved = load_distro(distro, kind=kind, env={})
     key = SshKeyPair(tmp_path / "id", "ssh-ed25519 AAAAC3Nza test", "imagefactory-build-x-1")
-    seed = seed_files(resolved.spec, hook_plan_for(resolved), key)
+    seed = seed_files(resolved.spec, hook_plan(resolved), key)
     assert b"#cloud-config" in seed.as_dict()["user-data"]

@@ -166,7 +166,7 @@ def test_every_distros_user_data_passes_cloud_init_schema(
     distro: str, kind: str, tmp_path: Path
 ) -> None:
     resolved = load_distro(distro, kind=kind, env={})
-    seed = seed_files(resolved.spec, hook_plan(resolved.spec, resolved.kind), KEY)
+    seed = seed_files(resolved.spec, hook_plan(resolved), KEY)
     result = cloud_init_schema(seed.user_data, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     user = yaml.safe_load(seed.user_data)["users"][0]
