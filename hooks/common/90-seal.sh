@@ -54,11 +54,19 @@ if enabled KLAB_SEAL_SSH_HOST_KEYS; then
   rm -f /etc/ssh/ssh_host_*
 fi
 
-# The per-build login key must never ship in a golden.
+# The per-build login key must never ship in a golden.  A user that does not exist has no
+# key (getent exits 2); any other failure to look it up stops the seal.
 if [[ -n ${KLAB_DEFAULT_USER:-} ]]; then
-  home=$(getent passwd "$KLAB_DEFAULT_USER" | cut -d: -f6 || true)
-  if [[ -n $home ]]; then
-    rm -f "$home/.ssh/authorized_keys"
+  rc=0
+  entry=$(getent passwd "$KLAB_DEFAULT_USER") || rc=$?
+  if ((rc == 0)); then
+    home=$(cut -d: -f6 <<<"$entry")
+    [[ -z $home ]] || rm -f "$home/.ssh/authorized_keys"
+  elif ((rc == 2)); then
+    echo "seal: no user $KLAB_DEFAULT_USER: no login key to remove"
+  else
+    echo "seal: error: getent passwd $KLAB_DEFAULT_USER failed (rc $rc)" >&2
+    exit 1
   fi
 fi
 

@@ -19,27 +19,6 @@ set -euo pipefail
 # shellcheck source=_lib.sh
 . "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
 
-dnf_install() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        rpm_installed "$pkg" || missing+=("$pkg")
-    done
-    ((${#missing[@]} == 0)) || act dnf -y install "${missing[@]}"
-}
-
-apt_install() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        deb_installed "$pkg" || missing+=("$pkg")
-    done
-    ((${#missing[@]} > 0)) || return 0
-    if [[ $apt_updated == 0 ]]; then
-        act apt-get -o DPkg::Lock::Timeout=600 update
-        apt_updated=1
-    fi
-    act apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
-}
-
 read -r -a zfs_packages <<<"${KLAB_ZFS_PACKAGES:-}"
 
 # "6.19.3-200.fc44.x86_64" <= "6.19"?  Compares major.minor only, like zfs-dkms's Conflicts.
@@ -77,24 +56,24 @@ select_repo_fedora() {
 
 install_el() {
     local kver=$1
-    dnf_install dnf-plugins-core
+    install_packages dnf-plugins-core
     act dnf config-manager --set-enabled crb
-    dnf_install epel-release
-    rpm_installed zfs-release || act dnf -y install "$KLAB_ZFS_RELEASE_RPM"
+    install_packages epel-release
+    install_rpm_from zfs-release "$KLAB_ZFS_RELEASE_RPM"
     select_repo_el
     # kernel-devel before zfs-dkms (openzfs-docs): DKMS builds for what is installed.
-    dnf_install "kernel-devel-$kver" dkms
-    dnf_install "${zfs_packages[@]}"
+    install_packages "kernel-devel-$kver" dkms
+    install_packages "${zfs_packages[@]}"
     [[ -z ${KLAB_ZFS_KERNEL_MAX:-} ]] || hold_kernel_dnf el
 }
 
 install_fedora() {
     local kver=$1
-    dnf_install dnf5-plugins
-    rpm_installed zfs-release || act dnf -y install "$KLAB_ZFS_RELEASE_RPM"
+    install_packages dnf5-plugins
+    install_rpm_from zfs-release "$KLAB_ZFS_RELEASE_RPM"
     select_repo_fedora
-    dnf_install "kernel-devel-$kver" dkms
-    dnf_install "${zfs_packages[@]}"
+    install_packages "kernel-devel-$kver" dkms
+    install_packages "${zfs_packages[@]}"
     printf 'zfs\n' | put_file /etc/dnf/protected.d/zfs.conf
     [[ -z ${KLAB_ZFS_KERNEL_MAX:-} ]] || hold_kernel_dnf fedora
 }
@@ -121,7 +100,7 @@ install_debian() {
     export DEBIAN_FRONTEND=noninteractive
     enable_component contrib
     # The headers of the RUNNING kernel; the spec's list adds the flavour's metapackage.
-    apt_install "linux-headers-$kver" "${zfs_packages[@]}"
+    install_packages "linux-headers-$kver" "${zfs_packages[@]}"
     if dkms_built_for "$kver"; then
         say "zfs DKMS module already built for $kver: not rebuilding"
     else
@@ -134,8 +113,7 @@ install_ubuntu() {
     local kver=$1
     export DEBIAN_FRONTEND=noninteractive
     if [[ $plan != 1 ]]; then
-        act apt-get -o DPkg::Lock::Timeout=600 update
-        apt_updated=1
+        apt_update || die "cannot refresh the apt package lists"
         # zfs-test depends on zfs-modules | zfs-dkms; the kernel must satisfy it, or apt
         # would quietly build a second, different module with DKMS.
         if apt-get -s install "${zfs_packages[@]}" | grep -q '^Inst zfs-dkms '; then
@@ -143,7 +121,7 @@ install_ubuntu() {
                 "does not provide zfs-modules (HWE or non-GA kernel?)"
         fi
     fi
-    apt_install "${zfs_packages[@]}"
+    install_packages "${zfs_packages[@]}"
     hold_apt "linux-image-$kver" "linux-modules-$kver" "${zfs_packages[@]}"
 }
 

@@ -38,28 +38,6 @@ make_jobs() {
     fi
 }
 
-install_packages() {
-    local missing=() pkg
-    case $KLAB_FAMILY in
-    el | fedora)
-        for pkg in "$@"; do
-            rpm_installed "$pkg" || missing+=("$pkg")
-        done
-        ((${#missing[@]} == 0)) || act dnf -y install "${missing[@]}"
-        ;;
-    debian | ubuntu)
-        for pkg in "$@"; do
-            deb_installed "$pkg" || missing+=("$pkg")
-        done
-        ((${#missing[@]} == 0)) && return 0
-        export DEBIAN_FRONTEND=noninteractive
-        act apt-get -o DPkg::Lock::Timeout=600 update
-        act apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
-        ;;
-    *) die "unknown family $KLAB_FAMILY" ;;
-    esac
-}
-
 # What OpenZFS's configure needs (reference/openzfs-ci-and-test-suite.md §1.7, trimmed to a
 # plain build: no packaging tools); `kernel` adds the headers for a module build.
 build_deps() {

@@ -15,35 +15,6 @@ set -euo pipefail
 
 missing_list=/etc/imagefactory/tools-missing
 
-installed() {
-    case $KLAB_FAMILY in
-    el | fedora) rpm_installed "$1" ;;
-    *) deb_installed "$1" ;;
-    esac
-}
-
-apt_update() {
-    [[ $apt_updated == 0 ]] || return 0
-    # Explicit return: callers test this function, which suspends set -e inside it.
-    act apt-get -o DPkg::Lock::Timeout=600 update || return 1
-    apt_updated=1
-}
-
-install_packages() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        installed "$pkg" || missing+=("$pkg")
-    done
-    ((${#missing[@]} > 0)) || return 0
-    case $KLAB_FAMILY in
-    el | fedora) act dnf -y install "${missing[@]}" ;;
-    *)
-        apt_update
-        act apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
-        ;;
-    esac
-}
-
 available() {
     case $KLAB_FAMILY in
     el | fedora) [[ -n $(dnf -q repoquery --available "$1" 2>/dev/null) ]] ;;
@@ -66,7 +37,7 @@ install_optional() {
         return 0
     fi
     for pkg in "$@"; do
-        if installed "$pkg" || available "$pkg"; then
+        if pkg_installed "$pkg" || available "$pkg"; then
             want+=("$pkg")
         else
             say "not packaged on ${KLAB_DISTRO:-this distro}: $pkg"

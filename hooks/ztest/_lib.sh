@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# What every ztest hook shares: messages, plan mode, package queries, Debian components.
+# What every ztest hook shares: messages, plan mode, the package installer, Debian components.
 #
 # Hooks load it with the line
 #     . "${BASH_SOURCE[0]%/*}/_lib.sh" # imagefactory: inline
@@ -13,9 +13,9 @@
 
 plan=${KLAB_PLAN:-0}
 self=${0##*/}
-# Read by the hooks' own apt helpers: whether the package lists are fresh.
-# shellcheck disable=SC2034
+# Whether apt's package lists are fresh: once per hook, and again after a new component.
 apt_updated=0
+APT=(apt-get -o DPkg::Lock::Timeout=600)
 
 say() { printf '%s: %s\n' "$self" "$*"; }
 die() {
@@ -73,6 +73,49 @@ deb_installed() {
     [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
 
+pkg_installed() {
+    case ${KLAB_FAMILY:?} in
+    el | fedora) rpm_installed "$1" ;;
+    debian | ubuntu) deb_installed "$1" ;;
+    *) die "unknown family $KLAB_FAMILY" ;;
+    esac
+}
+
+# Refresh apt's package lists unless this hook already did (the one apt policy: a hook
+# installs from lists at most as old as the hook; a component added since makes them stale).
+# Returns non-zero when the refresh fails, for callers that can go on without it.
+apt_update() {
+    [[ $apt_updated == 0 ]] || return 0
+    # Explicit return: callers may test this function, which suspends set -e inside it.
+    act "${APT[@]}" update || return 1
+    apt_updated=1
+}
+
+# The one package installer of the ztest hooks: installs the packages that are missing
+# (all of them in plan mode), with the family's package manager; fails the hook when it
+# cannot.  dnf refreshes its metadata itself when it is stale.
+install_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        pkg_installed "$pkg" || missing+=("$pkg")
+    done
+    ((${#missing[@]} > 0)) || return 0
+    case $KLAB_FAMILY in
+    el | fedora) act dnf -y install "${missing[@]}" ;;
+    *)
+        export DEBIAN_FRONTEND=noninteractive
+        apt_update || die "cannot refresh the apt package lists"
+        act "${APT[@]}" install -y --no-install-recommends "${missing[@]}"
+        ;;
+    esac
+}
+
+# An RPM installed from a URL or file (zfs-release), unless the package NAME is installed.
+install_rpm_from() {
+    local name=$1 source=$2
+    pkg_installed "$name" || act dnf -y install "$source"
+}
+
 # apt source files that need a component: the deb822 file of the cloud images, or the
 # one-line sources.list a bootstrapped image has.  Plan mode assumes the cloud image.
 apt_source_files() {
@@ -93,7 +136,7 @@ lacks_component() {
         grep -Evq "[[:space:]]$2([[:space:]]|\$)"
 }
 
-# Add a component (contrib, non-free) to every Debian source that lacks it; the next apt
+# Add a component (contrib, non-free) to every Debian source that lacks it; the next
 # install refreshes the package lists (apt_updated=0).
 enable_component() {
     local component=$1 file found=0
@@ -106,7 +149,6 @@ enable_component() {
         else
             act sed -i -E "/^deb(-src)?[[:space:]]/{/[[:space:]]$component([[:space:]]|\$)/!s/([[:space:]]main)([[:space:]]|\$)/\\1 $component\\2/}" "$file"
         fi
-        # shellcheck disable=SC2034  # read by the hooks' apt helpers
         apt_updated=0
     done < <(apt_source_files)
     ((found)) || die "no apt source file found to enable $component in"

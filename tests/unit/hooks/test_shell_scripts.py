@@ -18,7 +18,8 @@ from imagefactory.vm.inline import DIRECTIVE
 
 HOOKS = sorted((hooks_dir() / "ztest").glob("*.sh"))
 RECIPES = sorted((hooks_dir() / "payload" / "recipes").glob("*.sh"))
-SCRIPTS = HOOKS + RECIPES
+SEAL = hooks_dir() / "common" / "90-seal.sh"
+SCRIPTS = HOOKS + RECIPES + [SEAL]
 
 
 def _id(path: Path) -> str:

@@ -32,7 +32,7 @@ DEB822 = "/etc/apt/sources.list.d/debian.sources"
 
 
 def plan(name: str, hook: str, extra_env: dict[str, str] | None = None) -> list[str]:
-    resolved = load_distro(name, kind="ztest", env=extra_env or {})
+    resolved = load_distro(name, lineage="ztest", env=extra_env or {})
     env = hook_environment(resolved)
     env.update(PATH=os.environ["PATH"], KLAB_PLAN="1", KLAB_PLAN_KERNEL=KERNELS[name])
     proc = subprocess.run(
@@ -212,6 +212,29 @@ GIT_PLANS = {
 }
 
 
+def grow(family_install: list[str], filesystem: str) -> list[str]:
+    return [*family_install, "+ growpart /dev/vda 1", filesystem]
+
+
+# Plan mode stands in /dev/vda1 with the family's cloud-image file system for the root.
+GROW_PLANS = {
+    "centos9": grow(["+ dnf -y install cloud-utils-growpart"], "+ xfs_growfs /"),
+    "rocky9": grow(["+ dnf -y install cloud-utils-growpart"], "+ xfs_growfs /"),
+    "fedora44": grow(["+ dnf -y install cloud-utils-growpart"], "+ btrfs filesystem resize max /"),
+    "debian13": grow(
+        [f"+ {APT} update", f"+ {APT_INSTALL} cloud-guest-utils"], "+ resize2fs /dev/vda1"
+    ),
+    "ubuntu24": grow(
+        [f"+ {APT} update", f"+ {APT_INSTALL} cloud-guest-utils"], "+ resize2fs /dev/vda1"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROW_PLANS))
+def test_grow_root_hook_installs_growpart_through_the_shared_installer(name: str) -> None:
+    assert plan(name, "05-grow-root.sh") == GROW_PLANS[name]
+
+
 @pytest.mark.parametrize("name", sorted(ZFS_PLANS))
 def test_zfs_hook_runs_the_reviewed_repo_and_package_commands(name: str) -> None:
     assert plan(name, "10-zfs.sh") == ZFS_PLANS[name]
@@ -262,7 +285,7 @@ def test_suite_mismatch_fails_when_the_spec_says_fail() -> None:
 
 
 def test_fedora_refuses_a_kernel_newer_than_the_pinned_openzfs_supports() -> None:
-    resolved = load_distro("fedora44", kind="ztest", env={})
+    resolved = load_distro("fedora44", lineage="ztest", env={})
     env = hook_environment(resolved)
     env.update(PATH=os.environ["PATH"], KLAB_PLAN="1", KLAB_PLAN_KERNEL="7.0.4-200.fc44.x86_64")
     proc = subprocess.run(
@@ -279,7 +302,7 @@ def test_fedora_refuses_a_kernel_newer_than_the_pinned_openzfs_supports() -> Non
 def run_with_module(
     name: str, module: str, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = hook_environment(load_distro(name, kind="ztest", env={}))
+    env = hook_environment(load_distro(name, lineage="ztest", env={}))
     env.update(
         PATH=os.environ["PATH"],
         KLAB_PLAN="1",
