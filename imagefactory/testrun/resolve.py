@@ -240,11 +240,18 @@ class StagePlan:
 def plan_stage(
     goldens: Mapping[str, Golden | None], selection: Selection, *, state: Path | None = None
 ) -> StagePlan:
-    """Resolve `selection` against the goldens' inventories; UsageError before any boot."""
-    if selection.kind not in ("run", "group"):
+    """Resolve `selection` against the goldens' inventories; UsageError before any boot.
+
+    A sharded selection is then cut to its part (testrun/shard.py)."""
+    if selection.kind not in ("run", "group") and selection.shard is None:
         return StagePlan(dict(goldens), {}, [])
     inventories, warnings = inventories_of(goldens, state=state)
-    return StagePlan(dict(goldens), resolve_selection(selection, inventories), warnings)
+    plan = StagePlan(dict(goldens), resolve_selection(selection, inventories), warnings)
+    if selection.shard is not None:
+        from imagefactory.testrun.shard import shard_plan  # shard.py builds on this module
+
+        plan = shard_plan(plan, selection, inventories)
+    return plan
 
 
 def resolve_distros(names: Sequence[str]) -> list[ResolvedSpec]:
@@ -254,7 +261,7 @@ def resolve_distros(names: Sequence[str]) -> list[ResolvedSpec]:
         wanted += all_distro_names() if name == "all" else [name]
     specs: list[ResolvedSpec] = []
     for name in dict.fromkeys(wanted):
-        resolved = load_distro(name, kind="ztest")
+        resolved = load_distro(name, lineage="ztest")
         if all(r.spec.name != resolved.spec.name for r in specs):
             specs.append(resolved)
     if not specs:

@@ -73,5 +73,7 @@ def write_run_files(
             for o in outcomes
         ],
     }
+    if selection.shard is not None:  # which part ran, and the whole split (results merge)
+        run["shard"] = selection.shard.record(selection.unsharded)
     files["run"].write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     return files

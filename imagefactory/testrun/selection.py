@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from imagefactory.errors import UsageError
 from imagefactory.paths import hooks_dir
 from imagefactory.testrun.results import name_from_path
+
+if TYPE_CHECKING:
+    from imagefactory.testrun.shard import Shard
 
 Kind = Literal["run", "group", "suite", "recipe"]
 Mode = Literal["zts", "recipe"]
@@ -45,6 +48,8 @@ class Selection:
     recipes: tuple[Recipe, ...] = field(default=())
     label: str | None = None
     """Overrides the canonical text (reruns of failures record where they came from)."""
+    shard: Shard | None = field(default=None, compare=False)
+    """`--shard i/N`: only that balanced part runs (testrun/shard.py); None: all of it."""
 
     @property
     def mode(self) -> Mode:
@@ -57,8 +62,16 @@ class Selection:
         return UPSTREAM_RUNFILES if self.mode == "zts" else ()
 
     @property
-    def canonical(self) -> str:
+    def unsharded(self) -> str:
+        """The canonical text of the whole selection, whichever shard this is."""
         return self.label or f"{self.kind}={','.join(self.items)}"
+
+    @property
+    def canonical(self) -> str:
+        """`suite=quick`, or `suite=quick shard=2/4` (the history compares like with like)."""
+        if self.shard is None:
+            return self.unsharded
+        return f"{self.unsharded} shard={self.shard.spec}"
 
     def __str__(self) -> str:
         return self.canonical
