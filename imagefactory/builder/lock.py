@@ -15,17 +15,15 @@ from pathlib import Path
 import structlog
 
 from imagefactory.builder.statedir import locks_dir
-from imagefactory.errors import ImageFactoryError
+from imagefactory.errors import InfrastructureError
 from imagefactory.flock import acquire
 from imagefactory.store.names import check_leaf
 
 log = structlog.get_logger(__name__)
 
 
-class BuildLocked(ImageFactoryError):
+class BuildLocked(InfrastructureError):
     """Another build of the same golden holds the lock."""
-
-    exit_status = 3
 
 
 def _holder(path: Path) -> str:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from imagefactory.atomic import write_atomic
 from imagefactory.builder.statedir import markers_dir
 
 
@@ -41,10 +42,8 @@ class Markers:
         return outputs if isinstance(outputs, dict) else None
 
     def put(self, stage: str, key: str, outputs: dict[str, Any]) -> None:
-        path = self._path(stage)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"inputs": key, "outputs": outputs}, sort_keys=True))
-        tmp.replace(path)
+        record = {"inputs": key, "outputs": outputs}
+        write_atomic(self._path(stage), json.dumps(record, sort_keys=True).encode())
 
     def clear(self, stage: str) -> None:
         self._path(stage).unlink(missing_ok=True)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import structlog
 
+from imagefactory.atomic import fsync_dir, write_atomic
 from imagefactory.errors import InfrastructureError, UsageError
 from imagefactory.fetch.errors import DiskFullError
 from imagefactory.fetch.hashing import hash_file
@@ -86,28 +87,17 @@ def _stat_fingerprint(st: os.stat_result) -> dict[str, int]:
 
 
 def _write_json_atomic(path: Path, data: object) -> None:
-    """Write through a temporary sibling; a full disk leaves nothing behind."""
+    """Replace a record atomically (`imagefactory.atomic`); a full disk leaves nothing behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(data, sort_keys=True).encode())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise DiskFullError(
                 f"no space left in the cache at {path.parent}",
                 hint="free space, run `imagefactory cache gc`, or choose --cache-dir",
             ) from exc
         raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _HeldLocks(threading.local):
@@ -287,7 +277,7 @@ class ImageCache:
                 with staged.open("rb") as f:
                     os.fsync(f.fileno())
                 staged.replace(dest)
-                _fsync_dir(dest.parent)
+                fsync_dir(dest.parent)
                 _write_json_atomic(self._meta_path(digest), _stat_fingerprint(dest.stat()))
                 self._touch_used(digest)
                 log.info("cache.insert", digest=str(digest), size=dest.stat().st_size)

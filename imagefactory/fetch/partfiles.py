@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from imagefactory.atomic import write_atomic
 from imagefactory.fetch.errors import DiskFullError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -26,14 +27,11 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary sibling; on failure (a full disk) nothing
-    is left behind and the error says what ran out."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Replace `path` with `data` atomically (`imagefactory.atomic`); on failure (a full
+    disk) nothing is left behind and the error says what ran out."""
     try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         if exc.errno in DISK_FULL:
             raise DiskFullError(
                 f"disk full while writing {path.name} in {path.parent}",

@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 
+from imagefactory.atomic import fsync_dir, fsync_file
 from imagefactory.store import qemu_img
 from imagefactory.store.base import (
     ROLE_BUILD,
@@ -54,12 +55,10 @@ from imagefactory.store.crashpoints import crashpoint
 from imagefactory.store.files_integrity import damage_report, file_digest, pin_moved
 from imagefactory.store.files_layout import FORMAT, FilesLayout, Live, now_iso
 from imagefactory.store.manifest import (
-    fsync_dir,
-    fsync_file,
     read_manifest,
     stale_temp_files,
     temp_path,
-    write_atomic,
+    write_manifest,
 )
 from imagefactory.store.names import (
     ParsedName,
@@ -111,7 +110,7 @@ class FileStore(FilesLayout, Store):
             if image.exists():
                 raise AlreadyInStore(f"build volume {child} already exists in {self.spec}")
             manifest = self._build_manifest(parsed, size, current_owner())
-            write_atomic(manifest_path, manifest)
+            write_manifest(manifest_path, manifest)
             tmp = temp_path(image)
             try:
                 qemu_img.create(tmp, FORMAT, size)
@@ -138,7 +137,7 @@ class FileStore(FilesLayout, Store):
             if not check_plain_file(self._image(child), missing_ok=True):
                 return None
             manifest = {**manifest, "owner": current_owner()}
-            write_atomic(self._manifest(child), manifest)
+            write_manifest(self._manifest(child), manifest)
         return self._build_volume(parsed, manifest)
 
     def list_build_volumes(self) -> list[BuildVolume]:
@@ -176,7 +175,7 @@ class FileStore(FilesLayout, Store):
                 check_plain_file(image, missing_ok=True)
                 tmp.replace(image)
                 manifest = {**manifest, "virtual_size": size}
-                write_atomic(self._manifest(parsed.child), manifest)
+                write_manifest(self._manifest(parsed.child), manifest)
         finally:
             tmp.unlink(missing_ok=True)
         log.info("store.image.written", store=self.spec, name=parsed.child, source=str(source))
@@ -196,7 +195,7 @@ class FileStore(FilesLayout, Store):
             if size > current:
                 qemu_img.resize(image, FORMAT, size)
             manifest = {**manifest, "virtual_size": max(size, current)}
-            write_atomic(self._manifest(parsed.child), manifest)
+            write_manifest(self._manifest(parsed.child), manifest)
         return self._build_volume(parsed, manifest)
 
     def destroy_build_volume(self, volume: BuildVolume | str) -> None:
@@ -299,7 +298,7 @@ class FileStore(FilesLayout, Store):
                 "published_at": now_iso(),
                 "provenance": props,
             }
-            write_atomic(self._manifest(child), golden_manifest, mode=0o444)
+            write_manifest(self._manifest(child), golden_manifest, mode=0o444)
             image.chmod(0o444)
             crashpoint("files.publish.pending")
             live = self._live(leaf, locked=True)
@@ -321,7 +320,7 @@ class FileStore(FilesLayout, Store):
         so nothing is trusted that was not before."""
         manifest, image = live.manifest, live.image
         retired = unique_retired_child(leaf, self._taken())
-        write_atomic(
+        write_manifest(
             self._manifest(retired),
             {
                 **manifest,
@@ -387,7 +386,7 @@ class FileStore(FilesLayout, Store):
                 "origin_build_id": golden_manifest.get("build_id", ""),
                 "created_at": now_iso(),
             }
-            write_atomic(manifest_path, manifest)
+            write_manifest(manifest_path, manifest)
             os.link(golden_image, origin)
             crashpoint("files.clone.pinned")
             tmp = temp_path(overlay)

@@ -18,7 +18,7 @@ import structlog
 from imagefactory.errors import EXIT_TEST_FAILURES
 from imagefactory.store.base import ROLE_GOLDEN, StoreError
 from imagefactory.store.files_layout import FilesLayout, Live
-from imagefactory.store.manifest import ManifestError, load_manifest, write_atomic
+from imagefactory.store.manifest import ManifestError, load_manifest, write_manifest
 from imagefactory.store.names import ParsedName, parse_child
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ def pin_moved(layout: FilesLayout, live: Live) -> str:
     if recorded is not None and not live.moved:
         return "ok: the image's digest matches its manifest"
     manifest = {**live.manifest, "image_digest": actual, "inode": live.image.stat().st_ino}
-    write_atomic(layout._manifest(leaf), manifest, mode=0o444)
+    write_manifest(layout._manifest(leaf), manifest, mode=0o444)
     if live.moved:
         log.warning("store.golden.repinned", golden=leaf, digest=actual)
         return "moved: the image's digest matches its manifest; pinned to this copy"

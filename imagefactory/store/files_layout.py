@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import structlog
 
+from imagefactory.atomic import fsync_dir
 from imagefactory.errors import UsageError
 from imagefactory.store.base import (
     ROLE_BUILD,
@@ -36,7 +37,7 @@ from imagefactory.store.base import (
     StoreError,
 )
 from imagefactory.store.lock import flocked
-from imagefactory.store.manifest import fsync_dir, provenance_of, read_manifest, write_atomic
+from imagefactory.store.manifest import provenance_of, read_manifest, write_manifest
 from imagefactory.store.names import ParsedName, parse_child
 from imagefactory.store.safety import check_plain_file, require_role
 
@@ -282,7 +283,7 @@ class FilesLayout:
                     str(m.get("owner", "")),
                     str(m.get("created_at", "")) or None,
                 )
-                write_atomic(self._manifest(parsed.child), restored)
+                write_manifest(self._manifest(parsed.child), restored)
                 log.warning("store.recover.publish_rolled_back", name=parsed.child)
             elif self._inode(self._image(parsed.leaf)) is not None:
                 # Committed.  (Were this image not the one the manifest describes, its

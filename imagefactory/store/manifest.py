@@ -1,7 +1,8 @@
-"""Atomic file writes and the files store's JSON manifests (its role markers).
+"""The files store's JSON manifests (its role markers) and its temporary files.
 
-A manifest is only ever replaced by `rename` of a fully written and fsynced temporary
-file, so a reader or a crash sees the old manifest or the new one, never half of one.
+A manifest is only ever replaced by `imagefactory.atomic.write_atomic` (a fully written and
+fsynced temporary file renamed into place), so a reader or a crash sees the old manifest or
+the new one, never half of one.
 
 Temporary files live in the store's own hidden directory, `<root>/.imagefactory-tmp/`
 (0700), named `<final name>.tmp-<lease>-<random>`, where `<lease>` is the writer's owner
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from imagefactory.atomic import write_atomic
 from imagefactory.errors import UsageError
 from imagefactory.store.base import ROLES, Provenance, StoreError
 from imagefactory.store.names import parse_child
@@ -103,39 +105,11 @@ def _is_child_file(name: str) -> bool:
     return False
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: Mapping[str, Any], *, mode: int = 0o644) -> None:
-    """Write `data` as JSON to `path` atomically (temp file, fsync, rename, fsync dir)."""
-    tmp = temp_path(path)
+def write_manifest(path: Path, data: Mapping[str, Any], *, mode: int = 0o644) -> None:
+    """Write `data` as the manifest at `path`, atomically, through the store's temporary
+    directory (see the module docstring: that is what lets `gc` tell its own leftovers)."""
     payload = json.dumps({"format": MANIFEST_FORMAT, **data}, indent=2, sort_keys=True) + "\n"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(mode)
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    write_atomic(path, payload.encode(), mode=mode, temp=temp_path(path))
 
 
 def load_manifest(path: Path) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagefactory.builder.lock import BuildLocked, golden_lock
+from imagefactory.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 
 HOLD = """
 import sys, time
@@ -47,10 +48,13 @@ def test_a_second_build_without_wait_fails_naming_the_holder(tmp_path: Path) -> 
     holder = hold(locks, 30)
     try:
         with (
-            pytest.raises(BuildLocked, match=f"pid {holder.pid}"),
+            pytest.raises(BuildLocked, match=f"pid {holder.pid}") as caught,
             golden_lock("klab-ztest-debian", wait=False, directory=locks),
         ):
             pass
+        # Someone else's build holds the golden: the host's state, not the input's fault.
+        assert isinstance(caught.value, InfrastructureError)
+        assert caught.value.exit_status == EXIT_INFRASTRUCTURE
     finally:
         holder.kill()
         holder.wait()

@@ -6,13 +6,13 @@ import json
 import stat
 from pathlib import Path
 
-from imagefactory.store.manifest import read_manifest, write_atomic
+from imagefactory.store.manifest import read_manifest, write_manifest
 
 
 def test_write_is_complete_with_the_mode_and_no_temp_left(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
-    write_atomic(path, {"role": "golden"}, mode=0o444)
-    write_atomic(path, {"role": "retired"}, mode=0o444)  # replaces a read-only file
+    write_manifest(path, {"role": "golden"}, mode=0o444)
+    write_manifest(path, {"role": "retired"}, mode=0o444)  # replaces a read-only file
     assert json.loads(path.read_text()) == {"format": 1, "role": "retired"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
     assert sorted(p.name for p in tmp_path.iterdir()) == [".imagefactory-tmp", "x.json"]
@@ -21,7 +21,7 @@ def test_write_is_complete_with_the_mode_and_no_temp_left(tmp_path: Path) -> Non
 
 def test_unusable_manifests_read_as_none(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
-    write_atomic(good, {"role": "clone"})
+    write_manifest(good, {"role": "clone"})
     assert read_manifest(good) == {"format": 1, "role": "clone"}
     (tmp_path / "link.json").symlink_to(good)
     (tmp_path / "list.json").write_text("[1]", encoding="utf-8")

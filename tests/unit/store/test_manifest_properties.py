@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from imagefactory.store.base import Provenance
 from imagefactory.store.files import FileStore
-from imagefactory.store.manifest import ManifestError, load_manifest, write_atomic
+from imagefactory.store.manifest import ManifestError, load_manifest, write_manifest
 from tests.fixtures.capped import run_capped
 
 PROPERTY = settings(
@@ -144,6 +144,6 @@ def test_the_valid_manifest_is_read_as_a_golden(tmp_path: Path) -> None:
     """The control: the skeleton the hostile cases start from is a working golden."""
     image = tmp_path / f"{LEAF}.qcow2"
     image.write_bytes(b"\0" * 512)
-    write_atomic(tmp_path / f"{LEAF}.json", golden_manifest(image.stat().st_ino))
+    write_manifest(tmp_path / f"{LEAF}.json", golden_manifest(image.stat().st_ino))
     golden = FileStore(tmp_path).get_golden(LEAF)
     assert golden is not None and golden.provenance.build_id == "b1" and not golden.moved
