@@ -22,6 +22,7 @@ from typing import Any
 from imagefactory.testrun.absent import absent_results
 from imagefactory.testrun.artifacts import TEST_LOG
 from imagefactory.testrun.baseline import Baseline
+from imagefactory.testrun.bpftrace_files import write_trace_json
 from imagefactory.testrun.judge import kernel_from_system_txt
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
 from imagefactory.testrun.results import (
@@ -58,6 +59,8 @@ class Judging:
     baseline: Baseline | None = None
     accel: str | None = None
     """The accelerator the clone booted with (tcg, kvm)."""
+    bpf: tuple[str, ...] | None = None
+    """The bpftrace scripts the clone was asked to run (None: whatever traces came back)."""
 
     def context(self, distro: str, artifacts: Path, facts: GoldenFacts) -> RunContext:
         """The scopes a baseline entry can name, as far as this run knows them."""
@@ -244,6 +247,7 @@ def judge(
     """The outcome of one distro from its brought-home artifacts directory."""
     facts = facts_from_guest(artifacts, golden)
     judging = judging or Judging()
+    write_trace_json(artifacts, judging.bpf)  # bpftrace/<name>.json, for reports and metrics
     if selection.mode == "recipe":
         return judge_recipes(distro, artifacts, selection, facts, duration, judging)
     return judge_suite(distro, artifacts, selection, facts, duration, judging)

@@ -1,0 +1,165 @@
+"""`--bpf`: which zfs-bt scripts a clone runs, and their traces turned into JSON on the host.
+
+The guest runner (hooks/testrun/50-klab-test.sh) reads KLAB_BPF_SCRIPTS and writes each
+script's output to `bpftrace/<name>.txt`.  After the artifacts come home, every requested
+script gets `bpftrace/<name>.json` (schema in `imagefactory.testrun.bpftrace`), whether it
+traced or not: a script that produced nothing is recorded with why, so a missing trace is
+visible in the run directory, the report and the exporter instead of being a quiet gap.
+
+Default: all four under KVM; under TCG zio and txg only, the guest runner's long-standing
+default, because arc.bt and spl.bt fire on every ARC read and kmem allocation and their
+cost under emulation has not been measured yet (issue 15 asks for < 10 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from imagefactory.testrun.bpftrace import SCRIPTS, not_attached, parse_output
+from imagefactory.vm.hookplan import HookPlan
+
+log = structlog.get_logger(__name__)
+
+ENV_SCRIPTS = "KLAB_BPF_SCRIPTS"
+TRACE_DIR = "bpftrace"
+DEFAULT_TCG = ("zio", "txg")
+MAX_TRACE_BYTES = 64 * 1024 * 1024
+"""A trace bigger than this is read only this far (the guest's disk is bounded anyway)."""
+_DATE = re.compile(r"date: ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})Z")
+
+
+def bpf_option(text: str) -> tuple[str, ...]:
+    """argparse type of `--bpf zio,txg,arc,spl | all | none`."""
+    words = [w for w in re.split(r"[,\s]+", text.strip().lower()) if w]
+    if words == ["none"]:
+        return ()
+    if words == ["all"]:
+        return SCRIPTS
+    unknown = [w for w in words if w not in SCRIPTS]
+    if unknown or not words:
+        raise argparse.ArgumentTypeError(
+            f"unknown bpftrace script {', '.join(unknown) or repr(text)}: "
+            f"choose from {','.join(SCRIPTS)}, all or none"
+        )
+    return tuple(s for s in SCRIPTS if s in words)
+
+
+def scripts_for(chosen: Sequence[str] | None, accel: str | None) -> tuple[str, ...]:
+    """What runs: `--bpf` when given, else the default for the accelerator."""
+    if chosen is not None:
+        return tuple(chosen)
+    return SCRIPTS if accel == "kvm" else DEFAULT_TCG
+
+
+def with_bpf_scripts(plan: HookPlan, scripts: Sequence[str]) -> HookPlan:
+    """The plan with KLAB_BPF_SCRIPTS set on every hook (only the test runner reads it).
+
+    An empty value is "none" for the runner (`${KLAB_BPF_SCRIPTS-zio txg}`)."""
+    value = " ".join(scripts)
+    return HookPlan(tuple(replace(h, env={**h.env, ENV_SCRIPTS: value}) for h in plan.hooks))
+
+
+def run_started(artifacts: Path) -> datetime | None:
+    """When the guest runner began (system.txt's `date:`, the guest's UTC clock)."""
+    try:
+        text = (artifacts / "system.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = _DATE.search(text[:4096])
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _runner_reason(artifacts: Path, name: str) -> str | None:
+    """The runner's own word on why a script left no output, from runner.log."""
+    try:
+        lines = (artifacts / "runner.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        text = line.split(" ", 1)[-1]
+        if "bpftrace is not installed" in text or f"{name}.bt is missing" in text:
+            return f"the guest runner: {text.strip()[:200]}"
+    return None
+
+
+def trace_document(artifacts: Path, name: str) -> dict[str, Any]:
+    """The JSON document of one script from its text (or from its absence)."""
+    path = artifacts / TRACE_DIR / f"{name}.txt"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TRACE_BYTES)
+    except FileNotFoundError:
+        reason = _runner_reason(artifacts, name)
+        return not_attached(name, reason or f"no output: the guest brought back no {path.name}")
+    except OSError as exc:
+        return not_attached(name, f"cannot read {path.name}: {exc.strerror}")
+    return parse_output(
+        data.decode("utf-8", errors="replace"), name, started=run_started(artifacts)
+    )
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            # Compact: a four-hour run has thousands of reports.
+            json.dump(doc, handle, separators=(",", ":"))
+            handle.write("\n")
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_trace_json(artifacts: Path, requested: Sequence[str] | None = None) -> list[Path]:
+    """`bpftrace/<name>.json` for every requested script and every trace the guest brought.
+
+    `requested` None: the scripts whose text is there.  A file that cannot be written is
+    logged and left out; the run's verdicts never depend on traces.
+    """
+    names = list(requested or ())
+    folder = artifacts / TRACE_DIR
+    if folder.is_dir():
+        names += sorted(p.stem for p in folder.glob("*.txt") if p.stem not in names)
+    if not names:
+        return []
+    written = []
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        log.warning("bpftrace.unwritable", dir=str(folder), error=str(exc))
+        return []
+    for name in names:
+        target = folder / f"{name}.json"
+        try:
+            _write_json(target, trace_document(artifacts, name))
+        except OSError as exc:
+            log.warning("bpftrace.unwritable", file=str(target), error=str(exc))
+            continue
+        written.append(target)
+    return written
+
+
+def load_trace(artifacts: Path, name: str) -> dict[str, Any] | None:
+    """A parsed trace as written above; None when absent or not this schema."""
+    try:
+        doc = json.loads((artifacts / TRACE_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("script") == name else None
