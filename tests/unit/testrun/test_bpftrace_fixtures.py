@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_capture_parses_as_its_text_says(path: Path) -> None:
     assert doc["skipped_lines"] == 0
 
 
-def _emulated(script: str) -> dict:
+def _emulated(script: str) -> dict[str, Any]:
     path = FIXTURES / "host-emulated" / f"{script}.txt"
     return parse_output(path.read_text(), script)
 
