@@ -10,7 +10,8 @@ DISTRO ?=
 SOURCE ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv host-deps test test-fast test-e2e lint golden golden-ztest ztest rc clean
+.PHONY: help venv host-deps test test-fast test-e2e lint golden golden-ztest ztest rc clean \
+	install-timers
 
 help:
 	@echo "make golden-ztest DISTRO=<name|all> [SOURCE=bootstrap]  build ztest golden(s)"
@@ -24,6 +25,8 @@ help:
 	@echo "make test-e2e    end-to-end tests on the real Debian ztest golden (slow)"
 	@echo "make lint        ruff + mypy"
 	@echo "make clean       remove the venv and caches (never goldens or the image cache)"
+	@echo "make install-timers [DESTDIR=...] [KLAB=/usr/local/bin/klab]"
+	@echo "                 install the weekly linux.run timer (contrib/systemd)"
 
 # The zfs store imports Debian's python3-pyzfs (module libzfs_core), which lives in the
 # system site-packages of Debian's own python3: on a ZFS host build the venv with
@@ -78,6 +81,23 @@ ztest: $(STAMP)
 
 rc: host-deps $(STAMP)
 	$(CLI) rc $(if $(DISTROS),--distros $(DISTROS)) $(if $(SOURCE),--source $(SOURCE)) $(SELECT)
+
+# The weekly linux.run (contrib/systemd): the units, with the installed klab's path written
+# in, go to $(DESTDIR)$(SYSTEMD_UNIT_DIR).  Enabling the timer is left to the admin.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+KLAB ?= $(BINDIR)/klab
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+TIMER_UNITS := klab-weekly-linux.service klab-weekly-linux.timer
+install-timers:
+	@case '$(KLAB)' in /*) ;; *) echo "KLAB=$(KLAB): give the absolute path of the installed klab"; exit 2 ;; esac
+	install -d -m 0755 '$(DESTDIR)$(SYSTEMD_UNIT_DIR)'
+	set -e; for unit in $(TIMER_UNITS); do \
+	    sed 's|@KLAB@|$(KLAB)|g' "contrib/systemd/$$unit" >"$(DESTDIR)$(SYSTEMD_UNIT_DIR)/.$$unit.tmp"; \
+	    chmod 0644 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/.$$unit.tmp"; \
+	    mv -f "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/.$$unit.tmp" "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$unit"; \
+	done
+	@echo "enable with: systemctl daemon-reload && systemctl enable --now klab-weekly-linux.timer"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
