@@ -29,6 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 from imagefactory.errors import UsageError
 from imagefactory.spec.types import Duration
 from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
+from imagefactory.testrun.bpftrace_option import add_bpf_option
 from imagefactory.testrun.history import History, default_db_path
 from imagefactory.testrun.matrix import build_matrix, print_matrix
 from imagefactory.testrun.resolve import resolve_distros
@@ -94,6 +95,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, default_retries: int = 0
         "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
     )
     add_baseline_arguments(parser)
+    add_bpf_option(parser)  # --bpf: testrun/bpftrace_option.py
 
 
 def add_selection_options(parser: argparse.ArgumentParser, *, title: str) -> None:
@@ -127,6 +129,7 @@ def stage_options(args: argparse.Namespace) -> StageOptions:
         command=tuple(["klab", *sys.argv[1:]]),
         retries=args.retries,
         baseline=baseline_from_args(args),
+        bpf=args.bpf,
     )
 
 

@@ -1,4 +1,4 @@
-"""`--bpf`: which zfs-bt scripts a clone runs, and their traces turned into JSON on the host.
+"""The zfs-bt scripts' traces turned into JSON on the host, and the choice sent to the guest.
 
 The guest runner (hooks/testrun/50-klab-test.sh) reads KLAB_BPF_SCRIPTS and writes each
 script's output to `bpftrace/<name>.txt`.  After the artifacts come home, every requested
@@ -6,14 +6,11 @@ script gets `bpftrace/<name>.json` (schema in `imagefactory.testrun.bpftrace`), 
 traced or not: a script that produced nothing is recorded with why, so a missing trace is
 visible in the run directory, the report and the exporter instead of being a quiet gap.
 
-Default: all four under KVM; under TCG zio and txg only, the guest runner's long-standing
-default, because arc.bt and spl.bt fire on every ARC read and kmem allocation and their
-cost under emulation has not been measured yet (issue 15 asks for < 10 %).
+Which scripts run (`--bpf`, and its default per accelerator): `bpftrace_option.py`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -26,40 +23,16 @@ from typing import Any
 
 import structlog
 
-from imagefactory.testrun.bpftrace import SCRIPTS, not_attached, parse_output
+from imagefactory.testrun.bpftrace import not_attached, parse_output
 from imagefactory.vm.hookplan import HookPlan
 
 log = structlog.get_logger(__name__)
 
 ENV_SCRIPTS = "KLAB_BPF_SCRIPTS"
 TRACE_DIR = "bpftrace"
-DEFAULT_TCG = ("zio", "txg")
 MAX_TRACE_BYTES = 64 * 1024 * 1024
 """A trace bigger than this is read only this far (the guest's disk is bounded anyway)."""
 _DATE = re.compile(r"date: ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})Z")
-
-
-def bpf_option(text: str) -> tuple[str, ...]:
-    """argparse type of `--bpf zio,txg,arc,spl | all | none`."""
-    words = [w for w in re.split(r"[,\s]+", text.strip().lower()) if w]
-    if words == ["none"]:
-        return ()
-    if words == ["all"]:
-        return SCRIPTS
-    unknown = [w for w in words if w not in SCRIPTS]
-    if unknown or not words:
-        raise argparse.ArgumentTypeError(
-            f"unknown bpftrace script {', '.join(unknown) or repr(text)}: "
-            f"choose from {','.join(SCRIPTS)}, all or none"
-        )
-    return tuple(s for s in SCRIPTS if s in words)
-
-
-def scripts_for(chosen: Sequence[str] | None, accel: str | None) -> tuple[str, ...]:
-    """What runs: `--bpf` when given, else the default for the accelerator."""
-    if chosen is not None:
-        return tuple(chosen)
-    return SCRIPTS if accel == "kvm" else DEFAULT_TCG
 
 
 def with_bpf_scripts(plan: HookPlan, scripts: Sequence[str]) -> HookPlan:

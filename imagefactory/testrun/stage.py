@@ -41,6 +41,8 @@ from imagefactory.store.base import Clone, Golden, Store
 from imagefactory.store.select import open_store
 from imagefactory.testrun import artifacts as paths
 from imagefactory.testrun.baseline import Baseline
+from imagefactory.testrun.bpftrace_files import with_bpf_scripts
+from imagefactory.testrun.bpftrace_option import scripts_for
 from imagefactory.testrun.collect import GoldenFacts, Judged, Judging, judge
 from imagefactory.testrun.guest import runner_plan
 from imagefactory.testrun.history import History, new_run_id
@@ -98,6 +100,8 @@ class StageOptions:
     """Reruns of each FAIL/KILLED test (or failing recipe) in the clone, within the timeout."""
     baseline: Baseline | None = None
     """Known failures and flakes to judge against (testrun/baseline.py); None: raw results."""
+    bpf: tuple[str, ...] | None = None
+    """bpftrace scripts run alongside (--bpf; testrun/bpftrace_option.py); None: the default."""
 
 
 @dataclass
@@ -210,6 +214,8 @@ class Stage:
             absent=tests.absent,
             retries=self.options.retries,
         )
+        accel_name = self._accel_for(spec.vm.cpu_model).accel  # --bpf's default depends on it
+        plan = with_bpf_scripts(plan, scripts_for(self.options.bpf, accel_name))
         seed = build_seed(
             name=name,
             default_user=spec.cloud_init.default_user.name,
@@ -295,7 +301,8 @@ class Stage:
                     artifacts_dir=str(artifacts),
                 )
             )
-        judging = Judging(self.options.baseline, boot.config.accel)
+        bpf = scripts_for(self.options.bpf, boot.config.accel)
+        judging = Judging(self.options.baseline, boot.config.accel, bpf)
         judged = await asyncio.to_thread(
             judge, name, artifacts, self.selection, facts, duration=hook_seconds, judging=judging
         )

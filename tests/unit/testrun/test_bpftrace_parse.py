@@ -15,13 +15,12 @@ import pytest
 
 from imagefactory.testrun.bpftrace import parse_output
 from imagefactory.testrun.bpftrace_files import (
-    bpf_option,
     load_trace,
     run_started,
-    scripts_for,
     with_bpf_scripts,
     write_trace_json,
 )
+from imagefactory.testrun.bpftrace_option import bpf_option, scripts_for
 from imagefactory.vm.hookplan import Hook, HookPlan
 from tests.fixtures import bpftrace_emulate
 
