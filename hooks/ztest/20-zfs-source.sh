@@ -3,7 +3,9 @@
 # running module.
 #
 # KLAB_ZFS_PROVIDER=git: build module, userland and test suite from KLAB_ZFS_GIT_URL at
-#   KLAB_ZFS_GIT_BRANCH, install them under /usr, load that module, record the commit.
+#   KLAB_ZFS_GIT_COMMIT, the commit the host resolved KLAB_ZFS_GIT_BRANCH to (a branch, a
+#   tag, or refs/pull/N/head for pr-N: KLAB_ZFS_GIT_REF), install them under /usr, load
+#   that module, record the commit.
 # Otherwise: compare the loaded module's version (/sys/module/zfs/version) with the packaged
 #   suite's (zfs-test).  Equal: nothing to build.  Different (Ubuntu HWE kernels, a repo
 #   that moved on): KLAB_ZFS_SUITE_MISMATCH decides -- fail, allow, or rebuild the suite and
@@ -73,6 +75,24 @@ clone() {
     act git clone --quiet --depth 1 --branch "$ref" "$url" "$dir"
 }
 
+# The one commit the host resolved (imagefactory/fetch/git_refs.py), fetched by its id: a
+# branch or pull request that moved on since does not change what this golden holds.  A
+# server that refuses fetches by id (GitHub allows them) gets the ref, which must still
+# point at that commit.
+checkout_commit() {
+    local url=$1 ref=$2 commit=$3 dir=$4 head
+    act rm -rf "$dir"
+    act mkdir -p "${dir%/*}"
+    act git init --quiet "$dir"
+    act git -C "$dir" fetch --quiet --depth 1 "$url" "$commit" ||
+        act git -C "$dir" fetch --quiet --depth 1 "$url" "$ref"
+    act git -C "$dir" checkout --quiet --detach FETCH_HEAD
+    [[ $plan == 1 ]] && return 0
+    head=$(git -C "$dir" rev-parse HEAD)
+    [[ $head == "$commit" ]] ||
+        die "$url $ref is at $head now, not at $commit as resolved for this build: build again"
+}
+
 upstream_version() { echo "${1%%-*}"; }
 
 write_facts() {
@@ -133,18 +153,23 @@ library_dir() {
 
 # PR build: everything from the branch, installed like a distro package would be.
 build_git() {
-    local url=${KLAB_ZFS_GIT_URL:?} branch=${KLAB_ZFS_GIT_BRANCH:?} kver dir commit version
-    local key="git $url $branch"
+    local url=${KLAB_ZFS_GIT_URL:?} branch=${KLAB_ZFS_GIT_BRANCH:?} kver dir version
+    local commit=${KLAB_ZFS_GIT_COMMIT:-} ref=${KLAB_ZFS_GIT_REF:-}
+    if [[ -z $commit || -z $ref ]]; then
+        [[ $plan == 1 ]] ||
+            die "no commit for $branch: the host resolves it (KLAB_ZFS_GIT_COMMIT, KLAB_ZFS_GIT_REF)"
+        commit="<commit>" ref="<ref>"
+    fi
+    local key="git $url $commit"
     if [[ $(previous_build) == "$key" && -r /sys/module/zfs/version ]]; then
-        say "OpenZFS from $url $branch already built and loaded: nothing to do"
+        say "OpenZFS from $url at $commit already built and loaded: nothing to do"
         return 0
     fi
     kver=$(running_kernel)
     build_deps 1 "$kver"
     dir=$build_root/zfs
-    clone "$url" "$branch" "$dir"
-    commit=$(if [[ $plan == 1 ]]; then echo "<commit>"; else git -C "$dir" rev-parse HEAD; fi)
-    say "building OpenZFS $branch at $commit for kernel $kver"
+    checkout_commit "$url" "$ref" "$commit" "$dir"
+    say "building OpenZFS $branch ($ref) at $commit for kernel $kver"
     in_tree "$dir" ./autogen.sh
     in_tree "$dir" ./configure --prefix=/usr --sysconfdir=/etc --localstatedir=/var \
         "--libdir=$(library_dir)" "--with-linux=/lib/modules/$kver/build"
@@ -241,4 +266,5 @@ main() {
     fi
 }
 
-main "$@"
+# Sourced (the tests call checkout_commit against a local repository): define, run nothing.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"

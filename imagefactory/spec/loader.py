@@ -53,6 +53,10 @@ class ResolvedSpec:
     kind: Lineage
     force_rebuild: bool
     overrides: dict[str, str] = field(default_factory=dict)
+    zfs_ref: str | None = None
+    """PR builds: the ref `zfs.git.branch` resolved to on the source, and its commit (set by
+    the build, imagefactory/fetch/git_refs.py; the guest checks out exactly that commit)."""
+    zfs_commit: str | None = None
 
     @property
     def golden_leaf(self) -> str:

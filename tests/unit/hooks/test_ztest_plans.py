@@ -167,8 +167,11 @@ def git_build(deps: list[str], kernel: str, libdir: str) -> list[str]:
         *deps,
         "+ rm -rf /var/tmp/klab-zfs-build/zfs",
         "+ mkdir -p /var/tmp/klab-zfs-build",
-        "+ git clone --quiet --depth 1 --branch fix/txg-stall https://github.com/example/zfs"
-        " /var/tmp/klab-zfs-build/zfs",
+        # The host resolves the branch (fetch/git_refs.py); plan mode stands in for it.
+        "+ git init --quiet /var/tmp/klab-zfs-build/zfs",
+        "+ git -C /var/tmp/klab-zfs-build/zfs fetch --quiet --depth 1"
+        " https://github.com/example/zfs '<commit>'",
+        "+ git -C /var/tmp/klab-zfs-build/zfs checkout --quiet --detach FETCH_HEAD",
         f"{TREE} ./autogen.sh",
         f"{TREE} ./configure --prefix=/usr --sysconfdir=/etc --localstatedir=/var"
         f" --libdir={libdir} --with-linux=/lib/modules/{kernel}/build",
