@@ -10,6 +10,8 @@ readonly BACKPORTS_LIST=/etc/apt/sources.list.d/imagefactory-backports.sources
 readonly HOST_PACKAGES=(
   mmdebstrap e2fsprogs fdisk gdisk extlinux syslinux-common dosfstools mtools
   gpg gpgv shellcheck curl ca-certificates cloud-init ovmf kmod bpftrace
+  # the metrics tests run their own Prometheus and pushgateway (never the system service)
+  prometheus prometheus-pushgateway
 )
 readonly BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 

@@ -114,9 +114,9 @@ def _mapping(path: Path, where: str, value: object) -> dict[str, Any]:
 
 def _unit(path: Path, data: dict[str, Any]) -> float:
     unit = data.get("unit")
-    if unit not in UNITS:
+    if not isinstance(unit, str) or unit not in UNITS:
         raise _fail(path, "unit", f"{unit!r:.40} is not one of {', '.join(UNITS)}")
-    return UNITS[str(unit)]
+    return UNITS[unit]
 
 
 def _histogram(path: Path, op: str, rows: object, scale: float, exact: object) -> Histogram:
