@@ -12,9 +12,12 @@ reverse order:
   `--keep`), the runner calls `keep` instead of `cleanup` (hand the output over, say where
   it is).  A step without `keep` is cleaned up either way.
 
-The build runs its steps synchronously (`run`); the test stage's steps await a VM and the
-store (`run_async`); both share the bookkeeping and the ending.  A step may also have a
-`key(ctx)` (the identity of its output) -- the runner does not need it.
+The build runs its steps synchronously (`StepRunner`); the test stage's steps await a VM
+and the store (`AsyncStepRunner`); both share the bookkeeping and the ending.
+
+A step may also have a `key(ctx)`, the identity of its output, and `restore(ctx, key)`, which
+takes the output cached under that key: the runner then skips the step (`cached`).  A step
+without a key, or with a key that has nothing cached, runs.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ process is gone and no process has the clone's disk open, nobody is using it, an
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from imagefactory.spec.model import DistroSpec
 from imagefactory.store.base import Clone, Store
 from imagefactory.store.owner import owner_alive
 from imagefactory.vm.firmware import UefiFirmware
-from imagefactory.vm.qemu_args import MIB, accel_args
+from imagefactory.vm.qemu_args import VmConfig, console_argv
 
 log = structlog.get_logger(__name__)
 
@@ -34,40 +35,31 @@ KEPT_FILE = "kept-clone.txt"
 
 @dataclass(frozen=True)
 class KeptClone:
+    """A kept clone and the VM the stage booted it as (`config`, from vm/fromspec.py)."""
+
     distro: str
     store: str
     clone: Clone
-    mac: str
-    memory_mib: int
-    cpus: int
-    machine: str
+    config: VmConfig
     ssh_key: Path | None
     user: str
+    """The login (the spec's default user)."""
+    test_user: str
+    """The suite's user (the spec's test.user, KLAB_TEST_USER in the guest)."""
     artifacts: Path
-    uefi_code: Path | None = None
+    uefi: UefiFirmware | None = None
     uefi_vars: Path | None = None
-    accel: str = "tcg"
-    cpu_model: str = "max"
+    qemu: str = "qemu-system-x86_64"
+
+    @property
+    def mac(self) -> str:
+        return self.config.mac
 
     def qemu_command(self, ssh_port: int = SSH_PORT) -> list[str]:
-        argv = [
-            "qemu-system-x86_64",
-            "-machine", self.machine,
-            *accel_args(self.accel),  # type: ignore[arg-type]
-            "-cpu", self.cpu_model,
-            "-smp", str(self.cpus),
-            "-m", str(self.memory_mib),
-            "-nographic",
-            "-drive", f"file={self.clone.path},format={self.clone.format},if=virtio",
-            "-nic", f"user,model=virtio-net-pci,mac={self.mac},"
-            f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
-        ]  # fmt: skip
-        if self.uefi_code is not None and self.uefi_vars is not None:
-            argv += [
-                "-drive", f"if=pflash,format=raw,readonly=on,file={self.uefi_code}",
-                "-drive", f"if=pflash,format=raw,file={self.uefi_vars}",
-            ]  # fmt: skip
-        return argv
+        """The stage's own argument list (vm/qemu_args.py) for a terminal: the seed and the
+        results disk went with the run's .work directory, SSH is forwarded to `ssh_port`."""
+        config = dataclasses.replace(self.config, seed=None, extra_disks=(), ssh_port=ssh_port)
+        return console_argv(config, uefi=self.uefi, uefi_vars=self.uefi_vars, qemu=self.qemu)
 
     def instructions(self, ssh_port: int = SSH_PORT) -> str:
         lines = [
@@ -77,7 +69,7 @@ class KeptClone:
         if self.ssh_key is not None:
             lines.append(
                 f"  log in:   ssh -i {self.ssh_key} -p {ssh_port} -o StrictHostKeyChecking=no "
-                f"{self.user}@127.0.0.1   (then: sudo -iu zfs)"
+                f"{self.user}@127.0.0.1   (then: sudo -iu {self.test_user})"
             )
         lines.append(f"  results:  {self.artifacts}")
         lines.append(f"  remove:   klab gc --store {self.store}   (once nothing uses it)")
@@ -94,44 +86,46 @@ def keep_clone(
     store: str,
     clone: Clone,
     artifacts: Path,
+    config: VmConfig,
     *,
     ssh_key: Path | None,
-    mac: str | None,
     uefi: UefiFirmware | None,
-    accel: str | None,
+    qemu: str = "qemu-system-x86_64",
 ) -> KeptClone:
-    """Record a clone the run keeps: its SSH key and UEFI variables go to `artifacts` (the
-    run's .work directory is removed), the boot command to kept-clone.txt."""
-    key_path: Path | None = None
-    if ssh_key is not None and ssh_key.exists():
-        key_dir = artifacts / "ssh"
-        key_dir.mkdir(exist_ok=True)
-        key_path = key_dir / "id_ed25519"
-        shutil.move(ssh_key, key_path)
-    uefi_code = uefi_vars = None
+    """Record a clone the run keeps: its UEFI variables go to `artifacts` (the run's .work
+    directory is removed), the boot command to kept-clone.txt.  `ssh_key` is the run's key,
+    already moved out of .work (the seed step's `keep`)."""
+    uefi_vars = None
     if uefi is not None:
-        uefi_code = uefi.code
         uefi_vars = artifacts / "uefi-vars.fd"
         shutil.copyfile(uefi.vars_template, uefi_vars)
     kept = KeptClone(
         distro=spec.name,
         store=store,
         clone=clone,
-        mac=mac or "52:54:00:12:34:56",
-        memory_mib=int(spec.vm.memory) // MIB,
-        cpus=spec.vm.cpus,
-        machine=spec.vm.machine,
-        ssh_key=key_path,
+        config=config,
+        ssh_key=ssh_key,
         user=spec.cloud_init.default_user.name,
+        test_user=spec.test.user,
         artifacts=artifacts,
-        uefi_code=uefi_code,
+        uefi=uefi,
         uefi_vars=uefi_vars,
-        accel=accel or "tcg",
-        cpu_model=spec.vm.cpu_model,
+        qemu=qemu,
     )
     kept.write()
     log.info("test.clone.kept", distro=spec.name, clone=clone.name)
     return kept
+
+
+def move_key(ssh_key: Path, artifacts: Path) -> Path | None:
+    """The run's private key, moved from .work (removed) to the kept clone's artifacts."""
+    if not ssh_key.exists():
+        return None
+    key_dir = artifacts / "ssh"
+    key_dir.mkdir(exist_ok=True)
+    target = key_dir / "id_ed25519"
+    shutil.move(ssh_key, target)
+    return target
 
 
 def _open_paths() -> set[str]:

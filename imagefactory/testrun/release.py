@@ -28,6 +28,7 @@ from imagefactory.store.select import open_store
 from imagefactory.testrun.outcome import DistroOutcome
 from imagefactory.testrun.selection import Selection
 from imagefactory.testrun.stage import StageOptions, StageResult, run_stage
+from imagefactory.vm.accel import AccelRequest
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +68,7 @@ def rebuild_goldens(
     store: Store,
     options: RcOptions,
     *,
-    accel: str = "auto",
+    accel: AccelRequest = "auto",
     report: Callable[[str], None] | None = None,
 ) -> list[BuildRecord]:
     cache = ImageCache(options.cache_dir or default_cache_root())
@@ -76,7 +77,7 @@ def rebuild_goldens(
         forced = load_distro(str(resolved.path), kind="ztest", force=True)
         build = BuildOptions(
             source=source_for(forced, options.source),
-            accel=accel,  # type: ignore[arg-type]
+            accel=accel,
             site_mirror=options.site_mirror,
             package_mirror=options.package_mirror,
         )

@@ -3,30 +3,28 @@
 For every distro, in parallel as far as the host allows (`jobs`):
 1. resolve the current ztest golden; none is "not built" (an infrastructure error naming
    `make golden-ztest DISTRO=...`), never a crash;
-2. clone it (qcow2 overlay or zvol clone) and give the clone its own seed: a new
-   instance-id, host name, MAC and SSH key, and the one hook that runs the tests
-   (hooks/testrun/50-klab-test.sh, see `guest.py`);
-3. boot it with a raw results disk attached; the guest runs the selection as the test
-   user, bpftrace alongside, and writes its artifacts to that disk, then powers off;
-4. unpack the artifacts into `<run dir>/<distro>/` (with QEMU's console.log), judge them
-   (`collect.py`), record the outcome in the history;
-5. destroy the clone, unless `keep` says otherwise (then say how to reach it).
-The seed, the SSH key (unless kept) and the results disk live in the distro's `.work`
-directory, which is removed whatever happened; QEMU is stopped by `Machine` on every path,
-Ctrl-C included.  Afterwards the run directory gets the matrix, summary.md and junit.xml.
+2. run the distro's steps (`clone_steps.py`) on the build's step runner: clone the golden
+   (qcow2 overlay or zvol clone); give the clone its own seed from the spec-to-boot adapter
+   (vm/fromspec.py) -- a new instance-id, host name, MAC and SSH key, and the one hook that
+   runs the tests (hooks/testrun/50-klab-test.sh, see `guest.py`); boot it with a raw
+   results disk attached (the guest runs the selection as the test user, bpftrace
+   alongside, writes its artifacts to that disk, then powers off); unpack the artifacts
+   into `<run dir>/<distro>/` (with QEMU's console.log) and judge them (`collect.py`);
+3. when the steps end, the runner destroys the clone unless `keep` says otherwise (then it
+   says how to reach it) and removes the distro's `.work` directory (seed, SSH key,
+   results disk) whatever happened; QEMU is stopped by `Machine` on every path;
+4. record the outcome in the history.
+Afterwards the run directory gets the matrix, summary.md and junit.xml.
 
 Everything runs in one asyncio loop: Ctrl-C cancels every distro at once and each one's
-`finally` still destroys its clone.  Store calls are serialised (they take the store lock
+runner still destroys its clone.  Store calls are serialised (they take the store lock
 anyway) and run in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
+from imagefactory.builder.steps import AsyncStepRunner, Keep
 from imagefactory.errors import ImageFactoryError
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.store.base import Clone, Golden, Store
@@ -43,32 +42,28 @@ from imagefactory.testrun import artifacts as paths
 from imagefactory.testrun.baseline import Baseline
 from imagefactory.testrun.bpftrace_files import with_bpf_scripts
 from imagefactory.testrun.bpftrace_option import scripts_for
-from imagefactory.testrun.collect import GoldenFacts, Judged, Judging, judge
+from imagefactory.testrun.clone_steps import (
+    BootFiles,
+    CloneRun,
+    clone_steps,
+    clone_vm_name,
+    random_mac,
+)
+from imagefactory.testrun.collect import GoldenFacts, Judged
 from imagefactory.testrun.guest import runner_plan
 from imagefactory.testrun.history import History, new_run_id
 from imagefactory.testrun.jobs import resolve_jobs
-from imagefactory.testrun.kept import KeptClone, keep_clone
+from imagefactory.testrun.kept import KeptClone
 from imagefactory.testrun.matrix import summary_line
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
 from imagefactory.testrun.resolve import DistroTests, StagePlan, check_selection, plan_distros
-from imagefactory.testrun.results_disk import (
-    DEFAULT_SIZE,
-    SERIAL,
-    ResultsDiskError,
-    create_results_disk,
-    extract_results,
-)
+from imagefactory.testrun.results_disk import DEFAULT_SIZE, SERIAL, create_results_disk
 from imagefactory.testrun.run_files import write_run_files
 from imagefactory.testrun.selection import Selection
-from imagefactory.testrun.watch import ConsoleWatch
-from imagefactory.vm.accel import AccelChoice, select_accel
-from imagefactory.vm.firmware import UefiFirmware, find_uefi_firmware
-from imagefactory.vm.fromspec import vm_config
-from imagefactory.vm.hookplan import HookPlan
-from imagefactory.vm.provision import ProvisionResult, provision_async
-from imagefactory.vm.qemu_args import ExtraDisk, VmConfig
-from imagefactory.vm.seed import SshKeyPair, build_seed, generate_ssh_key, hostname_for
-from imagefactory.vm.userdata import resolve_fragments
+from imagefactory.vm.accel import AccelChoice, AccelRequest, select_accel
+from imagefactory.vm.fromspec import seed_files, uefi_firmware, vm_config
+from imagefactory.vm.qemu_args import Accel, ExtraDisk
+from imagefactory.vm.seed import generate_ssh_key, hostname_for
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +73,12 @@ KeepPolicy = Literal["never", "failed", "always"]
 BOOT_ALLOWANCE = 1800.0
 """Seconds for the clone to boot and cloud-init to start the runner (TCG on a busy host)."""
 POWEROFF_ALLOWANCE = 300.0
-WORK_DIR = ".work"
+KEEP_POLICIES: dict[KeepPolicy, Keep] = {
+    "never": Keep(),
+    "failed": Keep(failed=True),
+    "always": Keep(failed=True, succeeded=True),
+}
+"""`--keep` as the runner's keep policy; an interrupted run (Ctrl-C) keeps nothing."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class StageOptions:
     keep: KeepPolicy = "never"
     timeout: float | None = None
     """Seconds for the tests in each clone; default: the spec's test.timeout."""
-    accel: str = "auto"
+    accel: AccelRequest = "auto"
     boot_allowance: float = BOOT_ALLOWANCE
     results_disk_size: int = DEFAULT_SIZE
     run_id: str | None = None
@@ -115,10 +115,8 @@ class StageResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def random_mac() -> str:
-    """A MAC in QEMU's 52:54:00 range, new for every clone (the network config binds to it)."""
-    tail = secrets.token_bytes(3)
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+def _failed(ctx: CloneRun) -> bool:
+    return ctx.failed
 
 
 def not_built(resolved: ResolvedSpec, store: Store) -> DistroOutcome:
@@ -129,18 +127,6 @@ def not_built(resolved: ResolvedSpec, store: Store) -> DistroOutcome:
         f"build it with `make golden-ztest DISTRO={name}`",
         not_built=True,
     )
-
-
-@dataclass
-class BootFiles:
-    """One clone's boot: the files it needs, all under the distro's .work directory."""
-
-    config: VmConfig
-    plan: HookPlan
-    results_disk: Path
-    ssh_key: SshKeyPair
-    mac: str
-    uefi: UefiFirmware | None
 
 
 class Stage:
@@ -173,9 +159,9 @@ class Stage:
         self._store_lock: asyncio.Lock | None = None
         self._accel: dict[str, AccelChoice] = {}
 
-    # -- helpers ---------------------------------------------------------------------------
+    # -- helpers (the steps in clone_steps.py use them) ------------------------------------
 
-    async def _store_call(self, func: Callable[..., T], *args: Any) -> T:
+    async def store_call(self, func: Callable[..., T], *args: Any) -> T:
         assert self._store_lock is not None
         async with self._store_lock:
             return await asyncio.to_thread(func, *args)
@@ -183,11 +169,14 @@ class Stage:
     def _accel_for(self, cpu_model: str) -> AccelChoice:
         if cpu_model not in self._accel:
             self._accel[cpu_model] = select_accel(
-                self.options.accel,  # type: ignore[arg-type]
-                qemu=self.options.qemu,
-                cpu_model=cpu_model,
+                self.options.accel, qemu=self.options.qemu, cpu_model=cpu_model
             )
         return self._accel[cpu_model]
+
+    def known_accel(self, cpu_model: str) -> Accel:
+        """The accelerator chosen for this CPU model so far, without probing (TCG if none)."""
+        choice = self._accel.get(cpu_model)
+        return choice.accel if choice is not None else "tcg"
 
     def timeout_for(self, resolved: ResolvedSpec) -> float:
         if self.options.timeout is not None:
@@ -214,125 +203,26 @@ class Stage:
             absent=tests.absent,
             retries=self.options.retries,
         )
-        accel_name = self._accel_for(spec.vm.cpu_model).accel  # --bpf's default depends on it
-        plan = with_bpf_scripts(plan, scripts_for(self.options.bpf, accel_name))
-        seed = build_seed(
-            name=name,
-            default_user=spec.cloud_init.default_user.name,
-            sudo=spec.cloud_init.default_user.sudo,
-            key=seed_key,
-            hooks=plan,
-            fragments=resolve_fragments(spec.cloud_init.fragments),
-            mac=mac,
-            poweroff=True,
-        )
+        accel = self._accel_for(spec.vm.cpu_model).accel  # --bpf's default depends on it
+        plan = with_bpf_scripts(plan, scripts_for(self.options.bpf, accel))
         iso = work / "seed.iso"
-        seed.write_iso(iso)
+        seed_files(spec, plan, seed_key, name=name, mac=mac).write_iso(iso)
         disk = create_results_disk(work / "results.img", self.options.results_disk_size)
-        accel = self._accel_for(spec.vm.cpu_model)
+        hook_time = sum(h.timeout for h in plan.hooks)
         config = vm_config(
             spec,
             disk=clone.path,
             disk_format=clone.format,
             seed=iso,
-            accel=accel.accel,
-            name=f"{resolved.golden_leaf}-test-{clone.clone_id}",
+            accel=self._accel_for(spec.vm.cpu_model).accel,
+            name=clone_vm_name(resolved, clone),
             mac=mac,
-        )
-        hook_time = sum(h.timeout for h in plan.hooks)
-        config = dataclasses.replace(
-            config,
             extra_disks=(ExtraDisk(disk, serial=SERIAL),),
             boot_timeout=self.options.boot_allowance + hook_time + POWEROFF_ALLOWANCE,
         )
-        uefi = find_uefi_firmware(spec.vm.machine) if spec.vm.firmware == "uefi" else None
-        return BootFiles(config, plan, disk, key, mac, uefi)
+        return BootFiles(config, plan, disk, key, uefi_firmware(spec))
 
     # -- one distro ------------------------------------------------------------------------
-
-    async def _provision_watched(
-        self, name: str, boot: BootFiles, artifacts: Path
-    ) -> ProvisionResult:
-        """Boot and run the hook; stop early when the runner never starts (BootStalled)."""
-        watch = ConsoleWatch(
-            artifacts / "console.log",
-            name,
-            boot_allowance=self.options.boot_allowance,
-            report=self.report,
-        )
-        provisioning = asyncio.create_task(
-            provision_async(
-                boot.config, boot.plan, log_dir=artifacts, qemu=self.options.qemu, uefi=boot.uefi
-            )
-        )
-        watching = asyncio.create_task(watch.run())
-        try:
-            await asyncio.wait({provisioning, watching}, return_when=asyncio.FIRST_COMPLETED)
-            if not provisioning.done():
-                watching.result()  # raises BootStalled; `finally` stops the VM
-            return provisioning.result()
-        finally:
-            for task in (watching, provisioning):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-
-    async def _boot_and_judge(
-        self, resolved: ResolvedSpec, boot: BootFiles, artifacts: Path, facts: GoldenFacts
-    ) -> Judged:
-        name = resolved.spec.name
-        log.info("test.boot", distro=name, vm=boot.config.name, accel=boot.config.accel)
-        result = await self._provision_watched(name, boot, artifacts)
-        (artifacts / "hooks.txt").write_text(result.report() + "\n", encoding="utf-8")
-        hook_seconds = result.hooks[0].seconds if result.hooks else None
-        try:
-            await asyncio.to_thread(extract_results, boot.results_disk, artifacts)
-        except ResultsDiskError as exc:
-            vm = "" if result.ok else f"; the VM: {result.summary().splitlines()[0]}"
-            return Judged(
-                DistroOutcome.failed_infrastructure(
-                    name,
-                    f"{exc}{vm}",
-                    duration_s=hook_seconds,
-                    golden_build_id=facts.build_id,
-                    zfs_version=facts.zfs_version,
-                    suite_version=facts.suite_version,
-                    artifacts_dir=str(artifacts),
-                )
-            )
-        bpf = scripts_for(self.options.bpf, boot.config.accel)
-        judging = Judging(self.options.baseline, boot.config.accel, bpf)
-        judged = await asyncio.to_thread(
-            judge, name, artifacts, self.selection, facts, duration=hook_seconds, judging=judging
-        )
-        if not result.ok:
-            note = f"the VM: {result.summary().splitlines()[0]}"
-            outcome = judged.outcome
-            outcome.message = f"{outcome.message}; {note}" if outcome.message else note
-        return judged
-
-    def _keep(self, outcome: DistroOutcome | None) -> bool:
-        if outcome is None:
-            return False  # interrupted: nothing worth keeping was produced
-        if self.options.keep == "always":
-            return True
-        return self.options.keep == "failed" and outcome.status is not DistroStatus.PASSED
-
-    def _record_kept(
-        self, resolved: ResolvedSpec, clone: Clone, boot: BootFiles | None, artifacts: Path
-    ) -> None:
-        kept = keep_clone(
-            resolved.spec,
-            self.store.spec,
-            clone,
-            artifacts,
-            ssh_key=boot.ssh_key.private_key if boot is not None else None,
-            mac=boot.mac if boot is not None else None,
-            uefi=boot.uefi if boot is not None else None,
-            accel=boot.config.accel if boot is not None else None,
-        )
-        self.kept.append(kept)
 
     async def run_one(self, resolved: ResolvedSpec) -> Judged:
         spec = resolved.spec
@@ -342,27 +232,24 @@ class Stage:
         if self.plan is not None:
             golden = self.plan.goldens.get(spec.name)
         else:
-            golden = await self._store_call(self.store.get_golden, resolved.golden_leaf)
+            golden = await self.store_call(self.store.get_golden, resolved.golden_leaf)
         if golden is None:
             return Judged(not_built(resolved, self.store))
         prov = golden.provenance
         facts = GoldenFacts(prov.build_id, prov.zfs_version, prov.suite_version)
         artifacts = paths.distro_dir(self.run_dir, spec.name)
         artifacts.mkdir(parents=True, exist_ok=True)
-        work = artifacts / WORK_DIR
+        ctx = CloneRun(resolved, golden, facts, artifacts)
+        runner: AsyncStepRunner[CloneRun] = AsyncStepRunner(
+            clone_steps(self), keep=KEEP_POLICIES[self.options.keep], failed=_failed
+        )
         started = time.monotonic()
-        clone: Clone | None = None
-        boot: BootFiles | None = None
-        judged: Judged | None = None
         try:
-            clone = await self._store_call(self.store.clone, resolved.golden_leaf)
-            log.info("test.cloned", distro=spec.name, clone=clone.name, golden=golden.name)
-            boot = await asyncio.to_thread(self.prepare, resolved, clone, work)
-            judged = await self._boot_and_judge(resolved, boot, artifacts, facts)
+            await runner.run(ctx)
         except (ImageFactoryError, OSError) as exc:
             # OSError: the host's side failed (disk full, permissions), not the tests.
             log.error("test.infrastructure", distro=spec.name, error=str(exc))
-            judged = Judged(
+            ctx.judged = Judged(
                 DistroOutcome.failed_infrastructure(
                     spec.name,
                     str(exc).splitlines()[0],
@@ -373,27 +260,14 @@ class Stage:
                     artifacts_dir=str(artifacts),
                 )
             )
-        finally:
-            outcome = judged.outcome if judged is not None else None
-            if clone is not None:
-                if self._keep(outcome):
-                    self._record_kept(resolved, clone, boot, artifacts)
-                else:
-                    self._destroy(clone, outcome)
-            shutil.rmtree(work, ignore_errors=True)
+        judged = ctx.judged
+        assert judged is not None, "the collect step judges every run that ends without error"
+        if ctx.leak is not None:
+            outcome = judged.outcome
+            outcome.message = f"{outcome.message}; {ctx.leak}" if outcome.message else ctx.leak
+            if outcome.status is DistroStatus.PASSED:
+                outcome.status = DistroStatus.INFRA_ERROR
         return judged
-
-    def _destroy(self, clone: Clone, outcome: DistroOutcome | None) -> None:
-        """Synchronous on purpose: it must also run while the task is being cancelled."""
-        try:
-            self.store.destroy_clone(clone)
-        except ImageFactoryError as exc:
-            log.error("test.clone.leak", clone=clone.name, error=str(exc))
-            if outcome is not None:
-                note = f"the clone {clone.name} could not be destroyed: {exc}"
-                outcome.message = f"{outcome.message}; {note}" if outcome.message else note
-                if outcome.status is DistroStatus.PASSED:
-                    outcome.status = DistroStatus.INFRA_ERROR
 
     # -- all distros -----------------------------------------------------------------------
 

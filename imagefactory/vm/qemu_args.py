@@ -185,16 +185,18 @@ def accel_args(accel: Accel) -> list[str]:
     return ["-accel", "kvm"] if accel == "kvm" else ["-accel", "tcg,thread=multi"]
 
 
-def _firmware_args(config: VmConfig, wiring: Wiring) -> list[str]:
+def _firmware_args(
+    config: VmConfig, uefi: UefiFirmware | None, uefi_vars: Path | None
+) -> list[str]:
     if config.firmware == "bios":
         return []
-    if wiring.uefi is None or wiring.uefi_vars is None:
+    if uefi is None or uefi_vars is None:
         raise UsageError("UEFI firmware requested but no OVMF files were provided")
     return [
         "-drive",
-        f"if=pflash,unit=0,format={wiring.uefi.code_format},readonly=on,file={wiring.uefi.code}",
+        f"if=pflash,unit=0,format={uefi.code_format},readonly=on,file={uefi.code}",
         "-drive",
-        f"if=pflash,unit=1,format={wiring.uefi.vars_format},file={wiring.uefi_vars}",
+        f"if=pflash,unit=1,format={uefi.vars_format},file={uefi_vars}",
     ]
 
 
@@ -215,10 +217,8 @@ def _extra_disk_args(index: int, disk: ExtraDisk) -> list[str]:
     return ["-drive", drive, "-device", device]
 
 
-def build_argv(config: VmConfig, wiring: Wiring, *, qemu: str = "qemu-system-x86_64") -> list[str]:
-    """The full argument list; `extra_args` come last so they only add."""
-    argv = [
-        qemu,
+def _machine_args(config: VmConfig) -> list[str]:
+    return [
         "-name", f"{config.name},debug-threads=on",
         "-machine", config.machine,
         *accel_args(config.accel),
@@ -227,20 +227,15 @@ def build_argv(config: VmConfig, wiring: Wiring, *, qemu: str = "qemu-system-x86
         "-m", str(config.memory // MIB),
         # No default devices, no default monitor on stdio, no window: everything is explicit.
         "-nodefaults", "-no-user-config", "-display", "none",
-        "-no-reboot",
-        "-action", "panic=exit-failure",
-        # Start paused: the host subscribes to events before the guest runs.
-        "-S",
-        "-chardev", f"socket,id={ID_PREFIX}qmp,fd={wiring.qmp_fd}",
-        "-mon", f"chardev={ID_PREFIX}qmp,mode=control",
-        "-chardev", f"file,id={ID_PREFIX}console,path={wiring.console_log}",
-        "-serial", f"chardev:{ID_PREFIX}console",
-        "-device", f"virtio-serial-pci,id={ID_PREFIX}vser",
-        "-chardev", f"socket,id={ID_PREFIX}status,fd={wiring.status_fd}",
-        "-device",
-        f"virtserialport,bus={ID_PREFIX}vser.0,chardev={ID_PREFIX}status,"
-        f"name={STATUS_PORT_NAME},id={ID_PREFIX}status-port",
-        *_firmware_args(config, wiring),
+    ]  # fmt: skip
+
+
+def _hardware_args(
+    config: VmConfig, uefi: UefiFirmware | None, uefi_vars: Path | None
+) -> list[str]:
+    """Firmware, disks, NIC and devices: what the guest sees, the same for every caller."""
+    argv = [
+        *_firmware_args(config, uefi, uefi_vars),
         "-drive",
         f"file={config.disk},format={config.disk_format},if=none,id={ID_PREFIX}disk,"
         "discard=unmap,detect-zeroes=unmap",
@@ -259,5 +254,47 @@ def build_argv(config: VmConfig, wiring: Wiring, *, qemu: str = "qemu-system-x86
         "-device", f"virtio-rng-pci,id={ID_PREFIX}rng",
         # A guest kernel with the pvpanic driver reports panics: GUEST_PANICKED, then exit.
         "-device", f"pvpanic,id={ID_PREFIX}panic",
+    ]  # fmt: skip
+    return argv
+
+
+def build_argv(config: VmConfig, wiring: Wiring, *, qemu: str = "qemu-system-x86_64") -> list[str]:
+    """The full argument list; `extra_args` come last so they only add."""
+    argv = [
+        qemu,
+        *_machine_args(config),
+        "-no-reboot",
+        "-action", "panic=exit-failure",
+        # Start paused: the host subscribes to events before the guest runs.
+        "-S",
+        "-chardev", f"socket,id={ID_PREFIX}qmp,fd={wiring.qmp_fd}",
+        "-mon", f"chardev={ID_PREFIX}qmp,mode=control",
+        "-chardev", f"file,id={ID_PREFIX}console,path={wiring.console_log}",
+        "-serial", f"chardev:{ID_PREFIX}console",
+        "-device", f"virtio-serial-pci,id={ID_PREFIX}vser",
+        "-chardev", f"socket,id={ID_PREFIX}status,fd={wiring.status_fd}",
+        "-device",
+        f"virtserialport,bus={ID_PREFIX}vser.0,chardev={ID_PREFIX}status,"
+        f"name={STATUS_PORT_NAME},id={ID_PREFIX}status-port",
+        *_hardware_args(config, wiring.uefi, wiring.uefi_vars),
+    ]  # fmt: skip
+    return [*argv, *config.extra_args]
+
+
+def console_argv(
+    config: VmConfig,
+    *,
+    uefi: UefiFirmware | None = None,
+    uefi_vars: Path | None = None,
+    qemu: str = "qemu-system-x86_64",
+) -> list[str]:
+    """The same VM for a person at a terminal (a kept test clone): the machine and hardware
+    of `build_argv`, with the serial console and QEMU's monitor on stdio (Ctrl-A C) instead
+    of the factory's inherited channels, and the guest free to reboot."""
+    argv = [
+        qemu,
+        *_machine_args(config),
+        "-serial", "mon:stdio",
+        *_hardware_args(config, uefi, uefi_vars),
     ]  # fmt: skip
     return [*argv, *config.extra_args]

@@ -14,11 +14,12 @@ from imagefactory.cli import main
 from imagefactory.errors import UsageError
 from imagefactory.spec.loader import all_distro_names, load_distro
 from imagefactory.store.base import Clone
+from imagefactory.testrun.clone_steps import random_mac
 from imagefactory.testrun.jobs import default_jobs, resolve_jobs
 from imagefactory.testrun.kept import KeptClone, in_use
 from imagefactory.testrun.release import BuildRecord, not_built_outcomes, source_for
 from imagefactory.testrun.resolve import resolve_distros
-from imagefactory.testrun.stage import random_mac
+from imagefactory.vm.qemu_args import MIB, VmConfig
 
 GIB = 1024**3
 
@@ -64,16 +65,21 @@ def _kept(tmp_path: Path) -> KeptClone:
         store="file:/store",
         owner="x:1:1",
     )
+    config = VmConfig(
+        name="klab-ztest-debian-test-c1",
+        disk=clone.path,
+        seed=tmp_path / "seed.iso",
+        memory=4096 * MIB,
+        mac="52:54:00:aa:bb:cc",
+    )
     return KeptClone(
         distro="debian13",
         store="file:/store",
         clone=clone,
-        mac="52:54:00:aa:bb:cc",
-        memory_mib=4096,
-        cpus=2,
-        machine="q35",
+        config=config,
         ssh_key=tmp_path / "ssh" / "id_ed25519",
         user="debian",
+        test_user="zfs",
         artifacts=tmp_path,
     )
 
@@ -84,13 +90,38 @@ def test_a_kept_clone_comes_with_a_command_that_boots_it_on_its_network(tmp_path
     argv = kept.qemu_command()
     text = kept.instructions()
 
-    assert "file=/store/klab-ztest-debian.clone-c1.qcow2,format=qcow2,if=virtio" in argv
+    drives = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-drive"]
+    assert drives[0].startswith("file=/store/klab-ztest-debian.clone-c1.qcow2,format=qcow2,")
+    assert len(drives) == 1, "the seed went with the run's .work directory"
     nic = argv[argv.index("-nic") + 1]
     assert "mac=52:54:00:aa:bb:cc" in nic and "hostfwd=tcp:127.0.0.1:2222-:22" in nic
+    assert argv[argv.index("-m") + 1] == "4096"
+    assert argv[argv.index("-serial") + 1] == "mon:stdio"
     assert f"ssh -i {tmp_path / 'ssh' / 'id_ed25519'} -p 2222" in text
     assert "debian@127.0.0.1" in text and "klab gc --store file:/store" in text
+    assert "(then: sudo -iu zfs)" in text
     assert kept.write().read_text().startswith("kept the clone of debian13")
     assert argv[argv.index("-accel") + 1] == "tcg,thread=multi"
+
+
+def test_the_kept_command_is_the_stages_machine_with_the_test_user_from_the_spec(
+    tmp_path: Path,
+) -> None:
+    """The same builder as the boot (vm/qemu_args.py): machine and devices match build_argv."""
+    from imagefactory.vm.qemu_args import Wiring, build_argv
+
+    kept = _kept(tmp_path)
+    kept = dataclasses.replace(kept, test_user="tester")
+    wiring = Wiring(qmp_fd=3, status_fd=4, console_log=tmp_path / "console.log")
+    booted = build_argv(dataclasses.replace(kept.config, ssh_port=2222, seed=None), wiring)
+    printed = kept.qemu_command()
+
+    def hardware(argv: list[str]) -> list[str]:
+        return argv[argv.index("-drive") :]
+
+    assert hardware(printed) == hardware(booted)
+    assert printed[: printed.index("-no-user-config")] == booted[: booted.index("-no-user-config")]
+    assert "(then: sudo -iu tester)" in kept.instructions()
 
 
 def test_the_printed_command_line_is_one_qemu_accepts(tmp_path: Path) -> None:
@@ -98,11 +129,14 @@ def test_the_printed_command_line_is_one_qemu_accepts(tmp_path: Path) -> None:
     disk = tmp_path / "clone.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
     base = _kept(tmp_path)
-    kept = dataclasses.replace(base, clone=dataclasses.replace(base.clone, path=disk))
+    config = dataclasses.replace(base.config, disk=disk)
+    kept = dataclasses.replace(
+        base, clone=dataclasses.replace(base.clone, path=disk), config=config
+    )
     argv = kept.qemu_command(ssh_port=0)
-    argv[argv.index("-nographic")] = "-S"
     qemu = subprocess.Popen(
-        [*argv, "-display", "none", "-monitor", "none", "-serial", "none"],
+        [*argv, "-S"],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
