@@ -106,6 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_timing_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_db_option(parser)
+    parser.add_argument(  # scale-out (commands/_scale.py): what every shard balances by
+        "--export-durations",
+        type=Path,
+        metavar="FILE",
+        help="write each test's median duration over the last runs (--last, --distro) "
+        "to FILE, for klab test|rc --durations FILE --shard I/N",
+    )
     parser.set_defaults(handler=run_history)
 
 
@@ -249,6 +256,10 @@ def _diff_json(diff: RunDiff, thresholds: TimingThresholds) -> dict[str, Any]:
 
 
 def run_history(args: argparse.Namespace) -> int:
+    if args.export_durations is not None:
+        from imagefactory.commands._scale import export_durations
+
+        return export_durations(args, default_last=DEFAULT_LAST)
     if args.selection and not args.diff_last:
         raise UsageError("--selection only applies to --diff-last")
     if args.last is not None and (args.diff or args.diff_last):

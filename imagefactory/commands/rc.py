@@ -16,10 +16,12 @@ failures, 3 infrastructure errors (not built, boot or collection failed), 2 usag
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
+from imagefactory.commands._scale import dry_run, sharded
 from imagefactory.commands.test import (
     add_run_options,
     add_selection_options,
@@ -82,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
         package_mirror=args.package_mirror,
     )
     selection = selection_from(args) if selection_given(args) else RC_SELECTION
+    # --shard / --dry-run (commands/_scale.py): a shard gates goldens built once and then
+    # distributed, so it never rebuilds; a dry run boots and builds nothing.
+    selection = sharded(args, selection)
+    if args.dry_run:
+        return dry_run(specs, selection, args)
+    if args.shard is not None:
+        rc = dataclasses.replace(rc, rebuild=False)
     options = stage_options(args)
     if rc.rebuild:
         # A mistyped --run/--group fails now, against today's goldens, not after the

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from imagefactory.commands._merge import add_merge
 from imagefactory.commands._rejudge import add_rejudge
 from imagefactory.errors import EXIT_OK, EXIT_TEST_FAILURES, UsageError
 from imagefactory.testrun.baseline import Baseline, add_baseline_arguments, baseline_from_args
@@ -72,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_baseline_arguments(judge)
     judge.set_defaults(handler=run_judge)
     add_rejudge(actions)  # `klab results rejudge RUN`: commands/_rejudge.py
+    add_merge(actions)  # `klab results merge RUNDIR...`: commands/_merge.py
 
 
 def _read(file: str) -> ParsedRun:

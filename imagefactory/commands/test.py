@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
+from imagefactory.commands._scale import add_scale_options, dry_run, sharded
 from imagefactory.errors import UsageError
 from imagefactory.spec.types import Duration
 from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
@@ -95,6 +96,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, default_retries: int = 0
         "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
     )
     add_baseline_arguments(parser)
+    add_scale_options(parser)  # --shard, --durations, --dry-run: commands/_scale.py
     add_bpf_option(parser)  # --bpf: testrun/bpftrace_option.py
 
 
@@ -202,6 +204,9 @@ def run_test(args: argparse.Namespace) -> int:
         specs = [r for r in specs if r.spec.name in names]
     else:
         selection = selection_from(args)
+    selection = sharded(args, selection)  # --shard: commands/_scale.py
+    if args.dry_run:
+        return dry_run(specs, selection, args)
     result = run_stage(specs, selection, stage_options(args), report=_progress)
     print_result(result)
     return result.exit_status

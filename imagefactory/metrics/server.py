@@ -92,7 +92,10 @@ def serve(
     def _stop(signum: int, frame: FrameType | None) -> None:
         done.set()
 
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    # Signals reach the main thread only; an embedding caller stops the server with `stop`.
+    main = threading.current_thread() is threading.main_thread()
+    signals = (signal.SIGTERM, signal.SIGINT) if main else ()
+    previous = {s: signal.signal(s, _stop) for s in signals}
     try:
         write_addr(addr_file, addr)
         log.info("metrics.serving", addr=addr, history=str(collector.history))

@@ -1,0 +1,84 @@
+"""The push after a run, against a real `prometheus-pushgateway` on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.metrics_history import build_history
+from tests.integration.metrics.servers import (
+    free_port,
+    http_get,
+    klab_env,
+    need,
+    process,
+    reachable,
+    wait_for,
+)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[str]:
+    binary = need("prometheus-pushgateway")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [binary, f"--web.listen-address=127.0.0.1:{port}"]
+    with process(argv, tmp_path / "pushgateway.log") as proc:
+        wait_for("the pushgateway", lambda: proc.poll() is None and reachable(f"{url}/-/ready"))
+        yield url
+
+
+def _push(tmp_path: Path, history: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imagefactory",
+            "metrics",
+            "push",
+            "last",
+            "--pushgateway",
+            url,
+            "--history",
+            str(history),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=klab_env(tmp_path / "state"),
+    )
+
+
+def test_push_sends_the_last_run_only(tmp_path: Path, gateway: str) -> None:
+    history = tmp_path / "history.sqlite"
+    ids = build_history(history, replays=3)
+    proc = _push(tmp_path, history, gateway)
+    assert proc.returncode == 0, proc.stderr
+    assert f"pushed run {ids[-1]}" in proc.stdout
+    text = http_get(f"{gateway}/metrics").decode()
+    runs = {
+        line.split('run_id="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("klab_run_tests{")
+    }
+    assert runs == {ids[-1]}
+    assert 'job="klab"' in text and 'command="test"' in text
+    assert any(
+        line.startswith("klab_last_run_tests{")
+        and 'verdict="unexpected-failure"' in line
+        and line.endswith(" 2")
+        for line in text.splitlines()
+    ), text[:2000]
+
+
+def test_a_gateway_that_is_down_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    history = tmp_path / "history.sqlite"
+    build_history(history, replays=1)
+    proc = _push(tmp_path, history, f"http://127.0.0.1:{free_port()}")
+    assert proc.returncode == 3, proc.stderr
+    assert "cannot push run" in proc.stderr
+    assert "Traceback" not in proc.stderr
