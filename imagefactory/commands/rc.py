@@ -30,6 +30,7 @@ from imagefactory.commands.test import (
     selection_given,
     stage_options,
 )
+from imagefactory.metrics.push import add_push_option, push_after_run
 from imagefactory.store.select import open_store
 from imagefactory.testrun.release import RC_SELECTION, RcOptions, run_rc
 from imagefactory.testrun.resolve import plan_distros, resolve_distros
@@ -65,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--package-mirror", help="Debian mirror for bootstrap (default: apt's)")
     add_selection_options(parser, title="what to gate on (default: --suite quick)")
     add_run_options(parser, default_retries=1)
+    # -- metrics: push the run's families to a pushgateway when it ends (imagefactory/metrics)
+    add_push_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -100,4 +103,5 @@ def run(args: argparse.Namespace) -> int:
     print_result(result)
     if "builds" in result.files:
         print(f"  {result.files['builds']}")
+    push_after_run(args, result.run_id, command="rc")  # metrics; never changes the status
     return result.exit_status

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from imagefactory.commands._scale import add_scale_options, dry_run, sharded
 from imagefactory.errors import UsageError
+from imagefactory.metrics.push import add_push_option, push_after_run
 from imagefactory.spec.types import Duration
 from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
 from imagefactory.testrun.bpftrace_option import add_bpf_option
@@ -148,6 +149,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--rerun-failed", action="store_true", help="the last run's unexpected failures"
     )
     add_run_options(parser)
+    # -- metrics: push the run's families to a pushgateway when it ends (imagefactory/metrics)
+    add_push_option(parser)
     parser.set_defaults(handler=run_test)
 
 
@@ -209,4 +212,5 @@ def run_test(args: argparse.Namespace) -> int:
         return dry_run(specs, selection, args)
     result = run_stage(specs, selection, stage_options(args), report=_progress)
     print_result(result)
+    push_after_run(args, result.run_id, command="test")  # metrics; never changes the status
     return result.exit_status
