@@ -1,7 +1,9 @@
 """The store interface both backends implement, and the plain objects it hands out.
 
 The build pipeline and `klab status` only ever talk to `Store`; whether goldens live as zvol
-snapshots or as qcow2 files is decided once, by `open_store()`.  The objects are frozen
+snapshots or as qcow2 files is decided once, by `open_store()`.  `StoreBackend` writes the
+protocol both backends follow once -- `scan`, `publish` and `gc` are template methods -- and
+each backend supplies the primitives (rename a file, rename a dataset).  The objects are frozen
 snapshots of the store's state at the time they were read: methods that change the store
 take them (or their names) and re-check everything against the store itself, so a stale or
 forged object can never make a store touch something that is not its own.
@@ -9,16 +11,29 @@ forged object can never make a store touch something that is not its own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
+
+import structlog
 
 from imagefactory import __version__
 from imagefactory.errors import InfrastructureError, UsageError
-from imagefactory.store.names import check_ident
+from imagefactory.store.names import (
+    Kind,
+    ParsedName,
+    check_ident,
+    parse_child,
+    unique_retired_child,
+)
+from imagefactory.store.owner import owner_alive
+
+log = structlog.get_logger(__name__)
 
 ROLE_BUILD = "build"
 ROLE_GOLDEN = "golden"
@@ -232,10 +247,6 @@ class Store(ABC):
         """Find an existing build volume (to resume a build) and take ownership of it."""
 
     @abstractmethod
-    def list_build_volumes(self) -> list[BuildVolume]:
-        """Every build volume under the root, finished or abandoned."""
-
-    @abstractmethod
     def write_image(
         self, volume: BuildVolume, source: Path, *, source_format: str | None = None
     ) -> BuildVolume:
@@ -281,14 +292,6 @@ class Store(ABC):
         """Whether `path` (a disk a VM opens) is one of this store's objects."""
         return False
 
-    def exists(self, leaf: str) -> bool:
-        """Whether a live golden named `leaf` exists."""
-        return self.get_golden(leaf) is not None
-
-    @abstractmethod
-    def retire(self, leaf: str) -> Golden:
-        """Retire the live golden `leaf` without a replacement; returns the retired golden."""
-
     # --- clones --------------------------------------------------------------------------
 
     @abstractmethod
@@ -312,3 +315,165 @@ class Store(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
+
+
+R = TypeVar("R")
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Child(Generic[R]):
+    """One object directly under a store's root, named by the scheme, carrying its marker."""
+
+    parsed: ParsedName
+    role: str
+    record: R
+    """What the backend knows of it: a files store manifest, a zvol's properties."""
+
+
+class StoreBackend(Store, Generic[R, P]):
+    """The store protocol, written once: `scan`, `publish` and `gc` are template methods
+    calling primitives each backend supplies (R: what `scan` reads of an object; P: what
+    a publish prepares before it takes the store lock)."""
+
+    # --- primitives ----------------------------------------------------------------------
+
+    @abstractmethod
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        """The store lock, held across every change of names (see `Store`)."""
+
+    @abstractmethod
+    def _recover_locked(self) -> None:
+        """Roll an interrupted publish back (before its commit point) or forward (after)."""
+
+    @abstractmethod
+    def _records(self) -> Iterable[tuple[str, R]]:
+        """(child name, record) of every object directly under the root, in name order."""
+
+    @abstractmethod
+    def _marker(self, parsed: ParsedName, record: R) -> str | None:
+        """The role `record` marks `parsed` with; None if no marker counts (inherited...)."""
+
+    @abstractmethod
+    def _taken(self) -> set[str]:
+        """Every child name in use under the root, the store's or not."""
+
+    @abstractmethod
+    def _parse_object(self, name: str, kinds: set[Kind]) -> ParsedName:
+        """`name` (as callers pass it) parsed, refused unless directly under the root."""
+
+    @abstractmethod
+    def _prepare_publish(self, parsed: ParsedName) -> P:
+        """What publishing needs that takes long and no lock (the files store hashes)."""
+
+    @abstractmethod
+    def _has_golden(self, leaf: str) -> bool:
+        """Whether a live golden `leaf` exists (to be retired); refuses a foreign one."""
+
+    @abstractmethod
+    def _seal(
+        self, parsed: ParsedName, provenance: Provenance, prepared: P, replaces: str | None
+    ) -> None:
+        """Check the build is still this store's; make it the pending golden: read-only,
+        with `provenance`, recording `replaces` (the live golden's retired name)."""
+
+    @abstractmethod
+    def _retire_golden(self, leaf: str, retired: str) -> None:
+        """Give the live golden `leaf` the retired name `retired`."""
+
+    @abstractmethod
+    def _commit(self, parsed: ParsedName) -> None:
+        """Give the pending golden the golden's name: the commit point, and what follows."""
+
+    @abstractmethod
+    def _owner(self, child: Child[R]) -> str:
+        """The owner lease recorded on a build volume or clone."""
+
+    @abstractmethod
+    def _finished(self, child: Child[R]) -> bool:
+        """A clone's data is there; a retirement committed (else recovery's, never gc's)."""
+
+    @abstractmethod
+    def _dependents(self, children: list[Child[R]]) -> dict[str, int]:
+        """Retired golden (child name) -> how many clones depend on it."""
+
+    @abstractmethod
+    def _collect(self, child: Child[R], *, dry_run: bool) -> str | None:
+        """Remove an abandoned object (unless `dry_run`); None if removed, else why kept."""
+
+    def _collect_leftovers(self, *, dry_run: bool) -> list[str]:
+        """Remove what a dead writer left that is no object (temporary files): their names."""
+        return []
+
+    # --- templates -----------------------------------------------------------------------
+
+    def scan(self) -> list[Child[R]]:
+        """Every object under the root the store may act on, in name order: well named and
+        carrying the store's own marker.  Listings, recovery and gc all start here."""
+        children = []
+        for name, record in self._records():
+            parsed = parse_child(name)
+            role = None if parsed is None else self._marker(parsed, record)
+            if parsed is not None and role is not None:
+                children.append(Child(parsed, role, record))
+        return children
+
+    def publish(self, volume: BuildVolume, provenance: Provenance) -> Golden:
+        """See `Store.publish`.  With the store lock held: seal the build volume as the
+        pending golden, retire the live golden (if any), commit (the backend's crash points
+        are in each step); an interrupted publish is repaired by `_recover_locked`."""
+        parsed = self._parse_object(volume.name, {"build"})
+        if provenance.build_id != parsed.ident:
+            raise StoreError(
+                f"provenance build_id {provenance.build_id!r} is not the build volume's "
+                f"({parsed.ident!r})"
+            )
+        leaf = parsed.leaf
+        prepared = self._prepare_publish(parsed)
+        with self._lock():
+            self._recover_locked()
+            retired = unique_retired_child(leaf, self._taken()) if self._has_golden(leaf) else None
+            self._seal(parsed, provenance, prepared, retired)
+            if retired is not None:
+                self._retire_golden(leaf, retired)
+            self._commit(parsed)
+        log.info("store.published", store=self.spec, golden=leaf, build_id=parsed.ident)
+        golden = self.get_golden(leaf)
+        assert golden is not None
+        return golden
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """See `Store.gc`.  Candidates are marked objects only: build volumes whose owner
+        is gone, clones whose making a crash cut short, committed retirements without
+        clones; then the backend's leftovers (temporary files of dead writers)."""
+        report = GcReport()
+        with self._lock():
+            if not dry_run:
+                self._recover_locked()
+            children = self.scan()
+            dependents = self._dependents(children)
+            for child in children:
+                kind, role, name = child.parsed.kind, child.role, child.parsed.child
+                if kind == "build" and role == ROLE_BUILD:
+                    if owner_alive(self._owner(child)):
+                        report.kept.append((name, "its build is still running"))
+                        continue
+                elif kind == "clone" and role == ROLE_CLONE:
+                    # A clone is its test run's to destroy (and `klab gc`'s once forgotten).
+                    if self._finished(child) or owner_alive(self._owner(child)):
+                        continue
+                elif kind == "retired" and role == ROLE_RETIRED and self._finished(child):
+                    if count := dependents.get(name, 0):
+                        report.kept.append((name, f"{count} clone(s) depend on it"))
+                        continue
+                else:
+                    continue
+                kept = self._collect(child, dry_run=dry_run)
+                if kept is None:
+                    report.removed.append(name)
+                else:
+                    report.kept.append((name, kept))
+            report.removed += self._collect_leftovers(dry_run=dry_run)
+        if report.removed:
+            log.info("store.gc", store=self.spec, removed=report.removed, dry_run=dry_run)
+        return report

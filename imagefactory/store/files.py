@@ -43,17 +43,23 @@ from imagefactory.store.base import (
     ROLE_RETIRED,
     AlreadyInStore,
     BuildVolume,
+    Child,
     Clone,
-    GcReport,
     Golden,
     NotInStore,
     Provenance,
-    Store,
     StoreError,
 )
 from imagefactory.store.crashpoints import crashpoint
 from imagefactory.store.files_integrity import damage_report, file_digest, pin_moved
-from imagefactory.store.files_layout import FORMAT, FilesLayout, Live, now_iso
+from imagefactory.store.files_layout import (
+    FORMAT,
+    FilesLayout,
+    ImageHash,
+    Live,
+    Manifest,
+    now_iso,
+)
 from imagefactory.store.manifest import (
     read_manifest,
     stale_temp_files,
@@ -67,15 +73,19 @@ from imagefactory.store.names import (
     clone_child,
     new_clone_id,
     parse_child,
-    unique_retired_child,
 )
-from imagefactory.store.owner import current_owner, owner_alive
-from imagefactory.store.safety import UnsafeOperation, check_plain_file, child_in_dir
+from imagefactory.store.owner import current_owner
+from imagefactory.store.safety import UnsafeOperation, check_plain_file
 
 log = structlog.get_logger(__name__)
 
 
-class FileStore(FilesLayout, Store):
+def _identity(image: Path) -> tuple[int, int, int]:
+    st = image.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class FileStore(FilesLayout):
     """Goldens as read-only qcow2 files plus JSON manifests in one directory."""
 
     kind = "file"
@@ -140,18 +150,10 @@ class FileStore(FilesLayout, Store):
             write_manifest(self._manifest(child), manifest)
         return self._build_volume(parsed, manifest)
 
-    def list_build_volumes(self) -> list[BuildVolume]:
-        return [
-            self._build_volume(parsed, m)
-            for parsed, m in self._manifests()
-            if parsed.kind == "build" and m.get("role") == ROLE_BUILD
-        ]
-
     def _guard_build(self, volume: BuildVolume | str) -> tuple[ParsedName, dict[str, Any]]:
         name = volume.name if isinstance(volume, BuildVolume) else volume
-        parsed = child_in_dir(self.root, name, {"build"})
-        manifest = self._marked(parsed, {ROLE_BUILD})
-        return parsed, manifest
+        parsed = self._parse_object(name, {"build"})
+        return parsed, self._marked(parsed, {ROLE_BUILD})
 
     def write_image(
         self, volume: BuildVolume, source: Path, *, source_format: str | None = None
@@ -209,7 +211,7 @@ class FileStore(FilesLayout, Store):
 
     def list_goldens(self, *, include_retired: bool = False) -> list[Golden]:
         origins = self._clone_origins()
-        leaves = sorted({p.leaf for p, _ in self._manifests()})
+        leaves = sorted({child.parsed.leaf for child in self.scan()})
         goldens = []
         for leaf in leaves:
             live = self._live(leaf, locked=False)
@@ -258,103 +260,78 @@ class FileStore(FilesLayout, Store):
         except (OSError, RuntimeError):
             return False
 
-    def publish(self, volume: BuildVolume, provenance: Provenance) -> Golden:
-        parsed = child_in_dir(self.root, volume.name, {"build"})
-        if provenance.build_id != parsed.ident:
-            raise StoreError(
-                f"provenance build_id {provenance.build_id!r} is not the build volume's "
-                f"({parsed.ident!r})"
-            )
-        leaf, child = parsed.leaf, parsed.child
-        image = self._image(child)
+    # --- publish (the protocol is StoreBackend.publish) -------------------------------
+
+    def _prepare_publish(self, parsed: ParsedName) -> ImageHash:
         # Hashed before taking the store lock (the build volume is this build's alone): the
         # digest is what lets a copied store's golden be trusted again (`verify`).
+        image = self._image(parsed.child)
         check_plain_file(image)
-        before = image.stat()
-        digest = file_digest(image)
-        with self._lock():
-            self._recover_locked()
-            build_manifest = self._marked(parsed, {ROLE_BUILD})
-            check_plain_file(image)
-            after = image.stat()
-            if (after.st_ino, after.st_size, after.st_mtime_ns) != (
-                before.st_ino,
-                before.st_size,
-                before.st_mtime_ns,
-            ):
-                raise StoreError(f"{child} changed while it was being published")
-            fsync_file(image)
-            props = provenance.to_properties()
-            props.pop("role", None)
-            golden_manifest = {
-                "role": ROLE_GOLDEN,
-                "leaf": leaf,
-                "build_id": parsed.ident,
-                "owner": build_manifest.get("owner", ""),
-                "inode": image.stat().st_ino,
-                "image_digest": digest,
-                "virtual_size": qemu_img.virtual_size(image, FORMAT),
-                "created_at": build_manifest.get("created_at", now_iso()),
-                "published_at": now_iso(),
-                "provenance": props,
-            }
-            write_manifest(self._manifest(child), golden_manifest, mode=0o444)
-            image.chmod(0o444)
-            crashpoint("files.publish.pending")
-            live = self._live(leaf, locked=True)
-            if live is not None:
-                self._retire_locked(leaf, live, commit=False)
-            image.replace(self._image(leaf))
-            crashpoint("files.publish.committed")
-            self._manifest(child).replace(self._manifest(leaf))
-            fsync_dir(self.root)
-        log.info("store.published", store=self.spec, golden=leaf, build_id=parsed.ident)
-        golden = self.get_golden(leaf)
-        assert golden is not None
-        return golden
+        return ImageHash(_identity(image), file_digest(image))
 
-    def _retire_locked(self, leaf: str, live: Live, *, commit: bool) -> str:
-        """Give the live golden a retired name (manifest first, then a hard link); with
-        `commit`, also remove its golden name (image first: that is the commit point).
-        A moved golden is pinned as it retires: no new clone is ever made of a retired one,
-        so nothing is trusted that was not before."""
-        manifest, image = live.manifest, live.image
-        retired = unique_retired_child(leaf, self._taken())
+    def _has_golden(self, leaf: str) -> bool:
+        return self._live(leaf, locked=True) is not None
+
+    def _seal(
+        self,
+        parsed: ParsedName,
+        provenance: Provenance,
+        prepared: ImageHash,
+        replaces: str | None,
+    ) -> None:
+        """Step 1 of the module docstring; the golden manifest waits under the build's name
+        (recovery knows a pending publish by it: a build name with the golden role)."""
+        image = self._image(parsed.child)
+        build_manifest = self._marked(parsed, {ROLE_BUILD})
+        check_plain_file(image)
+        if _identity(image) != prepared.identity:
+            raise StoreError(f"{parsed.child} changed while it was being published")
+        fsync_file(image)
+        props = provenance.to_properties()
+        props.pop("role", None)
+        golden_manifest = {
+            "role": ROLE_GOLDEN,
+            "leaf": parsed.leaf,
+            "build_id": parsed.ident,
+            "owner": build_manifest.get("owner", ""),
+            "inode": image.stat().st_ino,
+            "image_digest": prepared.digest,
+            "virtual_size": qemu_img.virtual_size(image, FORMAT),
+            "created_at": build_manifest.get("created_at", now_iso()),
+            "published_at": now_iso(),
+            "provenance": props,
+        }
+        write_manifest(self._manifest(parsed.child), golden_manifest, mode=0o444)
+        image.chmod(0o444)
+        crashpoint("files.publish.pending")
+
+    def _retire_golden(self, leaf: str, retired: str) -> None:
+        """Step 2: the retired manifest first, then a hard link (the golden keeps its name
+        until the commit).  A moved golden is pinned as it retires: no new clone is ever
+        made of a retired one, so nothing is trusted that was not before."""
+        live = self._live(leaf, locked=True)
+        assert live is not None
         write_manifest(
             self._manifest(retired),
             {
-                **manifest,
+                **live.manifest,
                 "role": ROLE_RETIRED,
                 "retired_at": now_iso(),
-                "inode": image.stat().st_ino,
+                "inode": live.image.stat().st_ino,
             },
             mode=0o444,
         )
-        crashpoint("files.publish.retired-manifest" if not commit else "files.retire.manifest")
-        os.link(image, self._image(retired))
+        crashpoint("files.publish.retired-manifest")
+        os.link(live.image, self._image(retired))
         fsync_dir(self.root)
-        crashpoint("files.publish.retired-link" if not commit else "files.retire.link")
-        if commit:
-            image.unlink()
-            crashpoint("files.retire.committed")
-            self._manifest(leaf).unlink()
-            fsync_dir(self.root)
-        return retired
+        crashpoint("files.publish.retired-link")
 
-    def retire(self, leaf: str) -> Golden:
-        check_leaf(leaf)
-        with self._lock():
-            self._recover_locked()
-            live = self._live(leaf, locked=True)
-            if live is None:
-                raise NotInStore(f"no golden {leaf} in {self.spec}")
-            retired = self._retire_locked(leaf, live, commit=True)
-        log.info("store.retired", store=self.spec, golden=leaf, retired=retired)
-        manifest = read_manifest(self._manifest(retired))
-        assert manifest is not None
-        return self._golden(leaf, manifest, self._image(retired), self._clone_origins())
-
-    # --- recovery ------------------------------------------------------------------------
+    def _commit(self, parsed: ParsedName) -> None:
+        """Steps 3 (the commit point: the image's rename) and 4."""
+        self._image(parsed.child).replace(self._image(parsed.leaf))
+        crashpoint("files.publish.committed")
+        self._manifest(parsed.child).replace(self._manifest(parsed.leaf))
+        fsync_dir(self.root)
 
     # --- clones --------------------------------------------------------------------------
 
@@ -411,62 +388,49 @@ class FileStore(FilesLayout, Store):
 
     def list_clones(self, leaf: str | None = None) -> list[Clone]:
         return [
-            self._clone_object(parsed, m)
-            for parsed, m in self._manifests()
-            if parsed.kind == "clone"
-            and m.get("role") == ROLE_CLONE
-            and (leaf is None or parsed.leaf == leaf)
-            and self._inode(self._image(parsed.child)) is not None
+            self._clone_object(child.parsed, child.record)
+            for child in self.scan()
+            if child.parsed.kind == "clone"
+            and child.role == ROLE_CLONE
+            and (leaf is None or child.parsed.leaf == leaf)
+            and self._finished(child)
         ]
 
     def destroy_clone(self, clone: Clone | str) -> None:
         name = clone.name if isinstance(clone, Clone) else clone
-        parsed = child_in_dir(self.root, name, {"clone"})
+        parsed = self._parse_object(name, {"clone"})
         with self._lock():
             self._marked(parsed, {ROLE_CLONE})
             self._remove_child(parsed.child)
         log.info("store.clone.destroyed", store=self.spec, clone=parsed.child)
 
-    # --- gc ------------------------------------------------------------------------------
+    # --- gc (the rules are StoreBackend.gc) --------------------------------------------
 
-    def gc(self, *, dry_run: bool = False) -> GcReport:
-        """See `Store.gc`.  Only children with a consistent manifest (the role marker) and
-        the store's own temporary files (see `manifest.py`) are candidates; a child whose
-        files turn out not to be plain files (a symlink put there) is kept and reported."""
-        report = GcReport()
-        with self._lock():
-            if not dry_run:
-                self._recover_locked()
-            origins = self._clone_origins()
-            doomed: list[str] = []
-            for parsed, m in list(self._manifests()):
-                role = m.get("role")
-                if parsed.kind == "build" and role == ROLE_BUILD:
-                    if owner_alive(str(m.get("owner", ""))):
-                        report.kept.append((parsed.child, "its build is still running"))
-                        continue
-                    doomed.append(parsed.child)
-                elif parsed.kind == "clone" and role == ROLE_CLONE:
-                    complete = self._inode(self._image(parsed.child)) is not None
-                    if not complete and not owner_alive(str(m.get("owner", ""))):
-                        doomed.append(parsed.child)
-            for parsed, _, image in list(self._retired()):
-                clones = origins.get(image.stat().st_ino, [])
-                if clones:
-                    report.kept.append((parsed.child, f"{len(clones)} clone(s) depend on it"))
-                    continue
-                doomed.append(parsed.child)
-            for child in doomed:
-                try:
-                    for path in (self._image(child), self._origin(child), self._manifest(child)):
-                        check_plain_file(path, missing_ok=True)
-                except UnsafeOperation as exc:
-                    report.kept.append((child, str(exc)))
-                    continue
-                report.removed.append(child)
-                if not dry_run:
-                    self._remove_child(child)
-            report.removed += stale_temp_files(self.root, dry_run=dry_run)
-        if report.removed:
-            log.info("store.gc", store=self.spec, removed=report.removed, dry_run=dry_run)
-        return report
+    def _owner(self, child: Child[Manifest]) -> str:
+        return str(child.record.get("owner", ""))
+
+    def _dependents(self, children: list[Child[Manifest]]) -> dict[str, int]:
+        origins = self._clone_origins()
+        dependents = {}
+        for child in children:
+            inode = self._inode(self._image(child.parsed.child))
+            if child.parsed.kind == "retired" and inode is not None:
+                dependents[child.parsed.child] = len(origins.get(inode, []))
+        return dependents
+
+    def _collect(self, child: Child[Manifest], *, dry_run: bool) -> str | None:
+        """A child whose files turn out not to be plain files (a symlink put there) is
+        kept, and said why."""
+        name = child.parsed.child
+        try:
+            for path in (self._image(name), self._origin(name), self._manifest(name)):
+                check_plain_file(path, missing_ok=True)
+        except UnsafeOperation as exc:
+            return str(exc)
+        if not dry_run:
+            self._remove_child(name)
+        return None
+
+    def _collect_leftovers(self, *, dry_run: bool) -> list[str]:
+        """The store's own temporary files of dead writers (see `manifest.py`)."""
+        return stale_temp_files(self.root, dry_run=dry_run)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import structlog
 
@@ -32,18 +32,21 @@ from imagefactory.store.base import (
     ROLE_CLONE,
     ROLE_GOLDEN,
     ROLE_RETIRED,
+    Child,
     Clone,
     Golden,
+    StoreBackend,
     StoreError,
 )
 from imagefactory.store.lock import flocked
 from imagefactory.store.manifest import provenance_of, read_manifest, write_manifest
-from imagefactory.store.names import ParsedName, parse_child
-from imagefactory.store.safety import check_plain_file, require_role
+from imagefactory.store.names import Kind, ParsedName
+from imagefactory.store.safety import check_plain_file, child_in_dir, require_role
 
 log = structlog.get_logger(__name__)
 
 FORMAT: Final = "qcow2"
+Manifest: TypeAlias = dict[str, Any]
 
 
 def now_iso() -> str:
@@ -58,6 +61,15 @@ def _parse_time(value: object) -> datetime:
 
 
 @dataclass(frozen=True)
+class ImageHash:
+    """A build image's digest, taken before publishing locks the store, and the identity
+    (inode, size, mtime) of the file it was taken of."""
+
+    identity: tuple[int, int, int]
+    digest: str
+
+
+@dataclass(frozen=True)
 class Live:
     """The live golden of a leaf: its manifest, its image, and whether the image is not
     the file the manifest was written for (a copied store)."""
@@ -67,7 +79,7 @@ class Live:
     moved: bool
 
 
-class FilesLayout:
+class FilesLayout(StoreBackend[Manifest, ImageHash]):
     """One files store's directory, read with the store's rules."""
 
     def __init__(self, directory: Path | str) -> None:
@@ -105,17 +117,28 @@ class FilesLayout:
         """The names in the root, sorted; names (not paths) are what the scheme parses."""
         return sorted(os.listdir(self.root))  # noqa: PTH208
 
-    def _manifests(self) -> Iterator[tuple[ParsedName, dict[str, Any]]]:
-        """Every well-named child with a readable manifest, in name order."""
+    def _records(self) -> Iterator[tuple[str, Manifest]]:
+        """Every child with a readable manifest (scan: those that name it), in name order."""
         for entry in self._entries():
             if not entry.endswith(".json") or entry.startswith("."):
                 continue
-            parsed = parse_child(entry[: -len(".json")])
-            if parsed is None:
-                continue
             manifest = read_manifest(self.root / entry)
-            if manifest is not None and self._consistent(parsed, manifest):
-                yield parsed, manifest
+            if manifest is not None:
+                yield entry[: -len(".json")], manifest
+
+    def _marker(self, parsed: ParsedName, record: Manifest) -> str | None:
+        return str(record["role"]) if self._consistent(parsed, record) else None
+
+    def _parse_object(self, name: str, kinds: set[Kind]) -> ParsedName:
+        return child_in_dir(self.root, name, kinds)
+
+    def _finished(self, child: Child[Manifest]) -> bool:
+        image = self._image(child.parsed.child)
+        if child.parsed.kind == "retired":
+            return self._inode(image) is not None and not self._uncommitted_retirement(
+                child.record, image
+            )
+        return self._inode(image) is not None
 
     @staticmethod
     def _consistent(parsed: ParsedName, manifest: dict[str, Any]) -> bool:
@@ -195,14 +218,14 @@ class FilesLayout:
         if ours and manifest is not None and manifest.get("inode") == inode:
             return Live(manifest, image, moved=False)
         # Published (image renamed) but the manifest rename was cut short by a crash.
-        for p, m in self._manifests():
+        for child in self.scan():
             if (
-                p.leaf == leaf
-                and p.kind == "build"
-                and m.get("role") == ROLE_GOLDEN
-                and m.get("inode") == inode
+                child.parsed.leaf == leaf
+                and child.parsed.kind == "build"
+                and child.role == ROLE_GOLDEN
+                and child.record.get("inode") == inode
             ):
-                return Live(m, image, moved=False)
+                return Live(child.record, image, moved=False)
         if not ours or manifest is None:
             return None
         if not locked:
@@ -213,22 +236,19 @@ class FilesLayout:
     def _clone_origins(self) -> dict[int, list[str]]:
         """Golden inode → names of the clones pinned to it."""
         origins: dict[int, list[str]] = {}
-        for parsed, m in self._manifests():
-            if parsed.kind == "clone" and m.get("role") == ROLE_CLONE:
-                inode = self._inode(self._origin(parsed.child))
+        for child in self.scan():
+            if child.parsed.kind == "clone" and child.role == ROLE_CLONE:
+                inode = self._inode(self._origin(child.parsed.child))
                 if inode is not None:
-                    origins.setdefault(inode, []).append(str(self._image(parsed.child)))
+                    origins.setdefault(inode, []).append(str(self._image(child.parsed.child)))
         return origins
 
-    def _retired(self) -> Iterator[tuple[ParsedName, dict[str, Any], Path]]:
+    def _retired(self) -> Iterator[tuple[ParsedName, Manifest, Path]]:
         """Retired goldens whose image is really theirs and not the live golden's."""
-        for parsed, m in self._manifests():
-            if parsed.kind != "retired" or m.get("role") != ROLE_RETIRED:
-                continue
-            image = self._image(parsed.child)
-            if self._inode(image) is None or self._uncommitted_retirement(m, image):
-                continue
-            yield parsed, m, image
+        for child in self.scan():
+            retired = child.parsed.kind == "retired" and child.role == ROLE_RETIRED
+            if retired and self._finished(child):
+                yield child.parsed, child.record, self._image(child.parsed.child)
 
     def _uncommitted_retirement(self, manifest: dict[str, Any], image: Path | None) -> bool:
         """A retired manifest written while its golden is still live (a retire or publish
@@ -252,8 +272,8 @@ class FilesLayout:
             and live_manifest.get("role") == ROLE_GOLDEN
             and live_manifest.get("build_id") == manifest.get("build_id")
             and not any(
-                p.leaf == leaf and p.kind == "build" and m.get("role") == ROLE_GOLDEN
-                for p, m in self._manifests()
+                c.parsed.leaf == leaf and c.parsed.kind == "build" and c.role == ROLE_GOLDEN
+                for c in self.scan()
             )
         )
 
@@ -268,7 +288,7 @@ class FilesLayout:
 
     def _recover_locked(self) -> None:
         """Bring the store back to a clean state after a crash (see the module docstring)."""
-        for parsed, m in list(self._manifests()):
+        for parsed, m in [(c.parsed, c.record) for c in self.scan()]:
             if parsed.kind != "build" or m.get("role") != ROLE_GOLDEN:
                 continue
             build_image = self._image(parsed.child)
@@ -294,7 +314,7 @@ class FilesLayout:
                 log.warning("store.recover.publish_completed", golden=parsed.leaf)
             else:
                 self._unlink(self._manifest(parsed.child))
-        for parsed, m in list(self._manifests()):
+        for parsed, m in [(c.parsed, c.record) for c in self.scan()]:
             if parsed.kind == "golden" and m.get("role") == ROLE_GOLDEN:
                 if self._inode(self._image(parsed.leaf)) is None:
                     # A retire removed the image (its commit point) but not the manifest.

@@ -32,7 +32,7 @@ from pathlib import Path
 import structlog
 
 from imagefactory.errors import UsageError
-from imagefactory.store import qemu_img, zfs_cli
+from imagefactory.store import qemu_img, zfs_cli, zvol_devices
 from imagefactory.store.base import (
     ROLE_BUILD,
     ROLE_CLONE,
@@ -40,12 +40,11 @@ from imagefactory.store.base import (
     ROLE_RETIRED,
     AlreadyInStore,
     BuildVolume,
+    Child,
     Clone,
-    GcReport,
     Golden,
     NotInStore,
     Provenance,
-    Store,
     StoreError,
 )
 from imagefactory.store.crashpoints import crashpoint
@@ -59,23 +58,21 @@ from imagefactory.store.names import (
     clone_child,
     new_clone_id,
     parse_child,
-    unique_retired_child,
 )
-from imagefactory.store.owner import current_owner, owner_alive
+from imagefactory.store.owner import current_owner
 from imagefactory.store.safety import (
     MARKER,
-    child_in_dataset,
 )
 from imagefactory.store.zfs_cli import Prop, Props
 from imagefactory.store.zfs_layout import (
     DEFAULT_ALIGN,
-    DEV_ZVOL,
     HOLD_TAG,
     PREFIX,
     PROP_ORIGIN_BUILD,
     PROP_OWNER,
     PROP_REPLACES,
     PROP_STATE,
+    Dataset,
     ZfsLayout,
     check_volblocksize,
     round_up,
@@ -86,7 +83,7 @@ __all__ = ["HOLD_TAG", "ZfsStore"]
 log = structlog.get_logger(__name__)
 
 
-class ZfsStore(ZfsLayout, Store):
+class ZfsStore(ZfsLayout):
     """Goldens as zvol snapshots under one root dataset."""
 
     kind = "zfs"
@@ -140,19 +137,6 @@ class ZfsStore(ZfsLayout, Store):
         assert parsed is not None
         return self._build_volume(parsed, props)
 
-    def list_build_volumes(self) -> list[BuildVolume]:
-        volumes = []
-        for name, props in sorted(self._scan().items()):
-            parsed = parse_child(name[len(self.root) + 1 :])
-            if (
-                parsed is not None
-                and parsed.kind == "build"
-                and props.get("type", Prop("-", "-")).value == "volume"
-                and self._role(props) == ROLE_BUILD
-            ):
-                volumes.append(self._build_volume(parsed, props))
-        return volumes
-
     def write_image(
         self, volume: BuildVolume, source: Path, *, source_format: str | None = None
     ) -> BuildVolume:
@@ -170,7 +154,7 @@ class ZfsStore(ZfsLayout, Store):
                 # Written before (maybe half, by a crashed build): qemu-img may only skip
                 # zeros on a volume that reads as zeros, so start from a fresh one.
                 self._destroy_volume(full)
-                self._wait_gone(full)
+                zvol_devices.wait_gone(full, self.device_timeout)
                 self._create_volume(full, size, volblocksize)
             elif size > self._int(props, "volsize"):
                 zfs_cli.set_props(full, {"volsize": str(size)})
@@ -212,48 +196,50 @@ class ZfsStore(ZfsLayout, Store):
         values["role"] = role
         return {PREFIX + k: v for k, v in values.items()}
 
-    def publish(self, volume: BuildVolume, provenance: Provenance) -> Golden:
-        parsed = child_in_dataset(self.root, volume.name, {"build"})
-        if provenance.build_id != parsed.ident:
-            raise StoreError(
-                f"provenance build_id {provenance.build_id!r} is not the build volume's "
-                f"({parsed.ident!r})"
-            )
-        leaf = parsed.leaf
-        build, golden = self._full(parsed.child), self._full(leaf)
+    # --- publish (the protocol is StoreBackend.publish) -------------------------------
+
+    def _prepare_publish(self, parsed: ParsedName) -> None:
+        return None  # nothing to do before the lock: zfs checksums the data itself
+
+    def _has_golden(self, leaf: str) -> bool:
+        golden = self._full(leaf)
+        if not self.lzc.exists(golden):
+            return False
+        self._guard(golden, {"golden"}, {ROLE_GOLDEN})
+        return True
+
+    def _seal(
+        self, parsed: ParsedName, provenance: Provenance, prepared: None, replaces: str | None
+    ) -> None:
+        """Steps 1 and 2 of the module docstring."""
+        build = self._full(parsed.child)
         snap = f"{build}@{GOLDEN_SNAPSHOT}"
-        with self._lock():
-            self._recover_locked()
-            self._guard(build, {"build"}, {ROLE_BUILD})
-            if self.lzc.exists(snap):  # left by an attempt that was rolled back
-                self.lzc.release(snap, HOLD_TAG)
-                self.lzc.destroy_snapshot(snap)
-            self.lzc.snapshot(snap, self._provenance_props(provenance, ROLE_GOLDEN))
-            crashpoint("zfs.publish.snapshot")
-            self.lzc.hold(snap, HOLD_TAG)
-            pending = {"readonly": "on", MARKER: ROLE_GOLDEN}
-            retired: str | None = None
-            if self.lzc.exists(golden):
-                self._guard(golden, {"golden"}, {ROLE_GOLDEN})
-                retired = unique_retired_child(leaf, self._taken())
-                pending[PROP_REPLACES] = retired
-            zfs_cli.set_props(build, pending)
-            crashpoint("zfs.publish.pending")
-            if retired is not None:
-                self._retire_locked(leaf, retired)
-            crashpoint("zfs.publish.retired")
-            self._rename_volume(build, golden)
-            crashpoint("zfs.publish.renamed")
-            zfs_cli.inherit(golden, PROP_REPLACES)
-        log.info("store.published", store=self.spec, golden=golden, build_id=parsed.ident)
-        result = self.get_golden(leaf)
-        assert result is not None
-        return result
+        self._guard(build, {"build"}, {ROLE_BUILD})
+        if self.lzc.exists(snap):  # left by an attempt that was rolled back
+            self.lzc.release(snap, HOLD_TAG)
+            self.lzc.destroy_snapshot(snap)
+        self.lzc.snapshot(snap, self._provenance_props(provenance, ROLE_GOLDEN))
+        crashpoint("zfs.publish.snapshot")
+        self.lzc.hold(snap, HOLD_TAG)
+        pending = {"readonly": "on", MARKER: ROLE_GOLDEN}
+        if replaces is not None:
+            pending[PROP_REPLACES] = replaces
+        zfs_cli.set_props(build, pending)
+        crashpoint("zfs.publish.pending")
+
+    def _commit(self, parsed: ParsedName) -> None:
+        """Step 4 (the commit point when no golden was retired in step 3)."""
+        crashpoint("zfs.publish.retired")
+        golden = self._full(parsed.leaf)
+        self._rename_volume(self._full(parsed.child), golden)
+        crashpoint("zfs.publish.renamed")
+        zfs_cli.inherit(golden, PROP_REPLACES)
 
     def _taken(self) -> set[str]:
         return {name[len(self.root) + 1 :].split("@")[0] for name in self._scan()}
 
-    def _retire_locked(self, leaf: str, retired: str) -> None:
+    def _retire_golden(self, leaf: str, retired: str) -> None:
+        """Step 3: the commit point of a publish that replaces a golden."""
         golden, target = self._full(leaf), self._full(retired)
         self._rename_volume(golden, target)
         crashpoint("zfs.retire.renamed")
@@ -269,21 +255,6 @@ class ZfsStore(ZfsLayout, Store):
             zfs_cli.set_props(new, {MARKER: ROLE_RETIRED})
             self.lzc.hold(new, HOLD_TAG)
 
-    def retire(self, leaf: str) -> Golden:
-        check_leaf(leaf)
-        golden = self._full(leaf)
-        with self._lock():
-            self._recover_locked()
-            if not self.lzc.exists(golden):
-                raise NotInStore(f"no golden {leaf} in {self.spec}")
-            self._guard(golden, {"golden"}, {ROLE_GOLDEN})
-            retired = unique_retired_child(leaf, self._taken())
-            self._retire_locked(leaf, retired)
-        log.info("store.retired", store=self.spec, golden=golden, retired=retired)
-        full = self._full(retired)
-        props = self._props(f"{full}@{RETIRED_SNAPSHOT}")
-        return self._golden(leaf, full, RETIRED_SNAPSHOT, self._props(full), props)
-
     def list_goldens(self, *, include_retired: bool = False) -> list[Golden]:
         return self._goldens(include_retired=include_retired)[0]
 
@@ -291,13 +262,12 @@ class ZfsStore(ZfsLayout, Store):
         return self._goldens(include_retired=False)[1]
 
     def contains(self, path: Path) -> bool:
-        prefix = f"{DEV_ZVOL}/{self.root}/"
+        prefix = f"{zvol_devices.DEV_ZVOL}/{self.root}/"
         text = str(path)
         return text.startswith(prefix) and "/" not in text[len(prefix) :]
 
     def _goldens(self, *, include_retired: bool) -> tuple[list[Golden], dict[str, str]]:
         """The goldens, and those whose properties are unusable (set by hand?) with why."""
-        state = self._scan()
         goldens = []
         damaged: dict[str, str] = {}
 
@@ -307,21 +277,17 @@ class ZfsStore(ZfsLayout, Store):
             except UsageError as exc:
                 damaged.setdefault(leaf, f"unusable properties on {name}@{snapshot}: {exc}")
 
-        for name, props in state.items():
-            if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
-                continue
-            parsed = parse_child(name[len(self.root) + 1 :])
-            if parsed is None or self._role(props) is None:
-                continue
-            if parsed.kind == "golden" and self._role(props) == ROLE_GOLDEN:
-                snap = state.get(f"{name}@{GOLDEN_SNAPSHOT}")
+        for child in self.scan():
+            parsed, dataset = child.parsed, child.record
+            if parsed.kind == "golden" and child.role == ROLE_GOLDEN:
+                snap = dataset.snapshots.get(GOLDEN_SNAPSHOT)
                 if snap is not None:
-                    add(parsed.leaf, name, GOLDEN_SNAPSHOT, props, snap)
+                    add(parsed.leaf, dataset.name, GOLDEN_SNAPSHOT, dataset.props, snap)
             elif parsed.kind == "retired" and include_retired:
                 for snapshot in (RETIRED_SNAPSHOT, GOLDEN_SNAPSHOT):
-                    snap = state.get(f"{name}@{snapshot}")
+                    snap = dataset.snapshots.get(snapshot)
                     if snap is not None:
-                        add(parsed.leaf, name, snapshot, props, snap)
+                        add(parsed.leaf, dataset.name, snapshot, dataset.props, snap)
                         break
         goldens.sort(key=lambda g: (g.leaf, g.retired, -g.created.timestamp()))
         return goldens, damaged
@@ -343,13 +309,9 @@ class ZfsStore(ZfsLayout, Store):
 
     def _recover_locked(self) -> None:
         """Repair what a crash in publish or retire left (see the module docstring)."""
-        for name, props in sorted(self._scan().items()):
-            if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
-                continue
-            parsed = parse_child(name[len(self.root) + 1 :])
-            role = self._role(props)
-            if parsed is None or role is None:
-                continue
+        for child in self.scan():
+            parsed, role = child.parsed, child.role
+            name, props = child.record.name, child.record.props
             if parsed.kind == "build" and role == ROLE_GOLDEN:
                 self._recover_pending(parsed, name, props)
             elif parsed.kind == "retired" and (
@@ -414,18 +376,13 @@ class ZfsStore(ZfsLayout, Store):
         return self._clone_object(parsed, self._props(full))
 
     def list_clones(self, leaf: str | None = None) -> list[Clone]:
-        clones = []
-        for name, props in sorted(self._scan().items()):
-            parsed = parse_child(name[len(self.root) + 1 :])
-            if (
-                parsed is not None
-                and parsed.kind == "clone"
-                and (leaf is None or parsed.leaf == leaf)
-                and props.get("type", Prop("-", "-")).value == "volume"
-                and self._role(props) == ROLE_CLONE
-            ):
-                clones.append(self._clone_object(parsed, props))
-        return clones
+        return [
+            self._clone_object(child.parsed, child.record.props)
+            for child in self.scan()
+            if child.parsed.kind == "clone"
+            and (leaf is None or child.parsed.leaf == leaf)
+            and child.role == ROLE_CLONE
+        ]
 
     def destroy_clone(self, clone: Clone | str) -> None:
         name = clone.name if isinstance(clone, Clone) else clone
@@ -434,55 +391,35 @@ class ZfsStore(ZfsLayout, Store):
             self._destroy_volume(self._full(parsed.child))
         log.info("store.clone.destroyed", store=self.spec, clone=name)
 
-    # --- gc ------------------------------------------------------------------------------
+    # --- gc (the rules are StoreBackend.gc) --------------------------------------------
 
-    def gc(self, *, dry_run: bool = False) -> GcReport:
-        report = GcReport()
-        with self._lock():
-            if not dry_run:
-                self._recover_locked()
-            state = self._scan()
-            for name, props in sorted(state.items()):
-                if "@" in name or props.get("type", Prop("-", "-")).value != "volume":
-                    continue
-                parsed = parse_child(name[len(self.root) + 1 :])
-                role = self._role(props)
-                if parsed is None or role is None:
-                    continue
-                if parsed.kind == "build" and role == ROLE_BUILD:
-                    if owner_alive(self._user(props, "owner") or ""):
-                        report.kept.append((parsed.child, "its build is still running"))
-                        continue
-                    report.removed.append(parsed.child)
-                    if not dry_run:
-                        self._destroy_volume(name)
-                elif parsed.kind == "retired" and role == ROLE_RETIRED:
-                    self._gc_retired(parsed.child, state, report, dry_run)
-        if report.removed:
-            log.info("store.gc", store=self.spec, removed=report.removed, dry_run=dry_run)
-        return report
+    def _owner(self, child: Child[Dataset]) -> str:
+        return self._user(child.record.props, "owner") or ""
 
-    def _gc_retired(
-        self, child: str, state: dict[str, Props], report: GcReport, dry_run: bool
-    ) -> None:
-        name = self._full(child)
-        snap = f"{name}@{RETIRED_SNAPSHOT}"
-        clones = state.get(snap, {}).get("clones", Prop("", "-")).value
-        dependents = [c for c in clones.split(",") if c and c != "-"]
-        if dependents:
-            report.kept.append((child, f"{len(dependents)} clone(s) depend on it"))
-            return
+    def _finished(self, child: Child[Dataset]) -> bool:
+        return True  # a zfs clone or rename happens whole, or not at all
+
+    def _dependents(self, children: list[Child[Dataset]]) -> dict[str, int]:
+        dependents = {}
+        for child in children:
+            snap = child.record.snapshots.get(RETIRED_SNAPSHOT, {})
+            clones = snap.get("clones", Prop("", "-")).value
+            dependents[child.parsed.child] = len([c for c in clones.split(",") if c and c != "-"])
+        return dependents
+
+    def _collect(self, child: Child[Dataset], *, dry_run: bool) -> str | None:
+        name = child.record.name
         if dry_run:
-            report.removed.append(child)
-            return
-        try:
-            if self.lzc.exists(snap):
-                self.lzc.release(snap, HOLD_TAG)
-                self.lzc.destroy_snapshot(snap)
-        except ZfsHasDependents:
-            # A clone appeared since the listing: keep the retired golden, and its hold.
-            self.lzc.hold(snap, HOLD_TAG)
-            report.kept.append((child, "a clone depends on it"))
-            return
+            return None
+        if child.parsed.kind == "retired":
+            snap = f"{name}@{RETIRED_SNAPSHOT}"
+            try:
+                if self.lzc.exists(snap):
+                    self.lzc.release(snap, HOLD_TAG)
+                    self.lzc.destroy_snapshot(snap)
+            except ZfsHasDependents:
+                # A clone appeared since the listing: keep the retired golden, and its hold.
+                self.lzc.hold(snap, HOLD_TAG)
+                return "a clone depends on it"
         self._destroy_volume(name)
-        report.removed.append(child)
+        return None

@@ -1,26 +1,22 @@
-"""The zfs store's datasets: names, properties, devices, and how they are read.
+"""The zfs store's datasets: names, properties, and how they are read.
 
-`ZfsStore` (zfs.py) is the operations and the publish protocol; this is what they share --
-the root, the store lock, reading properties (`zfs get`), waiting for zvol devices, busy
-retries, renames, and turning properties into `Golden`, `Clone` and `BuildVolume` objects.
+`ZfsStore` (zfs.py) is the operations; this is what they share -- the root, the store
+lock, reading properties (`zfs get`), renames, and turning properties into `Golden`,
+`Clone` and `BuildVolume` objects.  Device nodes are zvol_devices.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
-import structlog
-
-from imagefactory.run import run
-from imagefactory.store import zfs_cli
+from imagefactory.store import zfs_cli, zvol_devices
 from imagefactory.store.base import (
     ROLE_RETIRED,
     ROLES,
@@ -29,10 +25,11 @@ from imagefactory.store.base import (
     Golden,
     NotInStore,
     Provenance,
+    StoreBackend,
     StoreError,
 )
 from imagefactory.store.lock import flocked
-from imagefactory.store.lzc import Lzc, ZfsBusy, load_libzfs_core
+from imagefactory.store.lzc import Lzc, load_libzfs_core
 from imagefactory.store.names import (
     RETIRED_SNAPSHOT,
     Kind,
@@ -47,15 +44,12 @@ from imagefactory.store.safety import (
 )
 from imagefactory.store.zfs_cli import Prop, Props
 
-log = structlog.get_logger(__name__)
-
 PREFIX: Final = "imagefactory:"
 PROP_OWNER: Final = "imagefactory:owner"
 PROP_STATE: Final = "imagefactory:state"
 PROP_REPLACES: Final = "imagefactory:replaces"
 PROP_ORIGIN_BUILD: Final = "imagefactory:origin_build_id"
 HOLD_TAG: Final = "imagefactory"
-DEV_ZVOL = Path("/dev/zvol")
 # Without a volblocksize, sizes are rounded to 128 KiB: a multiple of every default.
 DEFAULT_ALIGN = 128 * 1024
 _NATIVE = ("type", "volsize", "volblocksize", "referenced", "creation", "readonly", "clones",
@@ -64,7 +58,17 @@ _USER = tuple(
     PREFIX + f for f in (*Provenance.field_names(), "owner", "state", "replaces", "origin_build_id")
 )
 _ALL_PROPS = (*_NATIVE, *_USER)
-_T = TypeVar("_T")
+_NONE = Prop("-", "-")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A volume directly under the root as one `zfs get` saw it, with its snapshots'."""
+
+    name: str
+    props: Props
+    snapshots: dict[str, Props]
+    """Snapshot name (after the @) -> its properties."""
 
 
 def round_up(size: int, align: int) -> int:
@@ -81,35 +85,7 @@ def check_volblocksize(volblocksize: int | None) -> None:
         )
 
 
-def _udev_settle() -> None:
-    if shutil.which("udevadm"):
-        run(["udevadm", "settle", "--timeout=30"], check=False)
-
-
-def _udev_trigger() -> None:
-    """Replay `add` for zvols (zd*) only: on a lab host, every other disk must not have its
-    udev rules run again because one zvol's link is late."""
-    if shutil.which("udevadm"):
-        run(
-            ["udevadm", "trigger", "--subsystem-match=block", "--sysname-match=zd*",
-             "--action=add"],
-            check=False,
-        )  # fmt: skip
-        _udev_settle()
-
-
-def _device_size(path: Path) -> int | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
-
-
-class ZfsLayout:
+class ZfsLayout(StoreBackend[Dataset, None]):
     """One zfs store's root dataset, read with the store's rules."""
 
     kind = "zfs"
@@ -156,6 +132,24 @@ class ZfsLayout:
             if name.startswith(prefix) and "/" not in name[len(prefix) :]
         }
 
+    def _records(self) -> Iterator[tuple[str, Dataset]]:
+        """The volumes under the root, in name order, from one `zfs get`."""
+        state = self._scan()
+        snapshots: dict[str, dict[str, Props]] = {}
+        for name, props in state.items():
+            dataset, at, snapshot = name.partition("@")
+            if at:
+                snapshots.setdefault(dataset, {})[snapshot] = props
+        for name, props in sorted(state.items()):
+            if "@" not in name and props.get("type", _NONE).value == "volume":
+                yield name[len(self.root) + 1 :], Dataset(name, props, snapshots.get(name, {}))
+
+    def _marker(self, parsed: ParsedName, record: Dataset) -> str | None:
+        return self._role(record.props)
+
+    def _parse_object(self, name: str, kinds: set[Kind]) -> ParsedName:
+        return child_in_dataset(self.root, name, kinds)
+
     def _props(self, name: str) -> Props:
         return zfs_cli.get([name], _ALL_PROPS).get(name, {})
 
@@ -183,91 +177,23 @@ class ZfsLayout:
     def _guard(self, name: str, kinds: set[Kind], roles: set[str]) -> tuple[ParsedName, Props]:
         """Refuse unless `name` is a volume directly under the root, named as one of
         `kinds`, carrying one of `roles` as its own marker."""
-        parsed = child_in_dataset(self.root, name, kinds)
+        parsed = self._parse_object(name, kinds)
         full = self._full(parsed.child)
         if not self.lzc.exists(full):
             raise NotInStore(f"{full} does not exist")
         props = self._props(full)
-        if props.get("type", Prop("-", "-")).value != "volume":
+        if props.get("type", _NONE).value != "volume":
             raise refuse(f"{full} is not a volume")
         require_role(full, self._role(props), roles)
         return parsed, props
 
-    def _retry_busy(self, what: Callable[[], _T]) -> _T:
-        """Retry an operation that fails while udev (blkid) still has a new zvol open."""
-        for attempt in range(20):
-            try:
-                return what()
-            except ZfsBusy:
-                if attempt == 19:
-                    raise
-                _udev_settle()
-                time.sleep(0.25 * (attempt + 1))
-        raise AssertionError("unreachable")
-
     def _wait_device(self, name: str, size: int | None = None) -> Path:
-        """Wait for `/dev/zvol/<name>` (udev creates it after the zvol appears) and, if
-        given, for the device to report `size` (it lags after a volsize change)."""
-        path = DEV_ZVOL / name
-        start = time.monotonic()
-        _udev_settle()
-        triggered = False
-        while True:
-            current = _device_size(path)
-            if current is not None and (size is None or current == size):
-                return path
-            waited = time.monotonic() - start
-            if waited > self.device_timeout:
-                raise StoreError(
-                    f"{path} did not appear (or has the wrong size) after {waited:.0f}s",
-                    hint="zvol links come from udev (60-zvol.rules): is udev running?",
-                )
-            if not triggered and waited > 5:
-                _udev_trigger()
-                triggered = True
-            time.sleep(0.1)
-
-    def _wait_gone(self, name: str) -> None:
-        path = DEV_ZVOL / name
-        deadline = time.monotonic() + self.device_timeout
-        _udev_settle()
-        while path.exists() or path.is_symlink():
-            if time.monotonic() > deadline:
-                raise StoreError(f"{path} still exists after its zvol was destroyed")
-            time.sleep(0.1)
+        return zvol_devices.wait_for(name, size, self.device_timeout)
 
     def _rename_volume(self, source: str, target: str) -> None:
-        """Rename a zvol and bring its partitions' device links along.
-
-        ZFS renames the zvol's own `/dev/zvol` link (it emits a change event for the whole
-        disk), but not those of its partitions: `<old name>-part1` stays behind, pointing at
-        the renamed zvol's partition - after a publish, a link named like the build volume
-        leads into the golden.  Replaying a change event for the partitions makes udev name
-        them anew and drop the stale links.  Best effort: the rename itself has happened.
-        """
+        """Rename a zvol and bring its partitions' device links along (zvol_devices)."""
         self.lzc.rename(source, target)
-        if shutil.which("udevadm") is None:
-            return
-        try:
-            device = self._wait_device(target).resolve()
-        except StoreError as exc:
-            log.warning("store.links.not_refreshed", name=target, error=str(exc))
-            return
-        sys_dir = Path("/sys/class/block") / device.name
-        try:
-            partitions = sorted(
-                entry.name
-                for entry in sys_dir.iterdir()
-                if entry.name.startswith(device.name) and (entry / "partition").exists()
-            )
-        except OSError:
-            partitions = []
-        if partitions:
-            run(
-                ["udevadm", "trigger", "--action=change", *(f"/dev/{p}" for p in partitions)],
-                check=False,
-            )
-            _udev_settle()
+        zvol_devices.refresh_partition_links(target, self.device_timeout)
 
     def _build_volume(self, parsed: ParsedName, props: Props) -> BuildVolume:
         full = self._full(parsed.child)
@@ -275,7 +201,7 @@ class ZfsLayout:
             leaf=parsed.leaf,
             build_id=parsed.ident,
             name=full,
-            path=DEV_ZVOL / full,
+            path=zvol_devices.device_path(full),
             format="raw",
             size=self._int(props, "volsize"),
             store=self.spec,
@@ -288,7 +214,7 @@ class ZfsLayout:
         for snap in zfs_cli.snapshots_of(full):
             self.lzc.release(snap, HOLD_TAG)
             self.lzc.destroy_snapshot(snap)
-        self._retry_busy(lambda: self.lzc.destroy(full))
+        zvol_devices.retry_while_busy(lambda: self.lzc.destroy(full))
 
     def _golden(self, leaf: str, dataset: str, snapshot: str, vol: Props, snap: Props) -> Golden:
         user = {f: v for f in Provenance.field_names() if (v := self._user(snap, f)) is not None}
@@ -313,7 +239,7 @@ class ZfsLayout:
             leaf=parsed.leaf,
             clone_id=parsed.ident,
             name=full,
-            path=DEV_ZVOL / full,
+            path=zvol_devices.device_path(full),
             format="raw",
             origin=props.get("origin", Prop("", "-")).value,
             origin_build_id=self._user(props, "origin_build_id") or "",

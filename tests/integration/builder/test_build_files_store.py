@@ -20,6 +20,7 @@ from imagefactory.builder.mount_image import mounted_root
 from imagefactory.builder.seal_check import findings_in_root
 from imagefactory.store.base import Golden
 from imagefactory.store.select import open_store
+from tests.fixtures.stores import build_ids
 from tests.integration.builder.conftest import Project
 
 pytestmark = [pytest.mark.vm, pytest.mark.root]
@@ -51,7 +52,7 @@ def assert_no_leftovers(project: Project) -> None:
     """After gc: no QEMU, no build volume, no temp file in the store, no lock."""
     gc = project.cli("gc", check=True)
     store = open_store(f"file:{project.store_dir}")
-    assert store.list_build_volumes() == [], gc.stdout
+    assert build_ids(store) == [], gc.stdout
     assert our_qemus(project) == []
     leftovers = [
         p.name

@@ -27,6 +27,7 @@ from imagefactory.run import require_tool
 from imagefactory.store.files import FileStore
 from imagefactory.store.manifest import TEMP_DIR
 from imagefactory.vm.tempdir import RECORD, VM_TEMP_PREFIX, VmTempDir, stale_vm_dirs
+from tests.fixtures.stores import build_ids
 
 REPO = Path(__file__).resolve().parents[3]
 LEAF = "klab-golden-debian"
@@ -212,7 +213,7 @@ def test_gc_in_another_pid_namespace_never_takes_a_live_build_for_dead(
     proc.wait()
     out = gc(site, prefix=namespace)
     assert f"removed {LEAF}.build-alive" in out and f"{paths['vm_dir']}" in out
-    assert FileStore(site.store).list_build_volumes() == []
+    assert build_ids(FileStore(site.store)) == []
     assert not Path(paths["vm_dir"]).exists()
 
 

@@ -22,7 +22,7 @@ from imagefactory.store.lzc import Lzc, ZfsUnavailable, load_libzfs_core
 from imagefactory.store.safety import UnsafeOperation
 from imagefactory.store.select import open_store
 from imagefactory.store.zfs import HOLD_TAG, ZfsStore
-from tests.fixtures.stores import IMAGE_SIZE, MIB, ImageMaker
+from tests.fixtures.stores import IMAGE_SIZE, MIB, ImageMaker, build_ids
 
 pytestmark = pytest.mark.zfs
 
@@ -89,7 +89,7 @@ def test_default_size_rounding_fits_any_default_volblocksize(zfs_store: ZfsStore
 def test_invalid_volblocksize_is_refused_before_zfs_sees_it(zfs_store: ZfsStore) -> None:
     with pytest.raises(StoreError, match="volblocksize"):
         zfs_store.create_build_volume(LEAF, "b1", 10 * MIB, volblocksize=3000)
-    assert zfs_store.list_build_volumes() == []
+    assert build_ids(zfs_store) == []
 
 
 def test_written_image_reads_back_byte_identical_from_the_zvol(
@@ -259,17 +259,18 @@ def test_destroying_a_clone_removes_dataset_and_device_and_keeps_the_golden_seal
     assert zget(f"{zfs_store.root}/{LEAF}", "readonly") == ("on", "local")
 
 
-def test_retire_renames_to_retired_keeps_it_held_and_gc_destroys_it(
+def test_republish_renames_the_old_golden_retired_keeps_it_held_and_gc_destroys_it(
     zfs_store: ZfsStore, make_image: ImageMaker
 ) -> None:
     import libzfs_core
 
     root = zfs_store.root
     publish(zfs_store, make_image(1), "b1")
-    retired = zfs_store.retire(LEAF)
+    publish(zfs_store, make_image(2), "b2")  # retires b1
+    [retired] = [g for g in zfs_store.list_goldens(include_retired=True) if g.retired]
     dataset, _, snapshot = retired.name.partition("@")
     assert snapshot == "retired" and dataset.startswith(f"{root}/{LEAF}.retired-")
-    assert not exists(f"{root}/{LEAF}")  # the name is free for the next publish
+    assert zget(f"{root}/{LEAF}@golden", "imagefactory:build_id")[0] == "b2"
     assert zget(dataset, "imagefactory:role") == ("retired", "local")
     assert zget(retired.name, "imagefactory:role") == ("retired", "local")
     assert zget(retired.name, "imagefactory:build_id")[0] == "b1"
@@ -279,7 +280,8 @@ def test_retire_renames_to_retired_keeps_it_held_and_gc_destroys_it(
 
     assert zfs_store.gc().removed == [dataset.rsplit("/", 1)[1]]
     assert not exists(dataset)
-    assert zfs("list", "-H", "-o", "name", "-t", "all", "-r", root).stdout.split() == [root]
+    listed = zfs("list", "-H", "-o", "name", "-t", "all", "-r", root).stdout.split()
+    assert listed == [root, f"{root}/{LEAF}", f"{root}/{LEAF}@golden"]
 
 
 def test_listed_goldens_report_what_zfs_itself_shows(
