@@ -15,22 +15,22 @@ import secrets
 from pathlib import Path
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make the directory's entries (a rename, an unlink) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory's entries (a rename, an unlink) durable."""
+    _fsync(directory, os.O_DIRECTORY)
 
 
 def fsync_file(path: Path) -> None:
     """Make a file's data durable without following a symlink put in its place."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(path, os.O_NOFOLLOW)
 
 
 def temp_sibling(path: Path) -> Path:

@@ -18,12 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import structlog
 
 from imagefactory import __version__
 from imagefactory.errors import InfrastructureError, UsageError
+from imagefactory.settings import lineage_name
 from imagefactory.store.names import (
     Kind,
     ParsedName,
@@ -97,6 +98,9 @@ class Provenance:
     """What the guest ran (hooks, libraries, payloads, runner): see HookPlan.digest."""
     inventory_digest: str | None = None
     """The suite inventory kept for this golden (imagefactory/testrun/inventory.py)."""
+    identity: str | None = None
+    """Every input the golden was made of, one digest plus a short one per input file
+    (imagefactory/builder/identity.py); None: built before identities, inputs unknown."""
     guest_facts: str | None = None
     """What the sealed guest holds (ksh, zfs-tests.sh, vdev images, commit built), as compact
     JSON: `klab status` on any host reads it here (builder/seal_check.py, guest_summary)."""
@@ -121,21 +125,20 @@ class Provenance:
 
     @classmethod
     def from_properties(cls, props: dict[str, str]) -> Provenance:
-        """Inverse of `to_properties`; missing required fields read as empty strings."""
+        """Inverse of `to_properties`: missing required fields read as empty strings, any
+        other missing field as unknown.  Read by field name, so a new field needs no code."""
+        # Typed Any: each is `str | None`, and those fields are the ones declared so.
+        unknown_unless_set: dict[str, Any] = {
+            f.name: props.get(f.name) for f in dataclasses.fields(cls) if f.default is None
+        }
         return cls(
             distro=props.get("distro", ""),
-            lineage=props.get("lineage", ""),
+            lineage=lineage_name(props.get("lineage", "")),  # "regular" before lean
             build_id=props.get("build_id", ""),
             built_at=props.get("built_at", ""),
             role=props.get("role", ROLE_GOLDEN),
-            zfs_version=props.get("zfs_version"),
-            suite_version=props.get("suite_version"),
-            source_digest=props.get("source_digest"),
-            spec_digest=props.get("spec_digest"),
-            hooks_digest=props.get("hooks_digest"),
-            inventory_digest=props.get("inventory_digest"),
-            guest_facts=props.get("guest_facts"),
             tool_version=props.get("tool_version"),
+            **unknown_unless_set,
         )
 
 

@@ -40,3 +40,17 @@ def test_properties_round_trip_and_omit_unknown_values() -> None:
 def test_values_that_would_break_zfs_get_output_are_refused(value: str) -> None:
     with pytest.raises(UsageError, match="not storable"):
         Provenance(distro=value, lineage="l", build_id="b")
+
+
+def test_every_field_round_trips_and_a_missing_one_reads_as_unknown() -> None:
+    values = {name: f"value-of-{name}" for name in Provenance.field_names()}
+    values.update(lineage="ztest", build_id="b1", role="retired")
+    p = Provenance(**values)
+    assert Provenance.from_properties(p.to_properties()) == p
+    bare = Provenance.from_properties({})
+    assert (bare.distro, bare.build_id, bare.built_at, bare.role) == ("", "", "", "golden")
+    assert all(
+        getattr(bare, name) is None
+        for name in Provenance.field_names()
+        if name not in {"distro", "lineage", "build_id", "built_at", "role"}
+    )
