@@ -24,7 +24,6 @@ import structlog
 
 from imagefactory import __version__
 from imagefactory.errors import InfrastructureError, UsageError
-from imagefactory.settings import lineage_name
 from imagefactory.store.names import (
     Kind,
     ParsedName,
@@ -98,9 +97,6 @@ class Provenance:
     """What the guest ran (hooks, libraries, payloads, runner): see HookPlan.digest."""
     inventory_digest: str | None = None
     """The suite inventory kept for this golden (imagefactory/testrun/inventory.py)."""
-    identity: str | None = None
-    """Every input the golden was made of, one digest plus a short one per input file
-    (imagefactory/builder/identity.py); None: built before identities, inputs unknown."""
     guest_facts: str | None = None
     """What the sealed guest holds (ksh, zfs-tests.sh, vdev images, commit built), as compact
     JSON: `klab status` on any host reads it here (builder/seal_check.py, guest_summary)."""
@@ -133,7 +129,7 @@ class Provenance:
         }
         return cls(
             distro=props.get("distro", ""),
-            lineage=lineage_name(props.get("lineage", "")),  # "regular" before lean
+            lineage=props.get("lineage", ""),
             build_id=props.get("build_id", ""),
             built_at=props.get("built_at", ""),
             role=props.get("role", ROLE_GOLDEN),
