@@ -70,7 +70,7 @@ async def one_start(stage: Stage, leaf: str, work: Path) -> tuple[float, dict[st
 
 async def measure(repeat: int, root: Path) -> dict[str, list[tuple[float, dict[str, float]]]]:
     store = FileStore(root / "store")
-    resolved = load_distro("debian13", kind="ztest")
+    resolved = load_distro("debian13", lineage="ztest")
     for label, size in SIZES.items():
         image = sparse_image(root / f"{label}.raw", size)
         publish(store, f"bench-{label.lower()}", image, size)

@@ -6,6 +6,12 @@ an exception ends the program: `errors.classify` turns expected failures (ours, 
 network, database and validation errors) into one line, a hint and the exit status of the
 table in `errors.py`; anything else is a bug, reported in one line with its traceback saved
 to a file (printed with `-v`).
+
+Building the parser imports every command module, so those modules import only argparse
+and `imagefactory.settings` at the top and everything heavy (pydantic, requests, rich,
+qemu.qmp, pycdlib, structlog) inside their handlers: `klab --help` and the quick commands
+start in a few interpreter start-ups (bench/cli_start.py measures it; a unit test keeps
+the heavy libraries out of `import imagefactory.cli`).
 """
 
 from __future__ import annotations
@@ -20,11 +26,20 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
-from imagefactory import __version__, commands
+from imagefactory import commands
 from imagefactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, classify
-from imagefactory.log import configure_logging, redact
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, reading the installed version only when asked (importlib.metadata is slow)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        from imagefactory import __version__
+
+        parser.exit(message=f"imagefactory {__version__}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="imagefactory",
         description="Golden VM images for the OpenZFS ztest lineage and test runs in their clones.",
     )
-    parser.add_argument("--version", action="version", version=f"imagefactory {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output; tracebacks"
     )
@@ -66,6 +81,8 @@ def _save_traceback(exc: BaseException) -> Path | None:
 
 def report(exc: BaseException, *, prog: str, verbose: bool) -> int:
     """Print `exc` as the user should see it and return the exit status."""
+    from imagefactory.log import redact
+
     failure = classify(exc)
     if failure is None:
         if verbose:
@@ -88,6 +105,8 @@ def report(exc: BaseException, *, prog: str, verbose: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from imagefactory.log import configure_logging  # structlog: only once a command runs
+
     json_lines = {"auto": None, "console": False, "json": True}[args.log_format]
     configure_logging(args.verbose - args.quiet, json_lines=json_lines)
     try:
@@ -97,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except KeyboardInterrupt:
+        import structlog
+
         structlog.get_logger(__name__).warning("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -37,6 +39,20 @@ EXIT_STATUSES: dict[int, str] = {
     EXIT_INTERNAL: "internal error (a bug): the traceback is saved, -v prints it",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
+
+#: When several failures end one command (`golden all`, a test run over many distros), the
+#: least trustworthy answer wins: a usage error means the question was wrong, an
+#: infrastructure failure that it was not answered, a test failure that it was.
+_PRECEDENCE = (EXIT_INTERNAL, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_TEST_FAILURES, EXIT_OK)
+
+
+def worst_exit_status(statuses: Iterable[int]) -> int:
+    """The exit status of a command whose parts ended with `statuses` (0 when none)."""
+    found = set(statuses)
+    for status in _PRECEDENCE:
+        if status in found:
+            return status
+    return max(found, default=EXIT_OK)
 
 
 class ImageFactoryError(Exception):
@@ -120,10 +136,9 @@ def _os_failure(exc: OSError) -> Failure:
 
 
 def _requests_failure(exc: Exception) -> Failure | None:
-    try:
-        import requests
-    except ImportError:  # pragma: no cover - requests is a dependency
+    if "requests" not in sys.modules:  # never loaded: not its error (and not worth 100 ms)
         return None
+    import requests
     if not isinstance(exc, requests.RequestException):
         return None
     url = getattr(getattr(exc, "request", None), "url", None)
@@ -150,10 +165,9 @@ def _requests_failure(exc: Exception) -> Failure | None:
 
 
 def _validation_failure(exc: Exception) -> Failure | None:
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover - pydantic is a dependency
+    if "pydantic" not in sys.modules:  # never loaded: not its error
         return None
+    from pydantic import ValidationError
     if not isinstance(exc, ValidationError):
         return None
     errors = exc.errors(include_url=False)

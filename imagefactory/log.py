@@ -13,13 +13,14 @@ appear -- a guest's console tail or a command's stderr can carry any of them.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
+
+from imagefactory.settings import FORCE_COLOR, NO_COLOR
 
 REDACTED = "[redacted]"
 _PRIVATE_KEY = re.compile(
@@ -70,9 +71,9 @@ def redact_event(_logger: Any, _method: str, event: Any) -> Any:
 
 
 def _wants_color(stream: Any) -> bool:
-    if os.environ.get("NO_COLOR"):
+    if NO_COLOR.value():
         return False
-    if os.environ.get("FORCE_COLOR"):
+    if FORCE_COLOR.value():
         return True
     return bool(getattr(stream, "isatty", lambda: False)())
 

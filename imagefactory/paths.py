@@ -1,21 +1,17 @@
 """Where the repository's data lives: distros/, hooks/, cloud-init/, keys/.
 
 The specs name hooks and keys by paths relative to these directories, so the tool must
-find them whether it runs from a checkout (editable install) or with IMAGEFACTORY_HOME set.
+find them whether it runs from a checkout (editable install) or with IMAGEFACTORY_HOME set
+(`settings.project_root`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from imagefactory.settings import project_root
 
-def project_root() -> Path:
-    """IMAGEFACTORY_HOME, else the checkout that contains this package."""
-    override = os.environ.get("IMAGEFACTORY_HOME")
-    if override:
-        return Path(override).resolve()
-    return Path(__file__).resolve().parent.parent
+__all__ = ["cloud_init_dir", "distros_dir", "hooks_dir", "keys_dir", "project_root"]
 
 
 def distros_dir() -> Path:

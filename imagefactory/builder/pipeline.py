@@ -98,7 +98,7 @@ class FetchStep:
             )
             ctx.image_path, ctx.image_digest = result.path, result.digest
             return
-        request = bootstrap_request(spec, ctx.resolved.kind)
+        request = bootstrap_request(spec, ctx.resolved.lineage)
         if request is None:
             raise UsageError(
                 f"{spec.name} has no bootstrap source",
@@ -126,7 +126,7 @@ class VolumeStep:
         return inputs_hash(
             leaf=ctx.leaf,
             image=str(ctx.image_digest),
-            size=spec.disk.for_lineage(ctx.resolved.kind),
+            size=spec.disk.for_lineage(ctx.resolved.lineage),
             volblocksize=int(spec.disk.volblocksize),
             store=ctx.store.spec,
         )
@@ -144,7 +144,7 @@ class VolumeStep:
                 log.info("volume.resumed", volume=resumed.name, build_id=resumed.build_id)
                 return
         assert ctx.image_path is not None
-        size = spec.disk.for_lineage(ctx.resolved.kind)
+        size = spec.disk.for_lineage(ctx.resolved.lineage)
         volume = ctx.store.create_build_volume(
             ctx.leaf, ctx.build_id, size, volblocksize=int(spec.disk.volblocksize)
         )
@@ -178,7 +178,7 @@ class SeedStep:
         spec = ctx.resolved.spec
         plan = ctx.plan
         assert plan is not None
-        if ctx.resolved.kind == "ztest" and not plan.hooks:
+        if ctx.resolved.lineage == "ztest" and not plan.hooks:
             raise NotBuiltYet(
                 f"{spec.name} has no ztest hooks yet: the ztest payload is not built",
                 hint="`make golden DISTRO=...` builds the lean lineage",
@@ -261,7 +261,7 @@ class PublishStep:
         facts = ctx.guest_facts
         provenance = Provenance(
             distro=ctx.resolved.spec.name,
-            lineage=ctx.resolved.kind,
+            lineage=ctx.resolved.lineage,
             build_id=ctx.build_id,
             zfs_version=_fact(facts, "zfs_version"),
             suite_version=_fact(facts, "suite_version"),
@@ -314,7 +314,7 @@ def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wal
         "store": ctx.store.spec,
         "build_id": ctx.build_id,
         "distro": ctx.resolved.spec.name,
-        "lineage": ctx.resolved.kind,
+        "lineage": ctx.resolved.lineage,
         "source": {
             "kind": ctx.source_kind,
             "digest": str(ctx.image_digest) if ctx.image_digest else None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from imagefactory.settings import state_dir
 from imagefactory.store.names import check_ident, check_leaf
 
 PRIVATE = 0o700
@@ -36,16 +37,8 @@ def private_dir(path: Path) -> Path:
 
 
 def state_root() -> Path:
-    """IMAGEFACTORY_STATE, else /var/lib/imagefactory/state as root, else XDG state dir."""
-    override = os.environ.get("IMAGEFACTORY_STATE")
-    if override:
-        root = Path(override)
-    elif os.geteuid() == 0:
-        root = Path("/var/lib/imagefactory/state")
-    else:
-        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        root = Path(base) / "imagefactory"
-    return private_dir(root)
+    """The state directory (`settings.state_dir`), created private."""
+    return private_dir(state_dir())
 
 
 def builds_dir(leaf: str) -> Path:

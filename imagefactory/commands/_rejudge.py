@@ -14,14 +14,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from imagefactory import settings
 from imagefactory.commands.history import add_db_option, run_ref
 from imagefactory.errors import EXIT_OK, EXIT_TEST_FAILURES, UsageError
-from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
-from imagefactory.testrun.history import History, default_db_path
-from imagefactory.testrun.history.rejudge import Rejudged, rejudge
-from imagefactory.testrun.tables import print_table
+
+if TYPE_CHECKING:
+    from imagefactory.testrun.history.rejudge import Rejudged
 
 
 def add_rejudge(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,7 +34,7 @@ def add_rejudge(actions: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("run", metavar="RUN", type=run_ref, help="run id, prefix, last, last~N")
     parser.add_argument("--distro", metavar="D", help="only this distro")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    add_baseline_arguments(parser)
+    settings.add_baseline_options(parser)
     add_db_option(parser)
     parser.set_defaults(handler=run_rejudge)
 
@@ -44,6 +44,8 @@ def _digest(value: str | None) -> str:
 
 
 def _show(result: Rejudged) -> None:
+    from imagefactory.testrun.tables import print_table
+
     baseline = result.baseline
     against = (
         f"{', '.join(baseline.files)} ({_digest(baseline.digest)})"
@@ -89,6 +91,10 @@ def _json(result: Rejudged) -> dict[str, Any]:
 
 
 def run_rejudge(args: argparse.Namespace) -> int:
+    from imagefactory.testrun.baseline import baseline_from_args
+    from imagefactory.testrun.history import History, default_db_path
+    from imagefactory.testrun.history.rejudge import rejudge
+
     baseline = baseline_from_args(args)
     path: Path = args.db or default_db_path()
     if not path.exists():

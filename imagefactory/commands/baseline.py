@@ -15,12 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from imagefactory import settings
 from imagefactory.commands.history import add_db_option, last_runs
-from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
-from imagefactory.testrun.history import History, default_db_path
-from imagefactory.testrun.history.suggest import covered_by, render_yaml, suggestions
 from imagefactory.testrun.history.values import argparse_type, parse_count, parse_ratio
-from imagefactory.testrun.verdict import RunContext
 
 DEFAULT_LAST = 100
 DEFAULT_MIN_RATE = 0.02
@@ -58,12 +55,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"ignore tests seen in fewer runs: no rate yet (default {DEFAULT_MIN_RUNS})",
     )
     suggest.add_argument("--distro", metavar="D", help="only this distro")
-    add_baseline_arguments(suggest)
+    settings.add_baseline_options(suggest)
     add_db_option(suggest)
     suggest.set_defaults(handler=run_suggest)
 
 
 def run_suggest(args: argparse.Namespace) -> int:
+    from imagefactory.testrun.baseline import baseline_from_args
+    from imagefactory.testrun.history import History, default_db_path
+    from imagefactory.testrun.history.suggest import covered_by, render_yaml, suggestions
+    from imagefactory.testrun.verdict import RunContext
+
     baseline = baseline_from_args(args)
     path: Path = args.db or default_db_path()
     if not path.exists():

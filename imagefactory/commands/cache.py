@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-from imagefactory.commands.fetch import add_cache_dir_option, cache_from_args
+from imagefactory import settings
+from imagefactory.commands.fetch import cache_from_args
 from imagefactory.errors import UsageError
+from imagefactory.settings import add_cache_dir_option
 
-MAX_SIZE_ENV = "IMAGEFACTORY_CACHE_MAX_SIZE"
-DEFAULT_MAX_SIZE = "20GiB"
+MAX_SIZE = settings.CACHE_MAX_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gc.add_argument(
         "--max-size",
         metavar="SIZE",
-        help=f"size cap such as 20GiB or 500MB (default: ${MAX_SIZE_ENV}, else {DEFAULT_MAX_SIZE})",
+        help="size cap such as 20GiB or 500MB "
+        f"(default: ${MAX_SIZE.name}, else {MAX_SIZE.default})",
     )
     gc.set_defaults(handler=run_gc)
     verify = verbs.add_parser("verify", help="re-hash every image; drop corrupted ones")
@@ -68,12 +69,13 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
+    from_env = MAX_SIZE.value()
     if args.max_size is not None:
         cap = parse_size(args.max_size)
-    elif os.environ.get(MAX_SIZE_ENV) is not None:
-        cap = parse_size(os.environ[MAX_SIZE_ENV], f"${MAX_SIZE_ENV}")
+    elif from_env is not None:
+        cap = parse_size(from_env, f"${MAX_SIZE.name}")
     else:
-        cap = parse_size(DEFAULT_MAX_SIZE)
+        cap = parse_size(MAX_SIZE.default)
     cache = cache_from_args(args)
     removed = cache.gc(cap)
     for entry in removed:

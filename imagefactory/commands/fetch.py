@@ -10,14 +10,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagefactory.errors import UsageError
+from imagefactory import settings
 
 if TYPE_CHECKING:
     from imagefactory.fetch.cache import ImageCache
 
-# The CLI imports every command module to build its parser; the fetch machinery (requests,
-# rich, pydantic models) is imported only when a fetch or cache command actually runs.
-MIRROR_ENV = "IMAGEFACTORY_MIRROR"
+# The CLI imports every command module to build its parser: the fetch machinery (requests,
+# rich, pydantic models) is imported inside the handlers, only when a command runs.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,13 +28,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "in the content-addressed cache.  Prints the digest and the cached path.",
     )
     parser.add_argument("distro", metavar="DISTRO|SPEC")
-    add_cache_dir_option(parser)
-    parser.add_argument(
-        "--mirror",
-        metavar="BASE",
-        help="site mirror: fetch BASE/<vendor file name> for the image, checksum and "
-        f"signature files instead of the vendor URLs (default: ${MIRROR_ENV})",
-    )
+    settings.add_cache_dir_option(parser)
+    settings.add_mirror_option(parser)
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -45,26 +39,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def add_cache_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="image cache (default: $IMAGEFACTORY_CACHE, /var/cache/imagefactory as root, "
-        "else $XDG_CACHE_HOME/imagefactory)",
-    )
-
-
 def cache_from_args(args: argparse.Namespace, *, create: bool = True) -> ImageCache:
     """The cache the command names, checked: `create` for commands that write into it."""
-    from imagefactory.fetch.cache import ImageCache, default_cache_root
+    from imagefactory.fetch.cache import ImageCache
 
     root: Path | None = args.cache_dir
-    cache = ImageCache(root if root is not None else default_cache_root())
+    cache = ImageCache(root if root is not None else settings.cache_dir())
     return cache.check_root(create=create)
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagefactory.errors import UsageError
     from imagefactory.fetch.image import fetch_cloud_image, resolve_site_mirror
     from imagefactory.paths import keys_dir
     from imagefactory.spec.loader import load_distro

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from imagefactory.builder.leftovers import kill_orphans, stale_locks
-from imagefactory.store.owner import remove_dead_leases
-from imagefactory.store.select import open_store
-from imagefactory.testrun.kept import remove_forgotten_clones
-from imagefactory.vm.tempdir import stale_vm_dirs
+from imagefactory import settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,12 +25,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "clone depends on.  Never touches anything without the store's role marker or the "
         "factory's own record.",
     )
-    parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR")
+    settings.add_store_option(parser)
     parser.add_argument("--dry-run", action="store_true", help="only say what would go")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagefactory.builder.leftovers import kill_orphans, stale_locks
+    from imagefactory.store.owner import remove_dead_leases
+    from imagefactory.store.select import open_store
+    from imagefactory.testrun.kept import remove_forgotten_clones
+    from imagefactory.vm.tempdir import stale_vm_dirs
+
     verb = "would remove" if args.dry_run else "removed"
     for orphan in kill_orphans(dry_run=args.dry_run):
         print(f"{'would kill' if args.dry_run else 'killed'} QEMU {orphan.pid} ({orphan.name})")

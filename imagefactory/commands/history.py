@@ -19,18 +19,11 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from imagefactory import settings
 from imagefactory.errors import UsageError
-from imagefactory.testrun.history import (
-    DistroRow,
-    FlakyStat,
-    History,
-    RunDiff,
-    TestRow,
-    TimingThresholds,
-    default_db_path,
-)
+from imagefactory.testrun.history.trends import TimingThresholds
 from imagefactory.testrun.history.values import (
     argparse_type,
     parse_count,
@@ -38,8 +31,9 @@ from imagefactory.testrun.history.values import (
     parse_run_ref,
     parse_seconds,
 )
-from imagefactory.testrun.matrix import format_duration
-from imagefactory.testrun.tables import print_table
+
+if TYPE_CHECKING:
+    from imagefactory.testrun.history import DistroRow, FlakyStat, RunDiff, TestRow
 
 DEFAULT_LAST = 10
 DEFAULT_LAST_FLAKY = 100
@@ -49,14 +43,7 @@ run_ref = argparse_type(parse_run_ref, "run")
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--history",
-        "--db",
-        dest="db",
-        metavar="PATH",
-        type=Path,
-        help="history file (default: klab's state dir)",
-    )
+    settings.add_history_option(parser, "--db", dest="db")
 
 
 def add_timing_options(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +108,9 @@ def _started(iso: str) -> str:
 
 
 def _show_runs(rows: list[DistroRow]) -> None:
+    from imagefactory.testrun.matrix import format_duration
+    from imagefactory.testrun.tables import print_table
+
     table = [
         [
             r.run_id,
@@ -150,6 +140,9 @@ def _result_text(result: str, attempts: tuple[str, ...], reran: bool = False) ->
 
 
 def _show_tests(rows: list[TestRow]) -> None:
+    from imagefactory.testrun.matrix import format_duration
+    from imagefactory.testrun.tables import print_table
+
     table = [
         [
             r.run_id,
@@ -169,6 +162,8 @@ def _show_tests(rows: list[TestRow]) -> None:
 
 
 def _show_flaky(stats: list[FlakyStat], window: int, asked: int) -> None:
+    from imagefactory.testrun.tables import print_table
+
     print(f"flake rates over the last {window} run(s)" + (f" of {asked} asked" * (window < asked)))
     if not stats:
         print("no test failed in these runs")
@@ -197,6 +192,9 @@ def _cell(result: str | None, verdict: str | None) -> str:
 
 
 def _show_diff(diff: RunDiff, thresholds: TimingThresholds) -> None:
+    from imagefactory.testrun.matrix import format_duration
+    from imagefactory.testrun.tables import print_table
+
     print(f"selection {diff.selection}: {diff.previous} -> {diff.current}")
     for name, before, after in diff.status_changes:
         print(f"{name}: {before or '(not run)'} -> {after or '(not run)'}")
@@ -256,6 +254,8 @@ def _diff_json(diff: RunDiff, thresholds: TimingThresholds) -> dict[str, Any]:
 
 
 def run_history(args: argparse.Namespace) -> int:
+    from imagefactory.testrun.history import History, default_db_path
+
     if args.export_durations is not None:
         from imagefactory.commands._scale import export_durations
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from imagefactory import settings
 from imagefactory.spec.loader import ResolvedSpec, load_distro
 from imagefactory.spec.names import planned_golden_name
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "plan", help="show the resolved spec, the build stages and the resulting golden name"
     )
     parser.add_argument("distro", metavar="DISTRO")
-    parser.add_argument("--kind", choices=("regular", "ztest"), help="golden lineage")
+    settings.add_lineage_option(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
         "--store", help="zfs:POOL/PATH or file:DIR whose golden name to show (default: see README)"
@@ -41,7 +42,7 @@ def plan_document(resolved: ResolvedSpec, store: str | None = None) -> dict[str,
     return {
         "distro": spec.name,
         "spec_file": str(resolved.path),
-        "kind": resolved.kind,
+        "lineage": resolved.lineage,
         "golden": planned_golden_name(resolved.golden_leaf, store),
         "force_rebuild": resolved.force_rebuild,
         "environment": resolved.overrides,
@@ -53,7 +54,7 @@ def plan_document(resolved: ResolvedSpec, store: str | None = None) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
-    resolved = load_distro(args.distro, kind=args.kind)
+    resolved = load_distro(args.distro, lineage=args.lineage)
     document = plan_document(resolved, args.store)
     if args.json:
         # allow_nan=False: the spec model refuses NaN and infinities; never print bare NaN.
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     spec = resolved.spec
     print(f"distro:   {spec.name} ({spec.description})")
     print(f"spec:     {resolved.path}  {resolved.spec_digest[:19]}")
-    print(f"kind:     {resolved.kind}")
+    print(f"lineage:  {resolved.lineage}")
     print(f"golden:   {document['golden']}")
     image = spec.source.cloud_image
     if image is not None:
@@ -102,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     print("stages:")
     for index, (name, does) in enumerate(STAGES, 1):
         print(f"  {index}. {name:<8} {does}")
-    hooks = spec.hooks.for_lineage(resolved.kind)
-    print(f"hooks ({resolved.kind}):")
+    hooks = spec.hooks.for_lineage(resolved.lineage)
+    print(f"hooks ({resolved.lineage}):")
     for hook in hooks:
         print(f"  {hook.script}  (timeout {hook.timeout:g}s)")
     if not hooks:

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
-from pathlib import Path
 
-from imagefactory.commands._scale import dry_run, sharded
+from imagefactory import settings
 from imagefactory.commands.test import (
     add_run_options,
     add_selection_options,
@@ -30,12 +28,6 @@ from imagefactory.commands.test import (
     selection_given,
     stage_options,
 )
-from imagefactory.metrics.push import add_push_option, push_after_run
-from imagefactory.store.select import open_store
-from imagefactory.testrun.release import RC_SELECTION, RcOptions, run_rc
-from imagefactory.testrun.resolve import plan_distros, resolve_distros
-
-ENV_DISTROS = "DISTROS"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,12 +40,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--distros",
         metavar="D1,D2",
-        help=f"a subset (default: ${ENV_DISTROS}, else all)",
+        help=f"a subset (default: ${settings.DISTROS.name}, else all)",
     )
-    parser.add_argument(
-        "--source",
-        choices=("cloud_image", "cloud", "bootstrap"),
-        help="base images; bootstrap applies to the distros that have a bootstrap source",
+    settings.add_source_option(
+        parser, "base images; bootstrap applies to the distros that have a bootstrap source"
     )
     parser.add_argument(
         "--no-rebuild",
@@ -61,13 +51,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="gate the goldens as they are (re-gating after a flaky run)",
     )
-    parser.add_argument("--cache-dir", type=Path, help="image cache (IMAGEFACTORY_CACHE)")
-    parser.add_argument("--mirror", help="site mirror for vendor images (IMAGEFACTORY_MIRROR)")
-    parser.add_argument("--package-mirror", help="Debian mirror for bootstrap (default: apt's)")
+    settings.add_cache_dir_option(parser)
+    settings.add_mirror_option(parser)
+    settings.add_package_mirror_option(parser)
     add_selection_options(parser, title="what to gate on (default: --suite quick)")
     add_run_options(parser, default_retries=1)
     # -- metrics: push the run's families to a pushgateway when it ends (imagefactory/metrics)
-    add_push_option(parser)
+    settings.add_pushgateway_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -76,7 +66,12 @@ def _progress(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    chosen = args.distros or os.environ.get(ENV_DISTROS) or "all"
+    from imagefactory.commands._scale import dry_run, sharded
+    from imagefactory.store.select import open_store
+    from imagefactory.testrun.release import RC_SELECTION, RcOptions, run_rc
+    from imagefactory.testrun.resolve import plan_distros, resolve_distros
+
+    chosen = args.distros or settings.DISTROS.value() or "all"
     specs = resolve_distros([d for d in chosen.replace(" ", ",").split(",") if d])
     source = {"cloud": "cloud_image"}.get(args.source, args.source)
     rc = RcOptions(
@@ -103,5 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print_result(result)
     if "builds" in result.files:
         print(f"  {result.files['builds']}")
+    from imagefactory.metrics.push import push_after_run
+
     push_after_run(args, result.run_id, command="rc")  # metrics; never changes the status
     return result.exit_status

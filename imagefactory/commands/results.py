@@ -18,17 +18,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from imagefactory import settings
 from imagefactory.commands._merge import add_merge
 from imagefactory.commands._rejudge import add_rejudge
 from imagefactory.errors import EXIT_OK, EXIT_TEST_FAILURES, UsageError
-from imagefactory.testrun.baseline import Baseline, add_baseline_arguments, baseline_from_args
-from imagefactory.testrun.history import History, new_run_id
-from imagefactory.testrun.matrix import SYMBOLS, format_duration, mark
-from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
-from imagefactory.testrun.results import ParsedRun, parse_file, parse_log
-from imagefactory.testrun.tables import print_table
-from imagefactory.testrun.verdict import RunContext, TestVerdict, Verdict
+
+if TYPE_CHECKING:  # the parser and the judge are imported when a command runs
+    from imagefactory.testrun.baseline import Baseline
+    from imagefactory.testrun.outcome import DistroOutcome
+    from imagefactory.testrun.results import ParsedRun
+    from imagefactory.testrun.verdict import TestVerdict
 
 RECORDED_SELECTION = "log"
 """The selection a judged log is recorded under (diffs compare runs of one selection)."""
@@ -67,16 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     judge.add_argument(
         "--record", action="store_true", help="store the judged log in the history (needs --distro)"
     )
-    judge.add_argument(
-        "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
-    )
-    add_baseline_arguments(judge)
+    settings.add_history_option(judge)
+    settings.add_baseline_options(judge)
     judge.set_defaults(handler=run_judge)
     add_rejudge(actions)  # `klab results rejudge RUN`: commands/_rejudge.py
     add_merge(actions)  # `klab results merge RUNDIR...`: commands/_merge.py
 
 
 def _read(file: str) -> ParsedRun:
+    from imagefactory.testrun.results import parse_file, parse_log
+
     if file == "-":
         return parse_log(sys.stdin.buffer.read().decode("utf-8", errors="replace"))
     path = Path(file)
@@ -89,6 +90,9 @@ def _read(file: str) -> ParsedRun:
 
 
 def _print_human(run: ParsedRun) -> None:
+    from imagefactory.testrun.matrix import format_duration
+    from imagefactory.testrun.tables import print_table
+
     rows = [
         [
             t.result,
@@ -136,12 +140,17 @@ def run_parse(args: argparse.Namespace) -> int:
 
 
 def _verdict_row(v: TestVerdict) -> list[str]:
+    from imagefactory.testrun.matrix import SYMBOLS, mark
+
     tries = ",".join(v.attempts) if len(v.attempts) > 1 else ""
     why = (v.reason or "") + (f" [{v.entry}]" if v.entry else "")
     return [SYMBOLS[mark(v)], v.result, tries, v.name, why]
 
 
 def _print_judgement(outcome: DistroOutcome, baseline: Baseline | None) -> None:
+    from imagefactory.testrun.tables import print_table
+    from imagefactory.testrun.verdict import Verdict
+
     judgement = outcome.judgement
     sections = (
         ("unexpected failures", (Verdict.UNEXPECTED_FAILURE, Verdict.CRASHED)),
@@ -188,6 +197,8 @@ def _notes_to_stderr(outcome: DistroOutcome) -> None:
 
 
 def _record(args: argparse.Namespace, outcome: DistroOutcome) -> str:
+    from imagefactory.testrun.history import History, new_run_id
+
     run_id = new_run_id()
     with History.open(args.history) as history:
         history.start_run(run_id, selection=RECORDED_SELECTION, command=["klab", *sys.argv[1:]])
@@ -197,6 +208,10 @@ def _record(args: argparse.Namespace, outcome: DistroOutcome) -> str:
 
 
 def run_judge(args: argparse.Namespace) -> int:
+    from imagefactory.testrun.baseline import baseline_from_args
+    from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
+    from imagefactory.testrun.verdict import RunContext
+
     if args.record and not args.distro:
         raise UsageError("--record needs --distro", hint="the history keeps runs per distro")
     baseline = baseline_from_args(args)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from imagefactory.spec.model import DistroSpec
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("schema", help="print the JSON Schema of a distro spec")
@@ -14,6 +12,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagefactory.spec.model import DistroSpec
+
     schema = DistroSpec.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "imagefactory distro spec"

@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for lineage in LINEAGES:
         for name in all_distro_names():
-            resolved = load_distro(name, kind=lineage, env={})
+            resolved = load_distro(name, lineage=lineage, env={})
             golden = goldens.get(resolved.golden_leaf)
             row: dict[str, object] = {
-                "lineage": "ztest" if lineage == "ztest" else "golden",
+                "lineage": lineage,
                 "distro": name,
                 "golden": resolved.golden_leaf,
                 "present": golden is not None,

@@ -23,38 +23,28 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import TypeAdapter, ValidationError
-
-from imagefactory.commands._scale import add_scale_options, dry_run, sharded
+from imagefactory import settings
+from imagefactory.commands._scale import add_scale_options
 from imagefactory.errors import UsageError
-from imagefactory.metrics.push import add_push_option, push_after_run
-from imagefactory.spec.types import Duration
-from imagefactory.testrun.baseline import add_baseline_arguments, baseline_from_args
 from imagefactory.testrun.bpftrace_option import add_bpf_option
-from imagefactory.testrun.history import History, default_db_path
-from imagefactory.testrun.matrix import build_matrix, print_matrix
-from imagefactory.testrun.resolve import resolve_distros
-from imagefactory.testrun.selection import (
-    SUITES,
-    Selection,
-    parse_selection,
-    rerun_selection,
-)
-from imagefactory.testrun.stage import (
-    KeepPolicy,
-    StageOptions,
-    StageResult,
-    run_stage,
-)
+from imagefactory.testrun.selection import SUITES, Selection, parse_selection, rerun_selection
 
-_DURATION: TypeAdapter[float] = TypeAdapter(Duration)
+if TYPE_CHECKING:
+    from imagefactory.testrun.stage import StageOptions, StageResult
+
 MAX_RETRIES = 5
 
 
 def duration(text: str) -> float:
+    """A --timeout value: the spec's Duration type (pydantic, imported when one is given)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from imagefactory.spec.types import Duration
+
     try:
-        return _DURATION.validate_python(text)
+        return TypeAdapter(Duration).validate_python(text)
     except ValidationError as exc:
         raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from exc
 
@@ -91,12 +81,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, default_retries: int = 0
         choices=("failed", "always"),
         help="keep the clone when the distro failed (or always) and say how to reach it",
     )
-    parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR (default: see README)")
-    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
-    parser.add_argument(
-        "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
-    )
-    add_baseline_arguments(parser)
+    settings.add_store_option(parser)
+    settings.add_accel_option(parser)
+    settings.add_history_option(parser)
+    settings.add_baseline_options(parser)
     add_scale_options(parser)  # --shard, --durations, --dry-run: commands/_scale.py
     add_bpf_option(parser)  # --bpf: testrun/bpftrace_option.py
 
@@ -121,6 +109,9 @@ def selection_from(args: argparse.Namespace) -> Selection:
 
 
 def stage_options(args: argparse.Namespace) -> StageOptions:
+    from imagefactory.testrun.baseline import baseline_from_args
+    from imagefactory.testrun.stage import KeepPolicy, StageOptions
+
     keep: KeepPolicy = args.keep or "never"
     return StageOptions(
         store=args.store,
@@ -150,12 +141,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_run_options(parser)
     # -- metrics: push the run's families to a pushgateway when it ends (imagefactory/metrics)
-    add_push_option(parser)
+    settings.add_pushgateway_option(parser)
     parser.set_defaults(handler=run_test)
 
 
 def _rerun(args: argparse.Namespace, distros: list[str]) -> tuple[Selection, list[str]] | None:
     """The union of the last run's unexpected failures on these distros, or None."""
+    from imagefactory.testrun.history import History, default_db_path
+
     path: Path = args.history or default_db_path()
     if not path.exists():
         raise UsageError("--rerun-failed: there is no test history yet", hint=str(path))
@@ -180,6 +173,8 @@ def _rerun(args: argparse.Namespace, distros: list[str]) -> tuple[Selection, lis
 
 
 def print_result(result: StageResult) -> None:
+    from imagefactory.testrun.matrix import build_matrix, print_matrix
+
     print_matrix(build_matrix(result.outcomes))
     for kept in result.kept:
         print()
@@ -196,6 +191,10 @@ def _progress(line: str) -> None:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    from imagefactory.commands._scale import dry_run, sharded
+    from imagefactory.testrun.resolve import resolve_distros
+    from imagefactory.testrun.stage import run_stage
+
     specs = resolve_distros([d for value in args.distros for d in value.split(",") if d])
     if args.rerun_failed:
         if selection_given(args):
@@ -212,5 +211,7 @@ def run_test(args: argparse.Namespace) -> int:
         return dry_run(specs, selection, args)
     result = run_stage(specs, selection, stage_options(args), report=_progress)
     print_result(result)
+    from imagefactory.metrics.push import push_after_run
+
     push_after_run(args, result.run_id, command="test")  # metrics; never changes the status
     return result.exit_status

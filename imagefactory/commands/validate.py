@@ -13,18 +13,6 @@ from pathlib import Path
 
 from imagefactory.errors import ImageFactoryError, SpecError
 from imagefactory.paths import distros_dir
-from imagefactory.spec.loader import (
-    DEFAULTS_FILE,
-    find_spec_path,
-    is_layer,
-    load_spec_file,
-    spec_files,
-    validate_layer_file,
-)
-from imagefactory.spec.model import LINEAGES
-from imagefactory.spec.names import golden_leaf, planned_golden_name
-from imagefactory.store.select import resolve_store_spec
-from imagefactory.testrun.baseline import report_baselines
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,12 +37,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _default_targets() -> list[Path]:
+    from imagefactory.spec.loader import DEFAULTS_FILE, spec_files
+
     defaults = distros_dir() / DEFAULTS_FILE
     return [*([defaults] if defaults.is_file() else []), *spec_files()]
 
 
 def check_spec(path: Path, store: str) -> str:
     """Validate one spec or layer file; return what `ok` reports about it."""
+    from imagefactory.spec.loader import is_layer, load_spec_file, validate_layer_file
+    from imagefactory.spec.model import LINEAGES
+    from imagefactory.spec.names import golden_leaf, planned_golden_name
+
     if is_layer(path):
         validate_layer_file(path)
         return "defaults layer, merged under every spec"
@@ -65,6 +59,10 @@ def check_spec(path: Path, store: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagefactory.spec.loader import find_spec_path
+    from imagefactory.store.select import resolve_store_spec
+    from imagefactory.testrun.baseline import report_baselines
+
     targets: list[Path] = (
         [find_spec_path(name) for name in args.specs] if args.specs else _default_targets()
     )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from imagefactory import settings
 from imagefactory.errors import EXIT_OK, ImageFactoryError
-from imagefactory.store.select import open_store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,11 +24,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "goldens", nargs="*", metavar="GOLDEN", help="golden names (default: every golden)"
     )
-    parser.add_argument("--store", help="zfs:POOL/PATH or file:DIR")
+    settings.add_store_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagefactory.store.select import open_store
+
     store = open_store(args.store)
     damaged = store.damaged()
     leaves = args.goldens or sorted({g.leaf for g in store.list_goldens()} | set(damaged))

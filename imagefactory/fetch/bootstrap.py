@@ -30,6 +30,7 @@ from pathlib import Path
 
 import structlog
 
+from imagefactory import settings
 from imagefactory.errors import InfrastructureError, UsageError
 from imagefactory.fetch import bootstrap_files, disk_image
 from imagefactory.fetch.apt_sources import fetch_release_date, normalize_mirror, resolve_mirror
@@ -291,7 +292,7 @@ def build_bootstrap_image(
     root_uuid = str(uuid.uuid4())
     esp_serial = secrets.token_hex(4).upper()
     esp_uuid = f"{esp_serial[:4]}-{esp_serial[4:]}" if layout.esp is not None else None
-    parent = workdir or Path(os.environ.get("TMPDIR") or "/var/tmp")
+    parent = workdir or settings.scratch_dir()
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="imagefactory-bootstrap-", dir=parent))
     started = time.monotonic()

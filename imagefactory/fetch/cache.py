@@ -39,6 +39,7 @@ from pathlib import Path
 
 import structlog
 
+from imagefactory import settings
 from imagefactory.atomic import fsync_dir, write_atomic
 from imagefactory.errors import InfrastructureError, UsageError
 from imagefactory.fetch.errors import DiskFullError
@@ -55,14 +56,9 @@ STALE_PART_SECONDS = 24 * 3600
 
 
 def default_cache_root() -> Path:
-    """``$IMAGEFACTORY_CACHE``, else ``/var/cache/imagefactory`` for root, else the XDG cache."""
-    override = os.environ.get("IMAGEFACTORY_CACHE")
-    if override:
-        return Path(override)
-    if os.geteuid() == 0:
-        return Path("/var/cache/imagefactory")
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "imagefactory"
+    """``$IMAGEFACTORY_CACHE``, else ``/var/cache/imagefactory`` for root, else the XDG cache
+    (`settings.cache_dir`, the one declaration)."""
+    return settings.cache_dir()
 
 
 @dataclass(frozen=True)

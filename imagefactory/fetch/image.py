@@ -14,7 +14,6 @@ signature alike - and changes nothing about verification.
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from imagefactory import settings
 from imagefactory.errors import SpecError
 from imagefactory.fetch.cache import ImageCache
 from imagefactory.fetch.checksums import (
@@ -43,7 +43,7 @@ from imagefactory.spec.source import CloudImageSource
 
 log = structlog.get_logger(__name__)
 
-MIRROR_ENV = "IMAGEFACTORY_MIRROR"  # also named in imagefactory.commands.fetch (help text)
+MIRROR_ENV = settings.MIRROR.name
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _on_mirror(base: str, url: str) -> str:
 
 def resolve_site_mirror(explicit: str | None) -> str | None:
     """The ``--mirror`` value, else ``$IMAGEFACTORY_MIRROR``, else None (vendor URLs)."""
-    value = explicit if explicit is not None else os.environ.get(MIRROR_ENV)
+    value = explicit if explicit is not None else settings.MIRROR.value()
     if not (value or "").strip():
         return None
     assert value is not None

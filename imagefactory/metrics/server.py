@@ -104,7 +104,7 @@ def serve(
     except OSError as exc:
         raise InfrastructureError(
             f"cannot write {addr_file}: {exc.strerror or exc}",
-            hint="set KLAB_STATE_DIR to a writable directory",
+            hint="set IMAGEFACTORY_STATE to a writable directory",
         ) from exc
     finally:
         for sig, handler in previous.items():

@@ -63,7 +63,7 @@ def hook_environment(resolved: ResolvedSpec) -> dict[str, str]:
         "KLAB_SHORT": spec.short,
         "KLAB_FAMILY": spec.family,
         "KLAB_RELEASE": spec.release,
-        "KLAB_LINEAGE": resolved.kind,
+        "KLAB_LINEAGE": resolved.lineage,
         "KLAB_GOLDEN": resolved.golden_leaf,
         "KLAB_DEFAULT_USER": spec.cloud_init.default_user.name,
         "KLAB_ZFS_VERSION": zfs.version,

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from imagefactory import settings
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import distros_dir
 from imagefactory.spec.hcl_doc import load_hcl
@@ -36,12 +37,13 @@ from imagefactory.spec.references import missing_references
 from imagefactory.spec.yaml_doc import load_yaml
 
 DEFAULTS_FILE = "_defaults.yaml"
+LINEAGE_OLD_KEY = "regular"
 SPEC_SUFFIXES = (".yaml", ".yml", ".hcl")
 UPSTREAM_ZFS = "https://github.com/openzfs/zfs"
-ENV_KIND = "KLAB_GOLDEN_KIND"
-ENV_FORCE = "KLAB_FORCE_REBUILD"
-ENV_ZFS_SOURCE = "KLAB_ZFS_SOURCE"
-ENV_ZFS_BRANCH = "KLAB_ZFS_BRANCH"
+ENV_KIND = settings.LINEAGE.name
+ENV_FORCE = settings.FORCE_REBUILD.name
+ENV_ZFS_SOURCE = settings.ZFS_SOURCE.name
+ENV_ZFS_BRANCH = settings.ZFS_BRANCH.name
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class ResolvedSpec:
 
     spec: DistroSpec
     path: Path
-    kind: Lineage
+    lineage: Lineage
     force_rebuild: bool
     overrides: dict[str, str] = field(default_factory=dict)
     zfs_ref: str | None = None
@@ -60,7 +62,7 @@ class ResolvedSpec:
 
     @property
     def golden_leaf(self) -> str:
-        return golden_leaf(self.spec, self.kind)
+        return golden_leaf(self.spec, self.lineage)
 
     @property
     def spec_digest(self) -> str:
@@ -79,10 +81,31 @@ def _display(path: Path) -> str:
 def read_document(path: Path) -> LocatedDoc:
     display = _display(path)
     if path.suffix == ".hcl":
-        return load_hcl(path, display)
+        return _lean_keys(load_hcl(path, display))
     if path.suffix in (".yaml", ".yml"):
-        return load_yaml(path, display)
+        return _lean_keys(load_yaml(path, display))
     raise SpecError(f"{display}: unknown spec format (use .yaml or .hcl)")
+
+
+def _lean_keys(doc: LocatedDoc) -> LocatedDoc:
+    """`disk.regular` and `hooks.regular`, the lean lineage's older key, read as `lean`.
+
+    Renamed in each document before the layers merge, so an older spec over a newer
+    defaults layer still overrides it; both names in one document is an error."""
+    for section in ("disk", "hooks"):
+        node = doc.data.get(section)
+        if not isinstance(node, dict) or LINEAGE_OLD_KEY not in node:
+            continue
+        old, new = (section, LINEAGE_OLD_KEY), (section, "lean")
+        if "lean" in node:
+            raise SpecError(
+                f"{doc.origin_of(old)}: {dotted(old)}: the older name of {dotted(new)}, "
+                "which is also set; keep lean"
+            )
+        node["lean"] = node.pop(LINEAGE_OLD_KEY)
+        for path in [p for p in doc.origins if p[:2] == old]:
+            doc.origins[(*new, *path[2:])] = doc.origins.pop(path)
+    return doc
 
 
 def merge(base: LocatedDoc, top: LocatedDoc) -> LocatedDoc:
@@ -254,13 +277,16 @@ def all_distro_names(directory: Path | None = None) -> list[str]:
 
 
 def parse_kind(value: str | None, env: Mapping[str, str]) -> Lineage:
-    raw = value if value is not None else env.get(ENV_KIND, "regular")
-    raw = raw.strip().lower() or "regular"
-    if raw in ("regular", "golden", "lean"):
-        return "regular"
-    if raw == "ztest":
+    """The lineage `value` (an option) or $KLAB_GOLDEN_KIND names: lean or ztest; the older
+    spellings regular and golden mean lean (`settings.LINEAGE_ALIASES`)."""
+    raw = value if value is not None else env.get(ENV_KIND, "lean")
+    raw = raw.strip().lower() or "lean"
+    lineage = settings.LINEAGE_ALIASES.get(raw)
+    if lineage == "lean":
+        return "lean"
+    if lineage == "ztest":
         return "ztest"
-    raise UsageError(f"{ENV_KIND if value is None else '--kind'}={raw!r}: use regular or ztest")
+    raise UsageError(f"{ENV_KIND if value is None else '--lineage'}={raw!r}: use lean or ztest")
 
 
 def _truthy(value: str | None) -> bool:
@@ -270,7 +296,7 @@ def _truthy(value: str | None) -> bool:
 def load_distro(
     name_or_path: str,
     *,
-    kind: str | None = None,
+    lineage: str | None = None,
     force: bool | None = None,
     env: Mapping[str, str] | None = None,
     directory: Path | None = None,
@@ -278,11 +304,11 @@ def load_distro(
     """The entry point every command uses: find, merge, override, validate."""
     env = os.environ if env is None else env
     path = find_spec_path(name_or_path, directory)
-    lineage = parse_kind(kind, env)
+    chosen = parse_kind(lineage, env)
     spec, applied = load_spec_file(path, env=env)
     force_rebuild = force if force is not None else _truthy(env.get(ENV_FORCE))
-    if kind is None and ENV_KIND in env:
-        applied[ENV_KIND] = lineage
+    if lineage is None and ENV_KIND in env:
+        applied[ENV_KIND] = chosen
     if force is None and ENV_FORCE in env:
         applied[ENV_FORCE] = "1" if force_rebuild else "0"
-    return ResolvedSpec(spec, path, lineage, force_rebuild, applied)
+    return ResolvedSpec(spec, path, chosen, force_rebuild, applied)

@@ -21,8 +21,10 @@ from imagefactory.vm.hookplan import HOOK_NAME
 from imagefactory.vm.qemu_args import check_extra_args
 
 Family = Literal["el", "fedora", "debian", "ubuntu"]
-Lineage = Literal["regular", "ztest"]
-LINEAGES: tuple[Lineage, ...] = ("regular", "ztest")
+# The lab's two lineages: lean goldens (klab-golden-*) and ztest goldens (klab-ztest-*).
+# "regular" and "golden" are older spellings of lean, accepted on input (settings.py).
+Lineage = Literal["lean", "ztest"]
+LINEAGES: tuple[Lineage, ...] = ("lean", "ztest")
 
 # The names the lab's documentation uses for goldens; specs are versioned files, names are not.
 ShortName = Literal["centos", "rocky", "fedora", "debian", "ubuntu"]
@@ -70,7 +72,7 @@ def _relative_file(value: str, where: str) -> str:
 class DiskSpec(StrictModel):
     """Virtual size of the golden per lineage; ztest needs room for vdevs and the suite."""
 
-    regular: Size = Field(description="lean golden size, e.g. 10GiB")
+    lean: Size = Field(description="lean golden size, e.g. 10GiB (older key: regular)")
     ztest: Size = Field(description="ztest golden size, e.g. 40GiB")
     volblocksize: Size = Field(ByteSize(16384), description="zvol volblocksize in the zfs store")
 
@@ -82,7 +84,7 @@ class DiskSpec(StrictModel):
         return value
 
     def for_lineage(self, lineage: Lineage) -> int:
-        return int(self.ztest if lineage == "ztest" else self.regular)
+        return int(self.ztest if lineage == "ztest" else self.lean)
 
 
 class VmSpec(StrictModel):
@@ -190,10 +192,12 @@ class HookSpec(StrictModel):
 
 
 class HooksSpec(StrictModel):
-    regular: list[HookSpec] = Field(default_factory=list)
+    lean: list[HookSpec] = Field(
+        default_factory=list, description="hooks of the lean lineage (older key: regular)"
+    )
     ztest: list[HookSpec] = Field(default_factory=list)
 
-    @field_validator("regular", "ztest")
+    @field_validator("lean", "ztest")
     @classmethod
     def _unique_names(cls, value: list[HookSpec]) -> list[HookSpec]:
         seen: dict[str, str] = {}
@@ -207,7 +211,7 @@ class HooksSpec(StrictModel):
         return value
 
     def for_lineage(self, lineage: Lineage) -> list[HookSpec]:
-        return self.ztest if lineage == "ztest" else self.regular
+        return self.ztest if lineage == "ztest" else self.lean
 
 
 class SealSpec(StrictModel):

@@ -55,7 +55,7 @@ def golden_leaf_problem(spec: DistroSpec) -> str | None:
     # Imported here: loading a spec must not load the store backends (and their imports).
     from imagefactory.store.names import MAX_LEAF, check_leaf
 
-    lineages: tuple[Lineage, ...] = ("regular", "ztest")
+    lineages: tuple[Lineage, ...] = ("lean", "ztest")
     for lineage in lineages:
         leaf = golden_leaf(spec, lineage)
         try:

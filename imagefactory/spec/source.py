@@ -125,8 +125,8 @@ class BootstrapSource(StrictModel):
         None, description="package mirror; default: the one in the host's apt configuration"
     )
 
-    def for_lineage(self, kind: Literal["regular", "ztest"]) -> BootstrapSource:
-        """The source one lineage bootstraps from: a ztest image is the regular one plus the
+    def for_lineage(self, kind: Literal["lean", "ztest"]) -> BootstrapSource:
+        """The source one lineage bootstraps from: a ztest image is the lean one plus the
         ztest packages, so the ZFS module is compiled natively at bootstrap rather than by a
         hook under TCG.  Anything else that needs that image (the tests' ZFS host) asks here
         too, and so lands on the same cache entry instead of compiling ZFS a second time."""

@@ -24,6 +24,7 @@ import structlog
 
 from imagefactory import __version__
 from imagefactory.errors import InfrastructureError, UsageError
+from imagefactory.settings import lineage_name
 from imagefactory.store.names import (
     Kind,
     ParsedName,
@@ -129,7 +130,7 @@ class Provenance:
         }
         return cls(
             distro=props.get("distro", ""),
-            lineage=props.get("lineage", ""),
+            lineage=lineage_name(props.get("lineage", "")),  # "regular" before lean
             build_id=props.get("build_id", ""),
             built_at=props.get("built_at", ""),
             role=props.get("role", ROLE_GOLDEN),

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import signal
 
-ENV = "IMAGEFACTORY_CRASH_AT"
+from imagefactory import settings
+
+ENV = settings.CRASH_AT.name
 
 
 def crashpoint(name: str) -> None:
-    if os.environ.get(ENV) == name:
+    if settings.CRASH_AT.value() == name:
         os.kill(os.getpid(), signal.SIGKILL)

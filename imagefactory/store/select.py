@@ -6,19 +6,19 @@ back to the files store so that a machine without ZFS still builds goldens.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Literal
 
+from imagefactory import settings
 from imagefactory.errors import UsageError
 from imagefactory.store.base import Store
 from imagefactory.store.files import FileStore
 from imagefactory.store.safety import check_dataset_root
 from imagefactory.store.zfs import ZfsStore
 
-ENV = "IMAGEFACTORY_STORE"
+ENV = settings.STORE.name
 DEFAULT_ZFS_ROOT = "rpool/vms"
 _USAGE_HINT = "use --store zfs:POOL/PATH or --store file:DIR"
 
@@ -55,10 +55,7 @@ def _zfs_dataset_exists(name: str) -> bool:
 
 def default_files_dir() -> Path:
     """`/var/lib/imagefactory/goldens` for root, else under `$XDG_DATA_HOME`."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/imagefactory/goldens")
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "imagefactory" / "goldens"
+    return settings.files_store_dir()
 
 
 def default_store_spec() -> str:
@@ -69,7 +66,7 @@ def default_store_spec() -> str:
 
 def resolve_store_spec(spec: str | None) -> str:
     """The spec in force: the argument, else the environment, else the default."""
-    return spec or os.environ.get(ENV) or default_store_spec()
+    return spec or settings.STORE.value() or default_store_spec()
 
 
 def open_store(spec: str | None = None) -> Store:

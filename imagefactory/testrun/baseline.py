@@ -39,6 +39,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
+from imagefactory import settings
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import project_root
 from imagefactory.spec.loader import all_distro_names, format_validation_error
@@ -48,7 +49,7 @@ from imagefactory.testrun.regex_guard import backtracks_exponentially
 from imagefactory.testrun.results import name_from_path
 from imagefactory.testrun.verdict import RunContext
 
-ENV_BASELINE = "KLAB_BASELINE"
+ENV_BASELINE = settings.BASELINE.name
 """Files or directories (`:`-separated) used when no --baseline is given."""
 BASELINE_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -423,21 +424,8 @@ def baselines_dir() -> Path:
     return project_root() / "baselines"
 
 
-def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
-    """--baseline FILE|DIR (repeatable) and --no-baseline, for every command that judges."""
-    group = parser.add_argument_group("baselines (known failures and flakes)")
-    group.add_argument(
-        "--baseline",
-        action="append",
-        type=Path,
-        metavar="FILE|DIR",
-        help=f"judge against these instead of the repository's baselines/ (${ENV_BASELINE})",
-    )
-    group.add_argument(
-        "--no-baseline",
-        action="store_true",
-        help="judge raw results: every FAIL or KILLED is unexpected",
-    )
+# --baseline/--no-baseline are declared with the other shared options (settings.py).
+add_baseline_arguments = settings.add_baseline_options
 
 
 def baseline_paths(args: argparse.Namespace) -> list[Path] | None:
@@ -449,7 +437,7 @@ def baseline_paths(args: argparse.Namespace) -> list[Path] | None:
         return None
     if given:
         return given
-    env = os.environ.get(ENV_BASELINE, "")
+    env = settings.BASELINE.value() or ""
     if env.strip():
         return [Path(p) for p in env.split(os.pathsep) if p]
     return [baselines_dir()]

@@ -1,10 +1,11 @@
-"""How many clones to run at once: as many as the host's free memory and cores carry.
+"""How many VMs to run at once (builds or test clones): as many as free memory and cores carry.
 
-Each clone is a whole VM with the spec's memory and vCPUs.  Over-committing memory makes
-the host swap or the OOM killer pick a QEMU; over-committing cores under TCG makes every
-guest so slow that the suite's own timeouts fire.  So the default is the smaller of what
-memory (each VM's RAM plus 1 GiB for QEMU and the page cache) and cores allow, and never
-more than the distros asked for.
+The one job sizer: `imagefactory golden all --jobs N` and `klab test --jobs N` both come
+here.  Each VM has the spec's memory and vCPUs.  Over-committing memory makes the host
+swap or the OOM killer pick a QEMU; over-committing cores under TCG makes every guest so
+slow that the suite's own timeouts fire.  So the host allows the smaller of what memory
+(each VM's RAM plus 1 GiB for QEMU and the page cache, against MemAvailable) and cores
+carry, and never more than there are distros.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from imagefactory.errors import UsageError
-from imagefactory.spec.model import DistroSpec
+
+if TYPE_CHECKING:
+    from imagefactory.spec.model import DistroSpec
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +42,7 @@ def available_memory() -> int:
 def default_jobs(
     specs: Sequence[DistroSpec], *, memory: int | None = None, cores: int | None = None
 ) -> int:
+    """What the host carries for these distros' VMs at once (at least 1)."""
     if not specs:
         return 1
     memory = available_memory() if memory is None else memory
@@ -45,14 +50,19 @@ def default_jobs(
     by_memory = memory // (max(int(s.vm.memory) for s in specs) + QEMU_OVERHEAD)
     by_cores = cores // max(s.vm.cpus for s in specs)
     jobs = max(1, min(by_memory, by_cores, len(specs)))
-    log.debug("test.jobs", by_memory=by_memory, by_cores=by_cores, jobs=jobs)
+    log.debug("jobs.sized", by_memory=by_memory, by_cores=by_cores, jobs=jobs)
     return jobs
 
 
-def resolve_jobs(requested: int | None, specs: Sequence[DistroSpec]) -> int:
-    """An explicit --jobs is honoured (up to the number of distros); None sizes to the host."""
+def resolve_jobs(
+    requested: int | None, specs: Sequence[DistroSpec], *, within_host: bool = False
+) -> int:
+    """None sizes to the host.  An explicit --jobs is honoured up to the number of distros;
+    `within_host` also caps it at what the host carries (builds: a build VM that cannot get
+    its memory fails late, after the fetch)."""
     if requested is None:
         return default_jobs(specs)
     if requested < 1:
         raise UsageError("--jobs must be at least 1")
-    return max(1, min(requested, len(specs)))
+    cap = default_jobs(specs) if within_host else len(specs)
+    return max(1, min(requested, cap, len(specs)))

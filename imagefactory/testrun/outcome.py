@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 # The one exit-status table is errors.py's.
-from imagefactory.errors import EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_TEST_FAILURES, EXIT_USAGE
+from imagefactory.errors import (
+    EXIT_INFRASTRUCTURE,
+    EXIT_OK,
+    EXIT_TEST_FAILURES,
+    EXIT_USAGE,
+    worst_exit_status,
+)
 from imagefactory.testrun.absent import with_absent
 from imagefactory.testrun.baseline import Baseline
 from imagefactory.testrun.judge import Judgement, judge_run, judge_tests
@@ -46,8 +52,14 @@ class DistroStatus(StrEnum):
     """The distro has no ztest golden."""
 
 
-_TEST_FAILURE_STATUSES = {DistroStatus.FAILED, DistroStatus.INCOMPLETE}
-_INFRA_STATUSES = {DistroStatus.INFRA_ERROR, DistroStatus.NOT_BUILT, DistroStatus.NO_RESULTS}
+_EXIT_OF: dict[DistroStatus, int] = {
+    DistroStatus.FAILED: EXIT_TEST_FAILURES,
+    DistroStatus.INCOMPLETE: EXIT_TEST_FAILURES,
+    DistroStatus.INFRA_ERROR: EXIT_INFRASTRUCTURE,
+    DistroStatus.NOT_BUILT: EXIT_INFRASTRUCTURE,
+    DistroStatus.NO_RESULTS: EXIT_INFRASTRUCTURE,
+}
+"""A distro's status → its exit status (errors.py's table); PASSED is 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +258,13 @@ class DistroOutcome:
 
 
 def stage_exit_status(outcomes: Sequence[DistroOutcome], *, usage_error: bool = False) -> int:
-    """0 all as expected, 1 test failures, 2 usage/config errors, 3 infrastructure failures.
+    """The run's exit status in errors.py's one table: 0 all as expected, 1 test failures,
+    2 usage errors, 3 infrastructure failures.
 
-    When several apply, the least trustworthy wins (2, then 3, then 1): an infrastructure
-    failure on one distro means the run as a whole did not answer its question, and the
-    matrix still shows which tests failed where.  Expected results, flakes, skips and
-    unexpected passes never change the status.
+    Each distro contributes its status; `worst_exit_status` picks the least trustworthy (an
+    infrastructure failure on one distro means the run as a whole did not answer its
+    question, and the matrix still shows which tests failed where).  Expected results,
+    flakes, skips and unexpected passes never change the status.
 
     A run in which no test executed on any distro is never 0.  Where a distro ran nothing
     for a reason of its own (setup refused, no log) it is `no-results` (3).  What is left is
@@ -261,11 +274,7 @@ def stage_exit_status(outcomes: Sequence[DistroOutcome], *, usage_error: bool = 
     """
     if usage_error or not outcomes:
         return EXIT_USAGE
-    statuses = {o.status for o in outcomes}
-    if statuses & _INFRA_STATUSES:
-        return EXIT_INFRASTRUCTURE
-    if statuses & _TEST_FAILURE_STATUSES:
-        return EXIT_TEST_FAILURES
-    if not any(o.executed for o in outcomes):
+    status = worst_exit_status(_EXIT_OF.get(o.status, EXIT_OK) for o in outcomes)
+    if status == EXIT_OK and not any(o.executed for o in outcomes):
         return EXIT_USAGE
-    return EXIT_OK
+    return status

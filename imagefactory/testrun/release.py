@@ -74,7 +74,7 @@ def rebuild_goldens(
     cache = ImageCache(options.cache_dir or default_cache_root())
     records = []
     for resolved in specs:
-        forced = load_distro(str(resolved.path), kind="ztest", force=True)
+        forced = load_distro(str(resolved.path), lineage="ztest", force=True)
         build = BuildOptions(
             source=source_for(forced, options.source),
             accel=accel,

@@ -25,6 +25,7 @@ from typing import Literal
 
 import structlog
 
+from imagefactory import settings
 from imagefactory.errors import InfrastructureError, UsageError
 from imagefactory.run import run
 from imagefactory.vm.qemu_args import Accel
@@ -60,8 +61,7 @@ class AccelChoice:
 
 
 def default_cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imagefactory" / "accel-probe.json"
+    return settings.user_cache_file("accel-probe.json")
 
 
 def qemu_version(qemu: str) -> str:

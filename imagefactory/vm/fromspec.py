@@ -34,7 +34,7 @@ def hook_plan(resolved: ResolvedSpec, *, root: Path | None = None) -> HookPlan:
         Hook.from_file(
             base / entry.script, timeout=float(entry.timeout), env={**common, **entry.env}
         )
-        for entry in resolved.spec.hooks.for_lineage(resolved.kind)
+        for entry in resolved.spec.hooks.for_lineage(resolved.lineage)
     )
     return with_payloads(plan, hooks_root=base)
 

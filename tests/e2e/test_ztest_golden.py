@@ -64,7 +64,7 @@ def test_a_clone_boots_ready_for_the_suite(
     debian_ztest_golden: ZtestGolden, tmp_path: Path
 ) -> None:
     store = open_store(debian_ztest_golden.store)
-    spec = load_distro("debian13", kind="ztest", env={}).spec
+    spec = load_distro("debian13", lineage="ztest", env={}).spec
     plan = HookPlan.of([Hook.from_file(VERIFY, timeout=1800)])
     clone = store.clone(debian_ztest_golden.leaf)
     try:

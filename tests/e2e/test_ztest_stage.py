@@ -32,7 +32,7 @@ def klab(
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **golden.env,
-        "KLAB_STATE_DIR": str(tmp_path / "state"),
+        "IMAGEFACTORY_STATE": str(tmp_path / "state"),
         "KLAB_LOG_DIR": str(tmp_path / "runs"),
     }
     return subprocess.run(

@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 BUSY_TIMEOUT_S = 30.0
 
 _READ_ONLY_HINT = (
-    "reading it still works (klab history); set KLAB_STATE_DIR to a writable directory "
+    "reading it still works (klab history); set IMAGEFACTORY_STATE to a writable directory "
     "to record runs"
 )
 _DAMAGED_HINT = (
@@ -40,7 +40,7 @@ def history_error(path: Path, exc: sqlite3.Error | OSError) -> InfrastructureErr
     if isinstance(exc, OSError):
         return InfrastructureError(
             f"cannot use the test history {path}: {exc.strerror or exc}",
-            hint="check the permissions, or set KLAB_STATE_DIR to a writable directory",
+            hint="check the permissions, or set IMAGEFACTORY_STATE to a writable directory",
         )
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
@@ -54,7 +54,7 @@ def history_error(path: Path, exc: sqlite3.Error | OSError) -> InfrastructureErr
     if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
         return InfrastructureError(
             f"cannot open the test history {path}: {text}",
-            hint="check the file's and its directory's permissions, or set KLAB_STATE_DIR",
+            hint="check the file's and its directory's permissions, or set IMAGEFACTORY_STATE",
         )
     if name.startswith(("SQLITE_FULL", "SQLITE_IOERR")):
         return InfrastructureError(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import structlog
 
@@ -47,7 +47,9 @@ from imagefactory.testrun.history.trends import (
     timing_rises,
 )
 from imagefactory.testrun.history.values import RunRef
-from imagefactory.testrun.outcome import DistroOutcome
+
+if TYPE_CHECKING:  # reading the history must not load the judge (pydantic baselines)
+    from imagefactory.testrun.outcome import DistroOutcome
 
 log = structlog.get_logger(__name__)
 

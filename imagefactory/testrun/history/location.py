@@ -1,27 +1,25 @@
-"""Where the test history lives: one SQLite file in klab's state directory.
+"""Where the test history lives: `history.sqlite` in the one state directory.
 
-`/var/lib/klab/history.sqlite` as root, `$XDG_STATE_HOME/klab/history.sqlite` otherwise;
-`KLAB_STATE_DIR` (or an explicit path) overrides both.
+`settings.state_dir()` (IMAGEFACTORY_STATE; KLAB_STATE_DIR is its deprecated alias); an
+explicit `--history PATH` overrides it.  A history at the location used before the state
+directories were one (/var/lib/klab, $XDG_STATE_HOME/klab) is still found when the new
+location holds none, so an upgrade loses no runs.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from imagefactory.settings import legacy_history_path, state_dir
+
+__all__ = ["DB_NAME", "default_db_path", "state_dir"]
 
 DB_NAME = "history.sqlite"
 
 
-def state_dir() -> Path:
-    """klab's state directory: KLAB_STATE_DIR, /var/lib/klab as root, else the XDG state dir."""
-    override = os.environ.get("KLAB_STATE_DIR")
-    if override:
-        return Path(override)
-    if os.geteuid() == 0:
-        return Path("/var/lib/klab")
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "klab"
-
-
 def default_db_path() -> Path:
-    return state_dir() / DB_NAME
+    path = state_dir() / DB_NAME
+    legacy = legacy_history_path()
+    if not path.exists() and legacy is not None and legacy.exists():
+        return legacy
+    return path

@@ -154,7 +154,7 @@ def refuse_newer(current: int, path: object) -> None:
         raise InfrastructureError(
             f"the test history {path} uses schema version {current}, newer than this klab "
             f"knows ({SCHEMA_VERSION})",
-            hint="use a newer klab, or point KLAB_STATE_DIR at another directory",
+            hint="use a newer klab, or point IMAGEFACTORY_STATE at another directory",
         )
 
 

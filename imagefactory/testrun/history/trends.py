@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagefactory.testrun.history.rows import result_key
-from imagefactory.testrun.matrix import format_duration
 
 LOOKBACK_RUNS = 100
 """How many earlier runs of a distro are searched for a test's last passes."""
@@ -176,6 +175,8 @@ def timing_markdown(
     rises: Sequence[TimingRise], compared: int, thresholds: TimingThresholds | None = None
 ) -> list[str]:
     """The "Timing" section of a run's summary.md (lines, no trailing blank)."""
+    from imagefactory.testrun.matrix import format_duration  # rich: only for a summary
+
     limits = thresholds or TimingThresholds()
     lines = ["## Timing", ""]
     if not compared:

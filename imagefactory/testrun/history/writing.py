@@ -12,11 +12,14 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from imagefactory.errors import UsageError
-from imagefactory.testrun.outcome import DistroOutcome
 from imagefactory.testrun.results import TestResult, is_failure
 from imagefactory.testrun.verdict import FAILING, Verdict
+
+if TYPE_CHECKING:  # reading the history must not load the judge (pydantic baselines)
+    from imagefactory.testrun.outcome import DistroOutcome
 
 
 def now() -> datetime:

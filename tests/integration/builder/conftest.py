@@ -39,10 +39,10 @@ def spec_document(name: str, hooks: list[str]) -> dict[str, object]:
                 "packages": list(TEST_PACKAGES),
             },
         },
-        "disk": {"regular": "5GiB", "ztest": "5GiB"},
+        "disk": {"lean": "5GiB", "ztest": "5GiB"},
         "vm": {"memory": "1536MiB", "cpus": 2, "boot_timeout": "15m"},
         "cloud_init": {"default_user": {"name": "debian"}},
-        "hooks": {"regular": [{"script": h, "timeout": "5m"} for h in hooks]},
+        "hooks": {"lean": [{"script": h, "timeout": "5m"} for h in hooks]},
         "zfs": {"version": "2.3.*", "provider": "distro"},
     }
 

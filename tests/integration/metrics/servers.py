@@ -79,7 +79,7 @@ def process(
 
 
 def klab_env(state: Path) -> dict[str, str]:
-    return {**os.environ, "KLAB_STATE_DIR": str(state), "PYTHONPATH": str(REPO)}
+    return {**os.environ, "IMAGEFACTORY_STATE": str(state), "PYTHONPATH": str(REPO)}
 
 
 class Prometheus:

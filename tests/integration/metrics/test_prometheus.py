@@ -57,7 +57,7 @@ def publish_golden(root: Path, state: Path, monkeypatch: pytest.MonkeyPatch) -> 
             suite_version="2.3.9",
         ),
     )
-    monkeypatch.setenv("KLAB_STATE_DIR", str(state))
+    monkeypatch.setenv("IMAGEFACTORY_STATE", str(state))
     from imagefactory.builder.statedir import build_dir
 
     manifest = build_dir(LEAF, BUILD_ID, create=True) / "manifest.json"

@@ -109,7 +109,6 @@ def klab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "IMAGEFACTORY_STATE": str(tmp_path / "build-state"),
-        "KLAB_STATE_DIR": str(tmp_path / "klab-state"),
         "KLAB_LOG_DIR": str(tmp_path / "runs"),
     }
     return subprocess.run(
@@ -145,7 +144,7 @@ def test_bad_shard_values_exit_2_with_one_line(tmp_path: Path, value: str) -> No
 def test_export_durations_then_use_them(tmp_path: Path, store: FileStore) -> None:
     from tests.unit.testrun.history_builder import HistoryBuilder, t
 
-    history = tmp_path / "klab-state" / "history.sqlite"
+    history = tmp_path / "build-state" / "history.sqlite"
     history.parent.mkdir(parents=True)
     with HistoryBuilder.create(history) as b:
         b.run("r1", {"debian13": [t("rsend/send_0", s=900), t("zil/zil_001", s=10)]})

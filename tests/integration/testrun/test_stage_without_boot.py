@@ -111,7 +111,7 @@ def test_a_vm_that_cannot_start_is_an_infrastructure_error_and_leaves_nothing(
     tmp_path: Path, store: FileStore
 ) -> None:
     qemu = fake_qemu(tmp_path / "bin", "echo 'fake qemu: cannot start' >&2; exit 1")
-    specs = [load_distro("debian13", kind="ztest"), load_distro("centos9", kind="ztest")]
+    specs = [load_distro("debian13", lineage="ztest"), load_distro("centos9", lineage="ztest")]
 
     result = run_stage(
         specs, parse_selection(run=["atime/atime_001_pos"]), options(tmp_path, qemu), store=store
@@ -151,7 +151,7 @@ def test_keep_failed_keeps_the_clone_and_says_how_to_reach_it(
     tmp_path: Path, store: FileStore
 ) -> None:
     qemu = fake_qemu(tmp_path / "bin", "exit 1")
-    specs = [load_distro("debian13", kind="ztest")]
+    specs = [load_distro("debian13", lineage="ztest")]
 
     result = run_stage(
         specs,
@@ -179,7 +179,7 @@ def test_a_clone_kept_by_a_finished_run_is_removed_by_gc(tmp_path: Path, store: 
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "KLAB_STATE_DIR": str(tmp_path / "state"),
+        "IMAGEFACTORY_STATE": str(tmp_path / "state"),
         "KLAB_LOG_DIR": str(tmp_path / "runs"),
     }
     klab = [sys.executable, "-m", "imagefactory"]
@@ -209,7 +209,7 @@ def test_ctrl_c_during_a_boot_stops_qemu_and_destroys_the_clone(
 ) -> None:
     pidfile = tmp_path / "qemu.pid"
     qemu = fake_qemu(tmp_path / "bin", f"echo $$ > {pidfile}; exec sleep 600")
-    specs = [load_distro("debian13", kind="ztest")]
+    specs = [load_distro("debian13", lineage="ztest")]
     stage = Stage(specs, parse_selection(run=["a/b"]), options(tmp_path, qemu), store)
 
     async def interrupted() -> None:
@@ -235,7 +235,7 @@ def test_a_clone_that_never_starts_its_runner_is_stopped_after_the_boot_allowanc
 ) -> None:
     pidfile = tmp_path / "qemu.pid"
     qemu = fake_qemu(tmp_path / "bin", f"echo $$ > {pidfile}; exec sleep 600")
-    specs = [load_distro("debian13", kind="ztest")]
+    specs = [load_distro("debian13", lineage="ztest")]
 
     result = run_stage(
         specs,
@@ -312,7 +312,6 @@ def test_a_name_no_distro_knows_exits_2_with_suggestions_and_makes_no_clone(
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "KLAB_STATE_DIR": str(tmp_path / "klab-state"),
         "KLAB_LOG_DIR": str(tmp_path / "runs"),
     }
 
@@ -337,7 +336,7 @@ def test_a_group_resolved_on_the_host_reaches_the_guest_as_full_paths(
     store = FileStore(tmp_path / "store")
     tests = [ZPOOL_CREATE, "cli_root/zpool_create/zpool_create_002_pos", "atime/atime_001_pos"]
     publish_golden(store, tmp_path, inventory=suite_inventory(tests, state))
-    specs = [load_distro("debian13", kind="ztest")]
+    specs = [load_distro("debian13", lineage="ztest")]
     selection = parse_selection(group=["zpool_create_001_pos,atime"])
     plan = plan_distros(specs, selection, store)
     stage = Stage(specs, selection, options(tmp_path, Path("qemu"), retries=2), store, plan=plan)
@@ -361,14 +360,14 @@ def test_a_distro_whose_suite_lacks_every_test_is_absent_without_a_boot(
 ) -> None:
     store = FileStore(tmp_path / "store")
     publish_golden(store, tmp_path, inventory=suite_inventory([ZPOOL_CREATE], state))
-    centos = load_distro("centos9", kind="ztest")
+    centos = load_distro("centos9", lineage="ztest")
     older = suite_inventory(["atime/atime_001_pos"], state, version="2.2.9-1")
     publish_golden(store, tmp_path, leaf=centos.golden_leaf, distro="centos9", inventory=older)
     calls = tmp_path / "qemu-calls"
     qemu = fake_qemu(tmp_path / "bin", f"echo started >> {calls}; exit 1")
 
     result = run_stage(
-        [load_distro("debian13", kind="ztest"), centos],
+        [load_distro("debian13", lineage="ztest"), centos],
         parse_selection(run=["zpool_create_001_pos"]),
         options(tmp_path, qemu),
         store=store,
@@ -388,7 +387,7 @@ def test_a_distro_whose_suite_lacks_every_test_is_absent_without_a_boot(
 def test_a_golden_without_an_inventory_is_resolved_in_its_clone_with_a_warning(
     tmp_path: Path, state: Path, store: FileStore
 ) -> None:
-    specs = [load_distro("debian13", kind="ztest")]
+    specs = [load_distro("debian13", lineage="ztest")]
     selection = parse_selection(run=["no_such_test"])
     lines: list[str] = []
     qemu = fake_qemu(tmp_path / "bin", "exit 1")

@@ -60,7 +60,7 @@ def test_packing_is_reproducible() -> None:
 
 
 def test_only_the_hook_with_the_directive_gets_the_payload() -> None:
-    resolved = load_distro("debian13", kind="ztest", env={})
+    resolved = load_distro("debian13", lineage="ztest", env={})
     plain = ztest_plan(resolved)
     packed = with_payloads(plain)
     assert packed.names == plain.names
@@ -150,7 +150,7 @@ def test_ztest_user_data_with_payload_is_valid_cloud_config(name: str, tmp_path:
     cloud_init = shutil.which("cloud-init")
     if cloud_init is None:
         pytest.skip("cloud-init is not installed (scripts/host-deps.sh installs it)")
-    resolved = load_distro(name, kind="ztest", env={})
+    resolved = load_distro(name, lineage="ztest", env={})
     inputs = UserDataInputs(
         default_user=resolved.spec.cloud_init.default_user.name,
         ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK8testkeytestkeytestkeytestkey x",

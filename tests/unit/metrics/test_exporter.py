@@ -180,7 +180,7 @@ def test_a_taken_port_is_exit_3_in_one_line(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env={"KLAB_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+            env={"IMAGEFACTORY_STATE": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         )
     assert proc.returncode == 3, proc.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr

@@ -63,7 +63,7 @@ def test_golden_names_follow_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["plan", "fedora", "--json"]) == 0
 
 
-def test_plan_names_ztest_and_regular_goldens(
+def test_plan_names_ztest_and_lean_goldens(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("IMAGEFACTORY_STORE", "zfs:rpool/vms")
@@ -94,11 +94,11 @@ def test_pr_branch_gets_its_own_golden(
 
 
 def test_branch_slugs_that_lose_information_get_a_hash() -> None:
-    a = load_distro("fedora", kind="ztest", env={"KLAB_ZFS_BRANCH": "fix/a"}).golden_leaf
-    b = load_distro("fedora", kind="ztest", env={"KLAB_ZFS_BRANCH": "fix-a"}).golden_leaf
+    a = load_distro("fedora", lineage="ztest", env={"KLAB_ZFS_BRANCH": "fix/a"}).golden_leaf
+    b = load_distro("fedora", lineage="ztest", env={"KLAB_ZFS_BRANCH": "fix-a"}).golden_leaf
     fork = load_distro(
         "fedora",
-        kind="ztest",
+        lineage="ztest",
         env={"KLAB_ZFS_BRANCH": "fix-a", "KLAB_ZFS_SOURCE": "https://github.com/me/zfs"},
     ).golden_leaf
     assert b == "klab-ztest-fedora-fix-a"
@@ -170,19 +170,19 @@ def test_missing_hook_script_is_reported_with_its_line(
     monkeypatch.chdir(tmp_path)
     source = (distros_dir() / "debian13.yaml").read_text()
     path = tmp_path / "debian13.yaml"
-    path.write_text(source + "hooks:\n  regular:\n    - script: common/42-nope.sh\n")
+    path.write_text(source + "hooks:\n  lean:\n    - script: common/42-nope.sh\n")
     with pytest.raises(SpecError) as info:
         load_spec_file(path, env={}, defaults=distros_dir() / "_defaults.yaml")
     line = len(source.splitlines()) + 3
-    assert str(info.value).startswith(f"{path.name}:{line}: hooks.regular[0].script: hook script")
+    assert str(info.value).startswith(f"{path.name}:{line}: hooks.lean[0].script: hook script")
 
 
-def test_the_ztest_bootstrap_adds_its_packages_and_the_regular_one_does_not() -> None:
-    boot = load_distro("debian13", kind="ztest", env={}).spec.source.bootstrap
+def test_the_ztest_bootstrap_adds_its_packages_and_the_lean_one_does_not() -> None:
+    boot = load_distro("debian13", lineage="ztest", env={}).spec.source.bootstrap
     assert boot is not None
-    regular, ztest = boot.for_lineage("regular"), boot.for_lineage("ztest")
-    assert regular.packages == boot.packages
+    lean, ztest = boot.for_lineage("lean"), boot.for_lineage("ztest")
+    assert lean.packages == boot.packages
     assert ztest.packages == [*boot.packages, *boot.ztest_packages]
-    assert "zfs-dkms" in ztest.packages and "zfs-dkms" not in regular.packages
+    assert "zfs-dkms" in ztest.packages and "zfs-dkms" not in lean.packages
     # Everything else (suite, kernel, components) is the same source.
-    assert ztest.model_copy(update={"packages": boot.packages}) == regular
+    assert ztest.model_copy(update={"packages": boot.packages}) == lean

@@ -24,7 +24,7 @@ GOOD = textwrap.dedent(
         url: https://images.example.test/debian-13-genericcloud-amd64.qcow2
         digest: sha512:{digest}
     disk:
-      regular: 10GiB
+      lean: 10GiB
       ztest: 40GiB
     cloud_init:
       default_user:
@@ -135,7 +135,7 @@ def test_hcl_error_lines(tmp_path: Path) -> None:
         'name = "x"\nshort = "debian"\nfamily = "debian"\nrelease = "13"\n'
         'source {\n  cloud_image {\n    url = "https://a.test/x.qcow2"\n'
         '    digest = "sha256:zz"\n  }\n}\n'
-        'disk {\n  regular = "1GiB"\n  ztest = "2GiB"\n  bogus = 1\n}\n'
+        'disk {\n  lean = "1GiB"\n  ztest = "2GiB"\n  bogus = 1\n}\n'
         'cloud_init {\n  default_user {\n    name = "debian"\n  }\n}\n'
         'zfs {\n  version = "2.3.*"\n  provider = "distro"\n}\n'
     )

@@ -198,7 +198,7 @@ HCL_GOOD = (
     'name = "x"\nshort = "debian"\nfamily = "debian"\nrelease = "13"\n'
     'source {\n  cloud_image {\n    url = "https://a.test/x.qcow2"\n'
     f'    digest = "sha256:{"ab" * 32}"\n  }}\n}}\n'
-    'disk {\n  regular = "1GiB"\n  ztest = "2GiB"\n}\n'
+    'disk {\n  lean = "1GiB"\n  ztest = "2GiB"\n}\n'
     'cloud_init {\n  default_user {\n    name = "debian"\n  }\n}\n'
     'zfs {\n  version = "2.3.*"\n  provider = "distro"\n}\n'
 )
@@ -218,13 +218,13 @@ def test_the_hcl_sample_is_valid(tmp_path: Path) -> None:
             "spec.hcl:5: release: duplicate key (first at line 4)",
         ),
         (
-            'disk {\n  regular = "1GiB"\n',
-            'disk {\n  regular = "1GiB"\n  regular = "9GiB"\n',
-            "spec.hcl:13: disk.regular: duplicate key (first at line 12)",
+            'disk {\n  lean = "1GiB"\n',
+            'disk {\n  lean = "1GiB"\n  lean = "9GiB"\n',
+            "spec.hcl:13: disk.lean: duplicate key (first at line 12)",
         ),
         (
             "zfs {\n",
-            'disk {\n  regular = "5GiB"\n}\nzfs {\n',
+            'disk {\n  lean = "5GiB"\n}\nzfs {\n',
             "spec.hcl:20: disk: duplicate key (first at line 11)",
         ),
         (

@@ -91,7 +91,7 @@ YAML_PIECES = [
     "---\n", "...\n", "%YAML 1.1\n", "%TAG ! tag:x,2000:\n", "|\n", ">-\n", "\\", ".nan",
     ".inf", "-.inf", "1.0e+400", "2024-02-30", "0x1F", "0o17", "~", "null", "yes", "1_000",
     "12:30:00", "\x00", "\x1b", "\x85", "\u2028", "\ufeff", "\ud800", "é", "memory: ",
-    "boot_timeout: ", "env: {A: ", "hooks:\n  regular:\n    - script: ", "9" * 5000,
+    "boot_timeout: ", "env: {A: ", "hooks:\n  lean:\n    - script: ", "9" * 5000,
 ]  # fmt: skip
 
 yaml_text = st.lists(

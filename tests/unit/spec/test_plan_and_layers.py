@@ -96,8 +96,8 @@ def test_validate_without_arguments_includes_the_layer(
         ("disk: 10GiB\n", "_defaults.yaml:1: disk: must be a mapping, not str"),
         ("vm:\n  memory: 4GB\n", "_defaults.yaml:2: vm.memory: memory must be a whole number"),
         (
-            "hooks:\n  regular:\n    - timeout: 5m\n",
-            "_defaults.yaml:3: hooks.regular[0].script: required field is missing",
+            "hooks:\n  lean:\n    - timeout: 5m\n",
+            "_defaults.yaml:3: hooks.lean[0].script: required field is missing",
         ),
         ("vm:\n  boot_timeout: .nan\n", "_defaults.yaml:2: vm.boot_timeout: nan is not a finite"),
         ("a: &x 1\n", "_defaults.yaml:1: YAML anchor &x is not allowed in specs"),

@@ -81,17 +81,17 @@ CASES: list[tuple[str, str, str, Callable[[], object]]] = [
     (
         "newline in a hook's env value",
         with_section(
-            'hooks:\n  regular:\n    - script: common/90-seal.sh\n      env: {FOO: "a\\nb"}\n'
+            'hooks:\n  lean:\n    - script: common/90-seal.sh\n      env: {FOO: "a\\nb"}\n'
         ),
-        "spec.yaml:21: hooks.regular[0].env: control character U+000A in the value of FOO",
+        "spec.yaml:21: hooks.lean[0].env: control character U+000A in the value of FOO",
         lambda: _hook({"FOO": "a\nb"}),
     ),
     (
         "NUL in a hook's env value",
         with_section(
-            'hooks:\n  regular:\n    - script: common/90-seal.sh\n      env: {FOO: "a\\0b"}\n'
+            'hooks:\n  lean:\n    - script: common/90-seal.sh\n      env: {FOO: "a\\0b"}\n'
         ),
-        "spec.yaml:21: hooks.regular[0].env: control character U+0000 in the value of FOO",
+        "spec.yaml:21: hooks.lean[0].env: control character U+0000 in the value of FOO",
         lambda: _hook({"FOO": "a\0b"}),
     ),
     (
@@ -102,16 +102,16 @@ CASES: list[tuple[str, str, str, Callable[[], object]]] = [
     ),
     (
         "hook name the guest runner refuses",
-        with_section("hooks:\n  regular:\n    - script: common/20-_x.sh\n"),
-        "spec.yaml:20: hooks.regular[0].script: hook scripts are named NN-name.sh",
+        with_section("hooks:\n  lean:\n    - script: common/20-_x.sh\n"),
+        "spec.yaml:20: hooks.lean[0].script: hook scripts are named NN-name.sh",
         lambda: _hook(name="20-_x.sh"),
     ),
     (
         "two hooks with one name in the guest",
         with_section(
-            "hooks:\n  regular:\n    - script: common/90-seal.sh\n    - script: ztest/90-seal.sh\n"
+            "hooks:\n  lean:\n    - script: common/90-seal.sh\n    - script: ztest/90-seal.sh\n"
         ),
-        "spec.yaml:19: hooks.regular: common/90-seal.sh and ztest/90-seal.sh have the same name",
+        "spec.yaml:19: hooks.lean: common/90-seal.sh and ztest/90-seal.sh have the same name",
         lambda: HookPlan.of([_hook(name="90-seal.sh"), _hook(name="90-seal.sh")]),
     ),
     (
@@ -179,10 +179,10 @@ def test_validate_refuses_what_seed_or_build_refuses(
     [
         (
             with_section(
-                "hooks:\n  regular:\n    - script: common/90-seal.sh\n"
+                "hooks:\n  lean:\n    - script: common/90-seal.sh\n"
                 "      env: {KLAB_DISTRO: other}\n"
             ),
-            "spec.yaml:21: hooks.regular[0].env: KLAB_DISTRO is set by the factory from the spec",
+            "spec.yaml:21: hooks.lean[0].env: KLAB_DISTRO is set by the factory from the spec",
         ),
         (
             with_section("seal:\n  keep: ['/var/a:/var/b']\n"),
@@ -267,11 +267,11 @@ def test_a_fragment_seed_would_refuse_is_refused_by_validate(
 
 
 @pytest.mark.parametrize("distro", all_distro_names())
-@pytest.mark.parametrize("kind", ["regular", "ztest"])
+@pytest.mark.parametrize("kind", ["lean", "ztest"])
 def test_every_shipped_spec_that_validates_assembles_its_seed(
     distro: str, kind: str, tmp_path: Path
 ) -> None:
-    resolved = load_distro(distro, kind=kind, env={})
+    resolved = load_distro(distro, lineage=kind, env={})
     key = SshKeyPair(tmp_path / "id", "ssh-ed25519 AAAAC3Nza test", "imagefactory-build-x-1")
     seed = seed_files(resolved.spec, hook_plan(resolved), key)
     assert b"#cloud-config" in seed.as_dict()["user-data"]

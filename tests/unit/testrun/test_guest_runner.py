@@ -54,7 +54,7 @@ def run_hook(
     absent: tuple[str, ...] = (),
     extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    resolved = load_distro("debian13", kind="ztest")
+    resolved = load_distro("debian13", lineage="ztest")
     hook = runner_hook(resolved, selection, timeout, tests=tests, absent=absent, retries=retries)
     script = tmp_path / hook.name
     script.write_bytes(hook.content)

@@ -323,16 +323,27 @@ def test_recording_a_distro_twice_replaces_it(tmp_path: Path) -> None:
 
 
 def test_the_db_lives_in_the_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KLAB_STATE_DIR", str(tmp_path / "override"))
+    monkeypatch.delenv("KLAB_STATE_DIR", raising=False)
+    monkeypatch.setenv("IMAGEFACTORY_STATE", str(tmp_path / "override"))
     assert default_db_path() == tmp_path / "override" / "history.sqlite"
 
-    monkeypatch.delenv("KLAB_STATE_DIR")
+    monkeypatch.delenv("IMAGEFACTORY_STATE")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     # Which user runs the tests cannot be chosen from inside them: fake the uid.
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert default_db_path() == tmp_path / "xdg" / "klab" / "history.sqlite"
+    assert default_db_path() == tmp_path / "xdg" / "imagefactory" / "history.sqlite"
+    # A history at the old default (before the state directories were one) is still found.
+    legacy = tmp_path / "xdg" / "klab" / "history.sqlite"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"")
+    assert default_db_path() == legacy
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert default_db_path() == Path("/var/lib/klab/history.sqlite")
+    new, old = (
+        Path("/var/lib/imagefactory/state/history.sqlite"),
+        Path("/var/lib/klab/history.sqlite"),
+    )
+    # This host's own files decide which one a root run finds; the rule is the one above.
+    assert default_db_path() == (old if old.exists() and not new.exists() else new)
 
 
 def test_run_ids_sort_by_time() -> None:

@@ -171,9 +171,9 @@ def timed_history(path: Path) -> Path:
                     ]
                 },
             )
-            # A KVM run and a regular-lineage run of the same tests never set the median.
+            # A KVM run and a lean-lineage run of the same tests never set the median.
             b.run(f"kvm{i}", {"debian13": [t("slow/big", s=5)]}, accel="kvm")
-            b.run(f"regular{i}", {"debian13": [t("slow/big", s=5)]}, lineage="regular")
+            b.run(f"lean{i}", {"debian13": [t("slow/big", s=5)]}, lineage="lean")
         b.run(
             "now",
             {

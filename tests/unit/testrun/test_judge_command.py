@@ -142,7 +142,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_record_stores_the_judged_log_as_a_run(tmp_path: Path) -> None:
     db = tmp_path / "history.sqlite"
-    env = {**os.environ, "KLAB_STATE_DIR": str(tmp_path / "state")}
+    env = {**os.environ, "IMAGEFACTORY_STATE": str(tmp_path / "state")}
     env.pop(ENV_BASELINE, None)
     argv = [sys.executable, "-m", "imagefactory", "results", "judge", str(DEBIAN_LOG)]
     argv += [*TCG, "tcg", "--record", "--history", str(db)]

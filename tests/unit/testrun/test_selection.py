@@ -72,11 +72,11 @@ def test_an_unknown_suite_is_a_usage_error() -> None:
 
 
 def test_a_suite_the_spec_does_not_offer_is_a_usage_error() -> None:
-    resolved = load_distro("debian13", kind="ztest")
+    resolved = load_distro("debian13", lineage="ztest")
     narrowed = resolved.spec.model_copy(
         update={"test": resolved.spec.test.model_copy(update={"runfiles": ["quick"]})}
     )
-    spec = type(resolved)(narrowed, resolved.path, resolved.kind, False)
+    spec = type(resolved)(narrowed, resolved.path, resolved.lineage, False)
 
     check_selection([spec], parse_selection(suite="quick"))
     with pytest.raises(UsageError, match="does not offer the linux suite"):
@@ -108,7 +108,7 @@ def test_a_rerun_remembers_which_run_it_repeats() -> None:
 
 
 def test_the_hook_carries_the_selector_the_tests_and_sent_recipes(tmp_path: Path) -> None:
-    resolved = load_distro("debian13", kind="ztest")
+    resolved = load_distro("debian13", lineage="ztest")
     script = tmp_path / "check.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
 
@@ -127,7 +127,7 @@ def test_the_hook_carries_the_selector_the_tests_and_sent_recipes(tmp_path: Path
 
 
 def test_groups_and_suites_reach_the_guest_as_environment() -> None:
-    resolved = load_distro("debian13", kind="ztest")
+    resolved = load_distro("debian13", lineage="ztest")
 
     groups = guest_environment(resolved, parse_selection(group=["cli_root,arc"]), 100)
     suite = guest_environment(resolved, Selection("suite", ("linux-fault",)), 100.4)

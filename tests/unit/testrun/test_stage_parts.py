@@ -28,7 +28,7 @@ def test_all_means_every_distro_and_aliases_are_not_run_twice() -> None:
     assert [r.spec.name for r in resolve_distros(["all"])] == all_distro_names()
     twice = resolve_distros(["debian13", "trixie", "debian"])
     assert [r.spec.name for r in twice] == ["debian13"]
-    assert twice[0].kind == "ztest"
+    assert twice[0].lineage == "ztest"
 
 
 def test_an_unknown_distro_is_a_usage_error() -> None:
@@ -171,9 +171,9 @@ def test_a_failed_rebuild_is_not_built_with_its_reason() -> None:
 
 
 def test_bootstrap_is_used_only_where_a_spec_has_it() -> None:
-    assert source_for(load_distro("debian13", kind="ztest"), "bootstrap") == "bootstrap"
-    assert source_for(load_distro("centos9", kind="ztest"), "bootstrap") is None
-    assert source_for(load_distro("centos9", kind="ztest"), "cloud_image") == "cloud_image"
+    assert source_for(load_distro("debian13", lineage="ztest"), "bootstrap") == "bootstrap"
+    assert source_for(load_distro("centos9", lineage="ztest"), "bootstrap") is None
+    assert source_for(load_distro("centos9", lineage="ztest"), "cloud_image") == "cloud_image"
 
 
 @pytest.mark.parametrize(

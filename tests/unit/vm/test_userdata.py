@@ -160,12 +160,12 @@ def test_cloud_init_schema_rejects_a_broken_user_data(tmp_path: Path) -> None:
     assert result.returncode != 0
 
 
-@pytest.mark.parametrize("kind", ["regular", "ztest"])
+@pytest.mark.parametrize("kind", ["lean", "ztest"])
 @pytest.mark.parametrize("distro", all_distro_names())
 def test_every_distros_user_data_passes_cloud_init_schema(
     distro: str, kind: str, tmp_path: Path
 ) -> None:
-    resolved = load_distro(distro, kind=kind, env={})
+    resolved = load_distro(distro, lineage=kind, env={})
     seed = seed_files(resolved.spec, hook_plan(resolved), KEY)
     result = cloud_init_schema(seed.user_data, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

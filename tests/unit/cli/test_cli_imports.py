@@ -1,0 +1,71 @@
+"""The CLI starts fast: building its parser loads none of the heavy libraries.
+
+`klab --help`, `klab status` and `klab history` were 14x a bare interpreter start because
+building the parser imported requests, rich, pydantic, qemu.qmp and pycdlib for every
+command.  A timing assertion would be flaky; this checks the cause instead, in a fresh
+interpreter (a real subprocess: this test process has long imported them all).  The speed
+itself is measured by bench/cli_start.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("requests", "rich", "pydantic", "qemu", "pycdlib", "structlog", "hcl2", "yaml")
+
+PROBE = """
+import json, sys
+{code}
+print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))
+"""
+
+
+def loaded_by(code: str) -> set[str]:
+    """Top-level packages a fresh interpreter has loaded after running `code`."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(code=code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_importing_the_cli_and_building_every_parser_loads_no_heavy_library() -> None:
+    loaded = loaded_by("import imagefactory.cli as cli\ncli.build_parser()")
+    assert "imagefactory" in loaded  # the probe did import it
+    assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_the_probe_sees_a_heavy_import_when_there_is_one() -> None:
+    # The check above can fail: a command that needs pydantic does load it.
+    loaded = loaded_by("import imagefactory.spec.loader")
+    assert {"pydantic", "yaml"} <= loaded
+
+
+def test_help_and_version_run_without_the_heavy_libraries() -> None:
+    for argv in (["--help"], ["--version"], ["history", "--help"], ["status", "--help"]):
+        code = (
+            "import imagefactory.cli as cli\n"
+            "try:\n"
+            f"    cli.main({argv!r})\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code == 0, exc.code\n"
+        )
+        loaded = loaded_by(code)
+        assert sorted(loaded & set(HEAVY)) == [], argv
+
+
+def test_history_without_a_history_file_loads_no_pydantic_rich_or_network(tmp_path: object) -> None:
+    """`klab history` reads SQLite: no spec models, no HTTP, no tables to draw yet."""
+    code = (
+        "import os\n"
+        f"os.environ['IMAGEFACTORY_STATE'] = {str(tmp_path)!r}\n"
+        "import imagefactory.cli as cli\n"
+        "assert cli.main(['history']) == 0\n"
+    )
+    loaded = loaded_by(code)
+    assert sorted(loaded & {"pydantic", "requests", "qemu", "pycdlib", "hcl2"}) == []
