@@ -96,7 +96,7 @@ class Keep:
 class StepTiming:
     name: str
     seconds: float
-    status: Literal["done", "skipped", "failed"]
+    status: Literal["done", "cached", "failed"]
 
 
 @dataclass
@@ -144,11 +144,50 @@ class _Runner(Generic[C, S]):
         if self.on_step is not None:
             self.on_step(step.name)
 
+    def _restored(self, step: Finishable[C], ctx: C, began: float) -> bool:
+        """Whether the step's output was cached under its key and is now in `ctx`."""
+        key_of, restore = getattr(step, "key", None), getattr(step, "restore", None)
+        if key_of is None or restore is None:
+            return False
+        key = key_of(ctx)
+        if key is None or not restore(ctx, key):
+            return False
+        self.report.timings.append(StepTiming(step.name, time.monotonic() - began, "cached"))
+        log.info("step.cached", step=step.name, key=key)
+        return True
+
     def _timed(self, name: str, began: float, status: Literal["done", "failed"]) -> None:
         elapsed = time.monotonic() - began
         self.report.timings.append(StepTiming(name, elapsed, status))
         if status == "done":
             log.info("step.done", step=name, seconds=round(elapsed, 2))
+
+    @contextmanager
+    def _ending(self, ctx: C, started: Sequence[Finishable[C]]) -> Iterator[None]:
+        """Around the whole run: end it (`_end`) whether it succeeded or not."""
+        try:
+            yield
+        except BaseException as exc:
+            self._end(ctx, started, exc)
+            raise
+        self._end(ctx, started, None)
+
+    @contextmanager
+    def _step(self, ctx: C, step: S, started: list[S]) -> Iterator[bool]:
+        """Around one step: start, time and record it; yields whether it must run (False:
+        its output was restored from the cache)."""
+        self._start(step)
+        started.append(step)  # a step that fails halfway still owns what it made
+        began = time.monotonic()
+        if self._restored(step, ctx, began):
+            yield False
+            return
+        try:
+            yield True
+        except BaseException:
+            self._timed(step.name, began, "failed")
+            raise
+        self._timed(step.name, began, "done")
 
     def _end(self, ctx: C, started: Sequence[Finishable[C]], error: BaseException | None) -> None:
         """Every started step, in reverse: `keep` if the run keeps its work and the step
@@ -186,22 +225,11 @@ class StepRunner(_Runner[C, "Step[C]"]):
 
     def run(self, ctx: C) -> RunReport:
         started: list[Step[C]] = []
-        with terminate_as_exception():
-            try:
-                for step in self.steps:
-                    self._start(step)
-                    started.append(step)  # a step that fails halfway still owns what it made
-                    began = time.monotonic()
-                    try:
+        with terminate_as_exception(), self._ending(ctx, started):
+            for step in self.steps:
+                with self._step(ctx, step, started) as runs:
+                    if runs:
                         step.run(ctx)
-                    except BaseException:
-                        self._timed(step.name, began, "failed")
-                        raise
-                    self._timed(step.name, began, "done")
-            except BaseException as exc:
-                self._end(ctx, started, exc)
-                raise
-        self._end(ctx, started, None)
         return self.report
 
 
@@ -212,19 +240,9 @@ class AsyncStepRunner(_Runner[C, "AsyncStep[C]"]):
 
     async def run(self, ctx: C) -> RunReport:
         started: list[AsyncStep[C]] = []
-        try:
+        with self._ending(ctx, started):
             for step in self.steps:
-                self._start(step)
-                started.append(step)
-                began = time.monotonic()
-                try:
-                    await step.run(ctx)
-                except BaseException:
-                    self._timed(step.name, began, "failed")
-                    raise
-                self._timed(step.name, began, "done")
-        except BaseException as exc:
-            self._end(ctx, started, exc)
-            raise
-        self._end(ctx, started, None)
+                with self._step(ctx, step, started) as runs:
+                    if runs:
+                        await step.run(ctx)
         return self.report

@@ -14,7 +14,6 @@ plus the selection, the retries and the time allowed.
 
 from __future__ import annotations
 
-import base64
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -25,14 +24,13 @@ from imagefactory.spec.hookenv import hook_environment
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.testrun.results_disk import SERIAL
 from imagefactory.testrun.selection import Selection
-from imagefactory.vm.hookplan import Hook, HookPlan
-from imagefactory.vm.payload import MARKER, pack_directory
+from imagefactory.vm.hookplan import Hook
+from imagefactory.vm.payload import append_archive, pack_directory
 
 RUNNER = "testrun/50-klab-test.sh"
 SELECTOR = "testrun/select_tests.py"
 COLLECT_MARGIN = 900.0
 """Seconds the hook gets beyond the tests: stop bpftrace, copy, pack, write the disk."""
-_LINE = 76
 
 
 def guest_environment(
@@ -90,11 +88,6 @@ def write_inputs(
             target.chmod(0o755)
 
 
-def _base64_lines(data: bytes) -> bytes:
-    encoded = base64.b64encode(data)
-    return b"\n".join(encoded[i : i + _LINE] for i in range(0, len(encoded), _LINE)) + b"\n"
-
-
 def runner_hook(
     resolved: ResolvedSpec,
     selection: Selection,
@@ -114,34 +107,10 @@ def runner_hook(
     with tempfile.TemporaryDirectory(prefix="klab-test-inputs-") as tmp:
         write_inputs(selection, Path(tmp), tests=tests, absent=absent, hooks_root=root)
         archive = pack_directory(Path(tmp))
-    body = script if script.endswith(b"\n") else script + b"\n"
-    content = body + MARKER + b"\n" + _base64_lines(archive)
     return Hook(
         name=Path(RUNNER).name,
-        content=content,
+        content=append_archive(script, archive),
         timeout=timeout + COLLECT_MARGIN,
         env=guest_environment(resolved, selection, timeout, tests=tests, retries=retries),
         source=root / RUNNER,
     )
-
-
-def runner_plan(
-    resolved: ResolvedSpec,
-    selection: Selection,
-    timeout: float,
-    *,
-    tests: Sequence[str] | None = None,
-    absent: Sequence[str] = (),
-    retries: int = 0,
-    hooks_root: Path | None = None,
-) -> HookPlan:
-    hook = runner_hook(
-        resolved,
-        selection,
-        timeout,
-        tests=tests,
-        absent=absent,
-        retries=retries,
-        hooks_root=hooks_root,
-    )
-    return HookPlan.of([hook])

@@ -50,7 +50,7 @@ from imagefactory.testrun.clone_steps import (
     random_mac,
 )
 from imagefactory.testrun.collect import GoldenFacts, Judged
-from imagefactory.testrun.guest import runner_plan
+from imagefactory.testrun.guest import runner_hook
 from imagefactory.testrun.history import History, new_run_id
 from imagefactory.testrun.jobs import resolve_jobs
 from imagefactory.testrun.kept import KeptClone
@@ -62,6 +62,7 @@ from imagefactory.testrun.run_files import write_run_files
 from imagefactory.testrun.selection import Selection
 from imagefactory.vm.accel import AccelChoice, AccelRequest, select_accel
 from imagefactory.vm.fromspec import seed_files, uefi_firmware, vm_config
+from imagefactory.vm.hookplan import HookPlan
 from imagefactory.vm.qemu_args import Accel, ExtraDisk
 from imagefactory.vm.seed import generate_ssh_key, hostname_for
 
@@ -195,7 +196,7 @@ class Stage:
         seed_key = dataclasses.replace(key, comment="")
         mac = random_mac()
         tests = self.plan.for_distro(spec.name) if self.plan else DistroTests(None)
-        plan = runner_plan(
+        hook = runner_hook(
             resolved,
             self.selection,
             self.timeout_for(resolved),
@@ -203,6 +204,7 @@ class Stage:
             absent=tests.absent,
             retries=self.options.retries,
         )
+        plan = HookPlan.of([hook])
         accel = self._accel_for(spec.vm.cpu_model).accel  # --bpf's default depends on it
         plan = with_bpf_scripts(plan, scripts_for(self.options.bpf, accel))
         iso = work / "seed.iso"

@@ -78,9 +78,15 @@ def attach_payload(hook: Hook, hooks_root: Path | None = None) -> Hook:
         raise SpecError(
             f"hook {hook.name}: payload directory {relative!r} is not a directory under {base}"
         )
-    body = hook.content if hook.content.endswith(b"\n") else hook.content + b"\n"
-    content = body + MARKER + b"\n" + _base64_lines(pack_directory(directory))
-    return dataclasses.replace(hook, content=content)
+    return dataclasses.replace(
+        hook, content=append_archive(hook.content, pack_directory(directory))
+    )
+
+
+def append_archive(script: bytes, archive: bytes) -> bytes:
+    """`script`, the marker line, then `archive` in base64 lines: what the hook unpacks."""
+    body = script if script.endswith(b"\n") else script + b"\n"
+    return body + MARKER + b"\n" + _base64_lines(archive)
 
 
 def with_payloads(plan: HookPlan, hooks_root: Path | None = None) -> HookPlan:

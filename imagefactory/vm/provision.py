@@ -10,9 +10,12 @@ guest's `timeout` to report first; after the last status line the guest has
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
@@ -33,6 +36,8 @@ from imagefactory.vm.machine import Machine, MachineExited, ShutdownInfo, VmErro
 from imagefactory.vm.qemu_args import VmConfig
 
 log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The guest's timeout(1) sends KILL 10 s after TERM; give it that, and time to report.
 HOOK_GRACE = 30.0
@@ -233,27 +238,15 @@ def _result(
     return result
 
 
-def provision(
-    config: VmConfig,
-    plan: HookPlan,
-    *,
-    log_dir: Path,
-    qemu: str = "qemu-system-x86_64",
-    uefi: UefiFirmware | None = None,
-    hook_grace: float = HOOK_GRACE,
-    poweroff_grace: float = POWEROFF_GRACE,
-    stop_grace: float = STOP_GRACE,
-) -> ProvisionResult:
-    """Synchronous entry point for the pipeline: runs its own event loop."""
-    return asyncio.run(
-        provision_async(
-            config,
-            plan,
-            log_dir=log_dir,
-            qemu=qemu,
-            uefi=uefi,
-            hook_grace=hook_grace,
-            poweroff_grace=poweroff_grace,
-            stop_grace=stop_grace,
-        )
-    )
+def _blocking(func: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """`func` with its own event loop, for synchronous callers (the build's boot step)."""
+
+    @functools.wraps(func)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(func(*args, **kwargs))
+
+    return blocking
+
+
+provision = _blocking(provision_async)
+"""`provision_async` for the synchronous pipeline: runs its own event loop."""
