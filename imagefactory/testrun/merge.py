@@ -297,8 +297,10 @@ def merge_runs(
         log_paths[distro] = paths_here
     selection = inputs[0].as_selection()
     timing = _record(history, run_id, selection.canonical, outcomes, log_paths, inputs)
-    files = write_run_files(run_dir, run_id, selection, outcomes, baseline=baseline, timing=timing)
-    _annotate(files["run"], inputs, count, pieces_record, missing, notes)
+    extra = _provenance(inputs, count, pieces_record, missing, notes)
+    files = write_run_files(
+        run_dir, run_id, selection, outcomes, baseline=baseline, timing=timing, extra=extra
+    )
     return Merged(run_id, run_dir, outcomes, files, stage_exit_status(outcomes), skipped,
                   missing, notes)  # fmt: skip
 
@@ -338,32 +340,31 @@ def _record(
         return history.timing_section(run_id)
 
 
-def _annotate(
-    run_json: Path,
+def _provenance(
     inputs: Sequence[RunInput],
     count: int,
     pieces: dict[str, list[dict[str, object]]],
     missing: dict[str, list[int]],
     notes: list[str],
-) -> None:
-    """run.json says where the merged run came from, and whether it is whole."""
-    data = json.loads(run_json.read_text(encoding="utf-8"))
+) -> dict[str, object]:
+    """run.json's account of where the merged run came from, and whether it is whole."""
     first = inputs[0]
-    data["merged_from"] = sorted(
-        {i.run_id for i in inputs} | {m for i in inputs for m in i.merged_from}
-    )
-    data["complete"] = not missing
-    data["missing_shards"] = missing
-    data["notes"] = notes
-    data["shard"] = {
-        "index": None,
-        "count": count,
-        "selection": first.selection,
-        "durations_digest": first.durations_digest,
-        "distros": {
-            d: {"tests": split, "expected_s": first.expected_s.get(d, [])}
-            for d, split in first.splits.items()
+    return {
+        "merged_from": sorted(
+            {i.run_id for i in inputs} | {m for i in inputs for m in i.merged_from}
+        ),
+        "complete": not missing,
+        "missing_shards": missing,
+        "notes": notes,
+        "shard": {
+            "index": None,
+            "count": count,
+            "selection": first.selection,
+            "durations_digest": first.durations_digest,
+            "distros": {
+                d: {"tests": split, "expected_s": first.expected_s.get(d, [])}
+                for d, split in first.splits.items()
+            },
+            "pieces": pieces,
         },
-        "pieces": pieces,
     }
-    run_json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

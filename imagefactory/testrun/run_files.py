@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from imagefactory.testrun import artifacts as paths
@@ -28,11 +28,13 @@ def write_run_files(
     *,
     baseline: Baseline | None = None,
     timing: Sequence[str] = (),
+    extra: Mapping[str, object] | None = None,
 ) -> dict[str, Path]:
     """matrix.txt, summary.md, junit.xml and run.json in the run directory.
 
     run.json names the baseline files and their digest: which facts judged the run.
-    `timing` is summary.md's "Timing" section (`History.timing_section`).
+    `timing` is summary.md's "Timing" section (`History.timing_section`); `extra` adds keys
+    to run.json (a merged run's sources and completeness: testrun/merge.py).
     """
     run_directory.mkdir(parents=True, exist_ok=True)
     matrix = build_matrix(outcomes)
@@ -75,5 +77,6 @@ def write_run_files(
     }
     if selection.shard is not None:  # which part ran, and the whole split (results merge)
         run["shard"] = selection.shard.record(selection.unsharded)
+    run.update(extra or {})
     files["run"].write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     return files
