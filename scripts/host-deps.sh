@@ -12,6 +12,8 @@ readonly HOST_PACKAGES=(
   gpg gpgv shellcheck curl ca-certificates cloud-init ovmf kmod bpftrace
   # the metrics tests run their own Prometheus and pushgateway (never the system service)
   prometheus prometheus-pushgateway
+  # the report's browser test loads report.html in headless chromium (tests/unit/report)
+  chromium
 )
 readonly BACKPORTS_PACKAGES=(qemu-system-x86 qemu-utils)
 
