@@ -6,8 +6,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from imagefactory.builder.identity import Identity
 from imagefactory.fetch.cache import ImageCache
 from imagefactory.spec.digest import Digest
 from imagefactory.spec.loader import ResolvedSpec
@@ -34,6 +35,20 @@ class BuildOptions:
     progress: bool | None = None
 
 
+class FetchContext(Protocol):
+    """What the fetch stage reads and fills in: a build's context, or `plan`'s probe of the
+    cache, which has no store to open (a files store would be created by opening it)."""
+
+    resolved: ResolvedSpec
+    cache: ImageCache
+    options: BuildOptions
+    source_kind: SourceKind
+    plan: HookPlan | None
+    image_path: Path | None
+    image_digest: Digest | None
+    identity: Identity | None
+
+
 @dataclass
 class BuildContext:
     resolved: ResolvedSpec
@@ -55,6 +70,9 @@ class BuildContext:
     plan: HookPlan | None = None
     """The guest's hooks, read once: the seed, the boot and `hooks_digest` all use it."""
     hooks_digest: str | None = None
+    identity: Identity | None = None
+    """Everything the golden is made of (builder/identity.py): complete once fetch knows
+    the source image; compared with the golden's by the up-to-date check, then recorded."""
 
     @property
     def leaf(self) -> str:

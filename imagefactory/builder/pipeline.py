@@ -22,18 +22,21 @@ import structlog
 from rich.console import Console
 
 from imagefactory import __version__
-from imagefactory.builder.context import BuildContext, BuildOptions
+from imagefactory.builder.context import BuildContext, BuildOptions, FetchContext
+from imagefactory.builder.identity import Identity, golden_identity, what_changed
 from imagefactory.builder.lock import golden_lock
 from imagefactory.builder.markers import Markers, inputs_hash
 from imagefactory.builder.seal_check import guest_summary, inspect_sealed_volume
 from imagefactory.builder.statedir import build_dir
 from imagefactory.builder.steps import RunReport, Step, StepRunner
 from imagefactory.errors import ImageFactoryError, NotBuiltYet, UsageError
-from imagefactory.fetch.bootstrap import ensure_bootstrap_image
+from imagefactory.fetch.bootstrap import bootstrap_cache_key, ensure_bootstrap_image
 from imagefactory.fetch.cache import ImageCache
 from imagefactory.fetch.disk_image import Firmware
+from imagefactory.fetch.git_refs import pin_zfs_source
 from imagefactory.fetch.image import fetch_cloud_image
 from imagefactory.paths import hooks_dir, keys_dir
+from imagefactory.spec.digest import Digest
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.spec.model import DistroSpec, Lineage
 from imagefactory.spec.source import BootstrapSource
@@ -79,13 +82,49 @@ def hooks_digest_of(plan: HookPlan) -> str:
 
 
 class FetchStep:
+    """Download and verify the base image, or bootstrap it from the package mirror."""
+
     name = "fetch"
+
+    def key(self, ctx: FetchContext) -> str | None:
+        """The image's cache key: a pinned digest, or the bootstrap recipe's inputs.  An
+        unpinned cloud image has none: the vendor's checksum file says what is current."""
+        if ctx.source_kind == "cloud_image":
+            source = ctx.resolved.spec.source.cloud_image
+            return f"cloud_image:{source.digest}" if source and source.digest else None
+        request = self._bootstrap(ctx)
+        return bootstrap_cache_key(
+            request.source,
+            firmware=request.firmware,
+            size_bytes=request.size_bytes,
+            mirror=ctx.options.package_mirror,
+        )
+
+    def restore(self, ctx: FetchContext, key: str) -> bool:
+        """Take the image cached under `key`, if it is there and intact."""
+        pinned = key.removeprefix("cloud_image:")
+        digest = Digest.parse(pinned) if pinned != key else ctx.cache.lookup(key)
+        path = ctx.cache.get(digest) if digest is not None else None
+        if digest is None or path is None:
+            return False
+        ctx.image_path, ctx.image_digest = path, digest
+        _settle_identity(ctx)
+        return True
+
+    def _bootstrap(self, ctx: FetchContext) -> BootstrapRequest:
+        spec = ctx.resolved.spec
+        request = bootstrap_request(spec, ctx.resolved.lineage)
+        if request is None:
+            raise UsageError(
+                f"{spec.name} has no bootstrap source",
+                hint="bootstrap builds exist for Debian-family specs (e.g. debian13)",
+            )
+        return request
 
     def run(self, ctx: BuildContext) -> None:
         spec = ctx.resolved.spec
-        kind = ctx.source_kind
         crashpoint("build.fetch")
-        if kind == "cloud_image":
+        if ctx.source_kind == "cloud_image":
             source = spec.source.cloud_image
             if source is None:
                 raise UsageError(f"{spec.name} has no cloud_image source")
@@ -97,23 +136,30 @@ class FetchStep:
                 progress=ctx.options.progress,
             )
             ctx.image_path, ctx.image_digest = result.path, result.digest
-            return
-        request = bootstrap_request(spec, ctx.resolved.lineage)
-        if request is None:
-            raise UsageError(
-                f"{spec.name} has no bootstrap source",
-                hint="bootstrap builds exist for Debian-family specs (e.g. debian13)",
+        else:
+            request = self._bootstrap(ctx)
+            ctx.image_path, ctx.image_digest = ensure_bootstrap_image(
+                request.source,
+                ctx.cache,
+                firmware=request.firmware,
+                size_bytes=request.size_bytes,
+                mirror=ctx.options.package_mirror,
             )
-        ctx.image_path, ctx.image_digest = ensure_bootstrap_image(
-            request.source,
-            ctx.cache,
-            firmware=request.firmware,
-            size_bytes=request.size_bytes,
-            mirror=ctx.options.package_mirror,
-        )
+        _settle_identity(ctx)
 
     def cleanup(self, ctx: BuildContext) -> None:
         """Nothing to undo: the cache only ever holds verified images."""
+
+
+def _settle_identity(ctx: FetchContext) -> None:
+    """With the source image known, every input of the golden is: its identity is complete."""
+    assert ctx.plan is not None and ctx.image_digest is not None
+    ctx.identity = golden_identity(
+        ctx.resolved,
+        ctx.plan,
+        source_digest=str(ctx.image_digest),
+        bootstrapped=ctx.source_kind == "bootstrap",
+    )
 
 
 class VolumeStep:
@@ -121,7 +167,7 @@ class VolumeStep:
 
     name = "volume"
 
-    def _key(self, ctx: BuildContext) -> str:
+    def key(self, ctx: BuildContext) -> str:
         spec = ctx.resolved.spec
         return inputs_hash(
             leaf=ctx.leaf,
@@ -131,18 +177,23 @@ class VolumeStep:
             store=ctx.store.spec,
         )
 
+    def restore(self, ctx: BuildContext, key: str) -> bool:
+        """Resume onto the volume an interrupted build wrote from the same inputs."""
+        previous = Markers(ctx.leaf).get(self.name, key)
+        if previous is None:
+            return False
+        resumed = ctx.store.open_build_volume(ctx.leaf, str(previous["build_id"]))
+        if resumed is None:
+            return False
+        ctx.volume = resumed
+        ctx.build_id = resumed.build_id
+        log.info("volume.resumed", volume=resumed.name, build_id=resumed.build_id)
+        return True
+
     def run(self, ctx: BuildContext) -> None:
         spec = ctx.resolved.spec
         markers = Markers(ctx.leaf)
-        key = self._key(ctx)
-        previous = markers.get(self.name, key)
-        if previous is not None:
-            resumed = ctx.store.open_build_volume(ctx.leaf, str(previous["build_id"]))
-            if resumed is not None:
-                ctx.volume = resumed
-                ctx.build_id = resumed.build_id
-                log.info("volume.resumed", volume=resumed.name, build_id=resumed.build_id)
-                return
+        key = self.key(ctx)
         assert ctx.image_path is not None
         size = spec.disk.for_lineage(ctx.resolved.lineage)
         volume = ctx.store.create_build_volume(
@@ -254,6 +305,8 @@ class SealCheckStep:
 
 
 class PublishStep:
+    """Make the volume the golden: snapshot, read-only, provenance, atomic swap."""
+
     name = "publish"
 
     def run(self, ctx: BuildContext) -> None:
@@ -269,6 +322,7 @@ class PublishStep:
             spec_digest=ctx.resolved.spec_digest,
             hooks_digest=ctx.hooks_digest,
             inventory_digest=_fact(facts, "inventory_digest"),
+            identity=ctx.identity.record() if ctx.identity else None,
             guest_facts=guest_summary(facts),
             tool_version=__version__,
         )
@@ -276,6 +330,10 @@ class PublishStep:
 
     def cleanup(self, ctx: BuildContext) -> None:
         """Publishing is the commit point: the store recovers an interrupted one itself."""
+
+
+BUILD_STEPS = (FetchStep, VolumeStep, SeedStep, BootStep, SealCheckStep, PublishStep)
+"""The build's stages in order: the build runs them, `imagefactory plan` lists them."""
 
 
 def _fact(facts: dict[str, Any], key: str) -> str | None:
@@ -294,16 +352,18 @@ class BuildOutcome:
 
 
 def _is_up_to_date(ctx: BuildContext) -> Golden | None:
+    """The golden, if it was built from exactly the inputs this build has (its identity);
+    a golden from before identities has unknown inputs, so it is rebuilt."""
     golden = ctx.store.get_golden(ctx.leaf)
     if golden is None:
         return None
+    assert ctx.identity is not None
     prov = golden.provenance
-    same_inputs = (
-        prov.spec_digest == ctx.resolved.spec_digest
-        and prov.source_digest == str(ctx.image_digest)
-        and prov.hooks_digest == ctx.hooks_digest
-    )
-    return golden if same_inputs else None
+    reasons = what_changed(Identity.of_golden(prov), ctx.identity, build_id=prov.build_id)
+    if reasons:
+        log.info("build.rebuild_due", golden=golden.name, reasons=reasons)
+        return None
+    return golden
 
 
 def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wall: float) -> None:
@@ -323,6 +383,10 @@ def _write_manifest(ctx: BuildContext, report: RunReport, started: datetime, wal
         },
         "spec_digest": ctx.resolved.spec_digest,
         "hooks_digest": ctx.hooks_digest,
+        "identity": ctx.identity.record() if ctx.identity else None,
+        "zfs_source": {"ref": ctx.resolved.zfs_ref, "commit": ctx.resolved.zfs_commit}
+        if ctx.resolved.zfs_commit
+        else None,
         "virtual_size": golden.virtual_size if golden else None,
         "allocated": golden.allocated if golden else None,
         "guest_facts": ctx.guest_facts,
@@ -369,6 +433,8 @@ def build_golden(
     started_at = datetime.now(UTC)
     started = time.monotonic()
     source = options.source or resolved.spec.source.default
+    # A PR build is pinned to the commit its branch is at now: the guest builds that one.
+    resolved = pin_zfs_source(resolved)
     ctx = BuildContext(resolved, store, cache, options, source_kind=source)
     ctx.plan = hook_plan(resolved)
     ctx.hooks_digest = hooks_digest_of(ctx.plan)
@@ -378,7 +444,8 @@ def build_golden(
             golden_lock(ctx.leaf, wait=options.wait_for_lock),
             progress_display(ctx.leaf, options.progress) as on_step,
         ):
-            fetch_steps: list[Step[BuildContext]] = [FetchStep()]
+            every: list[Step[BuildContext]] = [step() for step in BUILD_STEPS]
+            fetch_steps, steps = every[:1], every[1:]
             fetch_report = StepRunner(fetch_steps, options.on_error, on_step=on_step).run(ctx)
             existing = None if resolved.force_rebuild else _is_up_to_date(ctx)
             if existing is not None:
@@ -390,13 +457,6 @@ def build_golden(
             (ctx.build_dir / "spec.json").write_text(
                 json.dumps(resolved.spec.model_dump(mode="json"), indent=2) + "\n"
             )
-            steps: list[Step[BuildContext]] = [
-                VolumeStep(),
-                SeedStep(),
-                BootStep(),
-                SealCheckStep(),
-                PublishStep(),
-            ]
             runner: StepRunner[BuildContext] = StepRunner(
                 steps,
                 options.on_error,

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
-
-import yaml
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from imagefactory import settings
-from imagefactory.spec.loader import ResolvedSpec, load_distro
-from imagefactory.spec.names import planned_golden_name
 
-STAGES: tuple[tuple[str, str], ...] = (
-    ("resolve", "load, merge and validate the spec"),
-    ("fetch", "download and verify the base image (or bootstrap it)"),
-    ("volume", "create the build volume and write the image into it"),
-    ("seed", "generate the cloud-init NoCloud seed"),
-    ("boot", "boot under QEMU and run the hooks"),
-    ("seal", "remove identity in the guest, power off, verify on the host"),
-    ("publish", "snapshot @golden, read-only, provenance, atomic swap"),
-)
+if TYPE_CHECKING:
+    from imagefactory.builder.forecast import Forecast
+    from imagefactory.spec.loader import ResolvedSpec
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,13 +21,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("distro", metavar="DISTRO")
     settings.add_lineage_option(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
-        "--store", help="zfs:POOL/PATH or file:DIR whose golden name to show (default: see README)"
-    )
+    settings.add_store_option(parser)
     parser.set_defaults(handler=run)
 
 
-def plan_document(resolved: ResolvedSpec, store: str | None = None) -> dict[str, Any]:
+def plan_document(
+    resolved: ResolvedSpec, store: str | None = None, forecast: Forecast | None = None
+) -> dict[str, Any]:
+    from imagefactory.spec.names import planned_golden_name
+
     spec = resolved.spec
     source_kind = spec.source.default
     return {
@@ -48,14 +41,27 @@ def plan_document(resolved: ResolvedSpec, store: str | None = None) -> dict[str,
         "environment": resolved.overrides,
         "source": source_kind,
         "spec_digest": resolved.spec_digest,
-        "stages": [{"name": name, "does": does} for name, does in STAGES],
+        "stages": [
+            {"name": s.name, "does": s.does, "status": s.status, "detail": s.detail}
+            for s in (forecast.stages if forecast else [])
+        ],
+        "identity": forecast.identity.record() if forecast and forecast.identity else None,
+        "rebuild": {
+            "due": forecast.rebuild_due if forecast else None,
+            "reasons": forecast.reasons if forecast else [],
+            "notes": forecast.notes if forecast else [],
+        },
         "spec": spec.model_dump(mode="json"),
     }
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml  # the spec machinery (pydantic, hcl2): only when the command runs
+
+    from imagefactory.spec.loader import load_distro
+
     resolved = load_distro(args.distro, lineage=args.lineage)
-    document = plan_document(resolved, args.store)
+    document = plan_document(resolved, args.store, _forecast(resolved, args.store))
     if args.json:
         # allow_nan=False: the spec model refuses NaN and infinities; never print bare NaN.
         print(json.dumps(document, indent=2, allow_nan=False))
@@ -100,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"env:      {key}={value}")
     if resolved.force_rebuild:
         print("force:    rebuild even if an identical golden exists")
-    print("stages:")
-    for index, (name, does) in enumerate(STAGES, 1):
-        print(f"  {index}. {name:<8} {does}")
+    _print_forecast(document)
     hooks = spec.hooks.for_lineage(resolved.lineage)
     print(f"hooks ({resolved.lineage}):")
     for hook in hooks:
@@ -112,3 +116,43 @@ def run(args: argparse.Namespace) -> int:
     print("resolved spec:")
     print(yaml.safe_dump(document["spec"], sort_keys=False, default_flow_style=False).rstrip())
     return 0
+
+
+def _forecast(resolved: ResolvedSpec, store_spec: str | None) -> Forecast:
+    """What a build would do now (builder/forecast.py); a store that cannot be opened here
+    leaves whether a rebuild is due unknown, and says why."""
+    from imagefactory.builder.forecast import Forecast, forecast
+    from imagefactory.errors import ImageFactoryError
+    from imagefactory.fetch.cache import ImageCache
+    from imagefactory.store import open_store
+    from imagefactory.store.select import parse_store_spec, resolve_store_spec
+
+    try:
+        kind, location = parse_store_spec(resolve_store_spec(store_spec))
+        # Opening a files store creates its directory: plan creates nothing.
+        exists = kind != "file" or Path(location).expanduser().is_dir()
+        store = open_store(store_spec) if exists else None
+    except ImageFactoryError as exc:
+        return Forecast(None, None, [], [], [f"store: {exc}"])
+    return forecast(resolved, store, ImageCache(settings.cache_dir()))
+
+
+def _print_forecast(document: dict[str, Any]) -> None:
+    print("stages:")
+    for index, stage in enumerate(document["stages"], 1):
+        print(f"  {index}. {stage['name']:<10} {stage['status']:<8} {stage['does']}")
+        if stage["detail"]:
+            print(f"     {'':<10} {'':<8} {stage['detail']}")
+    if document["identity"]:
+        print(f"identity: {document['identity'].split()[1].removeprefix('id=')}")
+    rebuild = document["rebuild"]
+    if rebuild["due"] is None:
+        print("rebuild:  unknown")
+    elif rebuild["due"]:
+        print("rebuild:  due")
+        for reason in rebuild["reasons"]:
+            print(f"  - {reason}")
+    else:
+        print("rebuild:  not due: the golden is up to date")
+    for note in rebuild["notes"]:
+        print(f"note:     {note}")

@@ -352,6 +352,13 @@ def _key_for(
     return key, mirror_url
 
 
+def bootstrap_cache_key(
+    source: BootstrapSource, *, firmware: Firmware, size_bytes: int, mirror: str | None = None
+) -> str:
+    """The key the image for these inputs is cached under (reads the mirror's Release)."""
+    return _key_for(source, firmware=firmware, size_bytes=size_bytes, mirror=mirror)[0]
+
+
 def find_bootstrap_image(
     source: BootstrapSource,
     cache: ImageCache,

@@ -98,6 +98,9 @@ class Provenance:
     """What the guest ran (hooks, libraries, payloads, runner): see HookPlan.digest."""
     inventory_digest: str | None = None
     """The suite inventory kept for this golden (imagefactory/testrun/inventory.py)."""
+    identity: str | None = None
+    """Every input the golden was made of, one digest plus a short one per input file
+    (imagefactory/builder/identity.py); None: built before identities, inputs unknown."""
     guest_facts: str | None = None
     """What the sealed guest holds (ksh, zfs-tests.sh, vdev images, commit built), as compact
     JSON: `klab status` on any host reads it here (builder/seal_check.py, guest_summary)."""
