@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     from imagefactory.spec.loader import load_distro
     from imagefactory.vm.fromspec import hook_plan, seed_files
-    from imagefactory.vm.seed import DEFAULT_MAC, build_key_comment, generate_ssh_key
+    from imagefactory.vm.qemu_args import DEFAULT_MAC
+    from imagefactory.vm.seed import build_key_comment, generate_ssh_key
 
     out: Path = args.out
     if out.exists() and not out.is_dir():

@@ -20,8 +20,8 @@ from imagefactory.spec.model import DistroSpec
 from imagefactory.vm.firmware import UefiFirmware, find_uefi_firmware
 from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.payload import with_payloads
-from imagefactory.vm.qemu_args import Accel, ExtraDisk, VmConfig
-from imagefactory.vm.seed import DEFAULT_MAC, SeedFiles, SshKeyPair, build_seed
+from imagefactory.vm.qemu_args import DEFAULT_MAC, Accel, ExtraDisk, VmConfig
+from imagefactory.vm.seed import SeedFiles, SshKeyPair, build_seed
 from imagefactory.vm.userdata import resolve_fragments
 
 

@@ -25,6 +25,9 @@ STATUS_PORT_NAME = "org.imagefactory.status"
 # Our device and chardev ids; extra arguments may not reuse the prefix.
 ID_PREFIX = "if-"
 MIB = 1024 * 1024
+# QEMU's own default for the first user-mode NIC; a seed's network-config matches on it
+# unless the boot chooses another (the test stage gives every clone its own).
+DEFAULT_MAC = "52:54:00:12:34:56"
 
 # Options the factory sets itself, and the spec field (or flag) that controls each one.
 OWNED_OPTIONS: dict[str, str] = {
@@ -101,7 +104,7 @@ class VmConfig:
     cpu_model: str = "max"
     firmware: Firmware = "bios"
     accel: Accel = "tcg"
-    mac: str = "52:54:00:12:34:56"
+    mac: str = DEFAULT_MAC
     ssh_port: int | None = None
     extra_args: tuple[str, ...] = ()
     boot_timeout: float = 1800.0

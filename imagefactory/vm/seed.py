@@ -23,11 +23,10 @@ import yaml
 from imagefactory.errors import UsageError
 from imagefactory.run import require_tool, run
 from imagefactory.vm.hookplan import HookPlan
+from imagefactory.vm.qemu_args import DEFAULT_MAC
 from imagefactory.vm.userdata import UserDataInputs, build_cloud_config, render_user_data
 
 SEED_LABEL = "cidata"
-# QEMU's own default for the first user-mode NIC; the seed's network-config matches on it.
-DEFAULT_MAC = "52:54:00:12:34:56"
 SEED_FILES = ("user-data", "meta-data", "network-config")
 # ISO9660 level-3 names must be 8.3 d-characters; Linux reads the Rock Ridge names.
 _ISO_NAMES = {

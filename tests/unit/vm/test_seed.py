@@ -13,8 +13,8 @@ import yaml
 from imagefactory.cli import main
 from imagefactory.errors import UsageError
 from imagefactory.vm.hookplan import Hook, HookPlan
+from imagefactory.vm.qemu_args import DEFAULT_MAC
 from imagefactory.vm.seed import (
-    DEFAULT_MAC,
     SeedFiles,
     build_key_comment,
     build_seed,
