@@ -181,7 +181,7 @@ def print_result(result: StageResult) -> None:
         print(kept.instructions())
     print()
     print(f"run {result.run_id}: {result.run_dir}")
-    for name in ("summary", "junit"):
+    for name in ("summary", "junit", "report"):
         if name in result.files:
             print(f"  {result.files[name]}")
 

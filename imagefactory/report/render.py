@@ -16,11 +16,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from imagefactory.atomic import write_atomic
 from imagefactory.report.model import ReportData, gather
+
+log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -206,6 +209,19 @@ def write_report(run_dir: Path, out: Path | None = None, *, history: Path | None
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, html.encode("utf-8"), mode=0o644)
     return target
+
+
+def write_run_report(run_dir: Path, *, history: Path | None = None) -> Path | None:
+    """report.html at the end of a run; None (and a warning) when it cannot be written.
+
+    The run's verdicts are already in matrix.txt, summary.md, junit.xml and run.json: a page
+    that fails to render must not turn a finished run into a failed one.
+    """
+    try:
+        return write_report(run_dir, history=history)
+    except Exception as exc:  # any failure here is logged: the run stands
+        log.warning("report.not_written", run_dir=str(run_dir), error=str(exc), exc_info=True)
+        return None
 
 
 def report_json(data: ReportData) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from imagefactory.report.render import write_run_report
 from imagefactory.testrun import artifacts as paths
 from imagefactory.testrun.baseline import Baseline, baseline_record
 from imagefactory.testrun.junit import write_junit
@@ -29,12 +30,14 @@ def write_run_files(
     baseline: Baseline | None = None,
     timing: Sequence[str] = (),
     extra: Mapping[str, object] | None = None,
+    history: Path | None = None,
 ) -> dict[str, Path]:
     """matrix.txt, summary.md, junit.xml and run.json in the run directory.
 
     run.json names the baseline files and their digest: which facts judged the run.
     `timing` is summary.md's "Timing" section (`History.timing_section`); `extra` adds keys
-    to run.json (a merged run's sources and completeness: testrun/merge.py).
+    to run.json (a merged run's sources and completeness: testrun/merge.py).  Then
+    report.html (imagefactory/report; `history` gives its trends), never failing the run.
     """
     run_directory.mkdir(parents=True, exist_ok=True)
     matrix = build_matrix(outcomes)
@@ -79,4 +82,7 @@ def write_run_files(
         run["shard"] = selection.shard.record(selection.unsharded)
     run.update(extra or {})
     files["run"].write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    report = write_run_report(run_directory, history=history)
+    if report is not None:
+        files["report"] = report
     return files

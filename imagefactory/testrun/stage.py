@@ -355,7 +355,13 @@ def run_stage(
     outcomes = [j.outcome for j in judged]
     empty = bool(judged) and all(j.selection_empty for j in judged)
     files = write_run_files(
-        stage.run_dir, stage.run_id, selection, outcomes, baseline=options.baseline, timing=timing
+        stage.run_dir,
+        stage.run_id,
+        selection,
+        outcomes,
+        baseline=options.baseline,
+        timing=timing,
+        history=options.history,  # report.html's trends
     )
     return StageResult(
         run_id=stage.run_id,
