@@ -55,13 +55,15 @@ def two_goldens(tmp_path: Path) -> FileStore:
 
 
 def line_of(out: str, leaf: str) -> str:
-    """The status line of a golden: `<lineage> <distro> <state>...`."""
-    lineage, short = leaf.split("-")[1:3]
-    return next(
-        line
-        for line in out.splitlines()
-        if line.split()[:1] == [lineage] and line.split()[1].startswith(short)
-    )
+    """The status row of a golden: `    <distro>: ...` under its lineage's count line."""
+    prefix, short = leaf.rsplit("-", 1)
+    lines = out.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith(f"  {prefix}-* : "))
+    return next(line for line in lines[start + 1 :] if line.startswith(f"    {short}: "))
+
+
+def json_rows(out: str) -> dict[str, dict[str, object]]:
+    return {r["golden"]: r for lineage in json.loads(out)["lineages"] for r in lineage["goldens"]}
 
 
 def rewrite(store: FileStore, leaf: str, change: object) -> None:
@@ -107,9 +109,9 @@ def test_bad_manifests_are_shown_damaged_with_the_reason_and_the_others_still_li
     proc = cli("status", "--store", store.spec, state=tmp_path / "state")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "present" in line_of(proc.stdout, GOOD)
+    assert "ready ✅" in line_of(proc.stdout, GOOD)
     proc = cli("status", "--json", "--store", store.spec, state=tmp_path / "state")
-    rows = {r["golden"]: r for r in json.loads(proc.stdout)["goldens"]}
+    rows = json_rows(proc.stdout)
     assert rows[GOOD]["present"] and "damaged" not in rows[GOOD]
     for leaf, (_, reason) in DAMAGE.items():
         assert not rows[leaf]["present"] and reason in rows[leaf]["damaged"], rows[leaf]
@@ -154,7 +156,8 @@ def test_a_copied_store_is_moved_until_verified_then_present(
 
     proc = cli("status", "--store", f"file:{copy}", state=state)
     for leaf in (GOOD, BAD):
-        assert "present" in line_of(proc.stdout, leaf)
+        line = line_of(proc.stdout, leaf)
+        assert "ready ✅" in line and "moved" not in line
     assert cli("verify", "--store", f"file:{copy}", state=state).stdout.count("ok:") == 2
 
 
