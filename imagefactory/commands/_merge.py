@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imagefactory.testrun.baseline import add_baseline_arguments
-
+from imagefactory import settings
 
 
 def add_merge(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,15 +30,12 @@ def add_merge(actions: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument(
         "--force", action="store_true", help="merge runs that differ (selection, golden...)"
     )
-    parser.add_argument(
-        "--history", type=Path, metavar="PATH", help="history file (default: klab's state dir)"
-    )
-    add_baseline_arguments(parser)
+    settings.add_history_option(parser)
+    settings.add_baseline_options(parser)
     parser.set_defaults(handler=run_merge)
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from imagefactory.testrun.artifacts import runs_root
     from imagefactory.testrun.baseline import baseline_from_args
     from imagefactory.testrun.matrix import build_matrix, print_matrix
     from imagefactory.testrun.merge import merge_runs
@@ -47,7 +43,7 @@ def run_merge(args: argparse.Namespace) -> int:
     merged = merge_runs(
         args.runs,
         args.out,
-        runs_root=runs_root(),
+        runs_root=settings.runs_dir(),
         baseline=baseline_from_args(args),
         history=args.history,
         force=args.force,
