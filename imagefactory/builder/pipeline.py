@@ -102,6 +102,7 @@ class FetchStep:
 
     def restore(self, ctx: FetchContext, key: str) -> bool:
         """Take the image cached under `key`, if it is there and intact."""
+        crashpoint("build.fetch")  # a cached fetch is still the fetch stage (crash tests)
         pinned = key.removeprefix("cloud_image:")
         digest = Digest.parse(pinned) if pinned != key else ctx.cache.lookup(key)
         path = ctx.cache.get(digest) if digest is not None else None

@@ -22,6 +22,7 @@ def test_fields_are_those_the_store_records() -> None:
         "spec_digest",
         "hooks_digest",
         "inventory_digest",
+        "identity",
         "guest_facts",
         "tool_version",
     )
