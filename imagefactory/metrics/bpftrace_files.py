@@ -1,24 +1,20 @@
-"""The parsed bpftrace output of a run: `<artifacts>/bpftrace/<name>.json`, validated.
+"""The newest run's traces as the exporter reads them: `<artifacts>/bpftrace/<name>.json`.
 
-The host-side parsers (the testrun's bpftrace parsing) turn each script's raw output into
-JSON; this module reads that JSON and nothing else.  The shapes it accepts (README, "bpftrace
-JSON"); every duration carries its unit (`ns`, `us`, `ms` or `s`) and is converted to seconds:
+The files are written on the host when a distro is judged, in the `klab-bpftrace/1` schema
+(`imagefactory.testrun.bpftrace` documents it in full).  The exporter reads only:
 
-    zio.json  {"script": "zio", "attached": true, "unit": "us",
-               "histograms": {"read": [{"low": 0, "high": 1, "count": 4}, ...,
-                                       {"low": 1048576, "high": null, "count": 1}]},
-               "sums": {"read": 1234.5}}                 (optional: exact sums, in unit)
-    txg.json  {"script": "txg", "attached": true, "unit": "ms",
-               "syncs": [{"time": 1764710400.25, "pool": "testpool", "duration": 12.5}]}
-    arc.json  {"script": "arc", "attached": true,
-               "totals": {"reads": 1200, "misses": 80,
-                          "moved_to": {"mru": 300, "mfu": 120},
-                          "evicted_bytes": {"mru": 1048576, "mfu": 0}}}
+- every report's (`intervals[].maps`) histogram `latency_us` of zio.json, per operation, and
+  `sync_ms` of txg.json, per pool: bucket lists `[{"lower", "upper", "count"}]` already in
+  seconds, half-open [lower, upper), `upper: null` the open last bucket.  They are added
+  up over the run with the parser's own `merge_buckets` (one definition of "the run's
+  histogram": the same sum the file's `summary` quantiles come from);
+- arc.json's `summary`: `arc_read_calls`, `miss_completions`, `hit_ratio`, `evicted_bytes`
+  and `moved_to` (per ARC state);
+- `attached` (false: the script did not trace; `reason` says why).
 
-A histogram bucket counts values in [low, high); `high: null` is the open last bucket.
-`attached: false` records a script that did not attach (its other fields are ignored).
-An absent file is logged and skipped; a malformed one raises `BpftraceFileError` (one line
-naming the file and the field), which the collector turns into `klab_bpftrace_script_up 0`.
+The files come from a guest's output and may be damaged: anything off the shape raises
+`BpftraceFileError`, one line naming the file and the field, which the collector turns into
+`klab_bpftrace_script_up 0`; an absent file is None (logged by the collector, no series).
 """
 
 from __future__ import annotations
@@ -29,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_FILE_BYTES = 32 << 20
-"""A parsed trace is small; a bigger file is not one (and is not read into memory)."""
+from imagefactory.testrun.bpftrace import SCHEMA
+from imagefactory.testrun.bpftrace_units import merge_buckets
 
-UNITS: dict[str, float] = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+MAX_FILE_BYTES = 64 << 20
+"""The parser reads a trace up to 64 MiB; its JSON is far smaller, a bigger file is not one."""
+
 SCRIPTS = ("zio", "txg", "arc")
 _NAME = 64
 
@@ -43,7 +41,9 @@ class BpftraceFileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Histogram:
-    """Cumulative buckets in seconds, as Prometheus wants them: (upper bound, count <= it)."""
+    """Cumulative buckets in seconds, as Prometheus wants them: (upper bound, count <= it).
+
+    `sum_s` is estimated from the bucket midpoints: bpftrace's hist() keeps no sum."""
 
     buckets: tuple[tuple[float, int], ...]
     count: int
@@ -54,35 +54,23 @@ class Histogram:
 class ZioTrace:
     attached: bool
     histograms: dict[str, Histogram] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TxgSync:
-    time: float
-    pool: str
-    duration_s: float
+    """Operation (read, write, free, vdev-child...) -> the run's latency histogram."""
 
 
 @dataclass(frozen=True, slots=True)
 class TxgTrace:
     attached: bool
-    syncs: tuple[TxgSync, ...] = ()
+    histograms: dict[str, Histogram] = field(default_factory=dict)
+    """Pool -> the run's txg sync durations."""
 
 
 @dataclass(frozen=True, slots=True)
 class ArcTrace:
     attached: bool
-    reads: int = 0
-    misses: int = 0
+    hit_ratio: float | None = None
+    """None when nothing was read: no ratio, not a perfect one."""
     moved_to: dict[str, int] = field(default_factory=dict)
     evicted_bytes: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def hit_ratio(self) -> float | None:
-        """(reads - misses) / reads; None when nothing was read (no ratio, not a perfect one)."""
-        if self.reads <= 0:
-            return None
-        return max(0.0, min(1.0, (self.reads - self.misses) / self.reads))
 
 
 Trace = ZioTrace | TxgTrace | ArcTrace
@@ -92,17 +80,26 @@ def _fail(path: Path, where: str, what: str) -> BpftraceFileError:
     return BpftraceFileError(f"{path}: {where}: {what}")
 
 
-def _number(path: Path, where: str, value: object, *, integer: bool = False) -> float:
-    ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if not ok or isinstance(value, bool) or not math.isfinite(float(value)) or value < 0:  # type: ignore[arg-type, operator]
-        kind = "a whole number >= 0" if integer else "a finite number >= 0"
+def _number(path: Path, where: str, value: object, *, whole: bool = False) -> float:
+    ok = isinstance(value, int) if whole else isinstance(value, int | float)
+    if not ok or isinstance(value, bool) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type, operator]
+        kind = "a whole number >= 0" if whole else "a finite number >= 0"
         raise _fail(path, where, f"{value!r:.40} is not {kind}")
     return float(value)  # type: ignore[arg-type]
 
 
+def _bound(path: Path, where: str, value: object) -> float | None:
+    """A bucket bound: a finite number (the lowest bucket's upper may be 0 or below) or null."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise _fail(path, where, f"{value!r:.40} is not a finite number or null")
+    return float(value)
+
+
 def _name(path: Path, where: str, value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > _NAME or not value.isprintable():
-        raise _fail(path, where, f"{value!r:.40} is not a name (1-{_NAME} printable characters)")
+    if not isinstance(value, str) or len(value) > _NAME or not value.isprintable():
+        raise _fail(path, where, f"{value!r:.40} is not a name (0-{_NAME} printable characters)")
     return value
 
 
@@ -112,100 +109,89 @@ def _mapping(path: Path, where: str, value: object) -> dict[str, Any]:
     return value
 
 
-def _unit(path: Path, data: dict[str, Any]) -> float:
-    unit = data.get("unit")
-    if not isinstance(unit, str) or unit not in UNITS:
-        raise _fail(path, "unit", f"{unit!r:.40} is not one of {', '.join(UNITS)}")
-    return UNITS[unit]
+def _list(path: Path, where: str, value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise _fail(path, where, "is not a list")
+    return value
 
 
-def _histogram(path: Path, op: str, rows: object, scale: float, exact: object) -> Histogram:
-    if not isinstance(rows, list):
-        raise _fail(path, f"histograms.{op}", "is not a list of buckets")
+def _buckets(path: Path, where: str, rows: object) -> list[dict[str, Any]]:
+    clean = []
+    for i, row in enumerate(_list(path, where, rows)):
+        at = f"{where}[{i}]"
+        bucket = _mapping(path, at, row)
+        lower = _bound(path, f"{at}.lower", bucket.get("lower"))
+        upper = _bound(path, f"{at}.upper", bucket.get("upper"))
+        if lower is not None and upper is not None and upper <= lower:
+            raise _fail(path, at, f"[{lower:g}, {upper:g}) is empty")
+        count = int(_number(path, f"{at}.count", bucket.get("count"), whole=True))
+        clean.append({"lower": lower, "upper": upper, "count": count})
+    return clean
+
+
+def _histogram(path: Path, where: str, merged: list[dict[str, Any]]) -> Histogram:
+    """Cumulative buckets; the open bucket only adds to +Inf (the count)."""
     cumulative: list[tuple[float, int]] = []
-    total, estimate, previous = 0, 0.0, -1.0
-    for i, row in enumerate(rows):
-        where = f"histograms.{op}[{i}]"
-        bucket = _mapping(path, where, row)
-        low = _number(path, f"{where}.low", bucket.get("low"))
-        count = int(_number(path, f"{where}.count", bucket.get("count"), integer=True))
-        high_raw = bucket.get("high")
-        if high_raw is None:
-            if i != len(rows) - 1:
-                raise _fail(path, f"{where}.high", "only the last bucket may be open (null)")
-            estimate += count * low * scale
-            total += count
-            continue
-        high = _number(path, f"{where}.high", high_raw)
-        if high <= low or low < previous:
-            raise _fail(path, where, f"bounds [{low:g}, {high:g}) are not ascending")
-        previous = high
+    total, estimate, previous = 0, 0.0, -math.inf
+    for b in merged:
+        lower, upper, count = b["lower"], b["upper"], b["count"]
         total += count
-        estimate += count * (low + high) / 2 * scale
-        cumulative.append((high * scale, total))
-    sum_s = estimate if exact is None else _number(path, f"sums.{op}", exact) * scale
-    return Histogram(tuple(cumulative), total, sum_s)
+        if upper is None:
+            estimate += count * max(lower or 0.0, 0.0)
+            continue
+        if upper <= previous:
+            raise _fail(path, where, f"buckets overlap at {upper:g}")
+        previous = upper
+        estimate += count * max(((lower if lower is not None else upper) + upper) / 2, 0.0)
+        cumulative.append((upper, total))
+    if any(b["upper"] is None for b in merged[:-1]):
+        raise _fail(path, where, "only the last bucket may be open (upper null)")
+    return Histogram(tuple(cumulative), total, estimate)
 
 
-def _zio(path: Path, data: dict[str, Any]) -> ZioTrace:
-    scale = _unit(path, data)
-    histograms = _mapping(path, "histograms", data.get("histograms"))
-    sums = _mapping(path, "sums", data.get("sums", {}))
-    parsed = {
-        _name(path, "histograms", op): _histogram(path, op, rows, scale, sums.get(op))
-        for op, rows in histograms.items()
-    }
-    return ZioTrace(True, parsed)
-
-
-def _txg(path: Path, data: dict[str, Any]) -> TxgTrace:
-    scale = _unit(path, data)
-    rows = data.get("syncs")
-    if not isinstance(rows, list):
-        raise _fail(path, "syncs", "is not a list")
-    syncs = []
-    for i, row in enumerate(rows):
-        where = f"syncs[{i}]"
-        sync = _mapping(path, where, row)
-        syncs.append(
-            TxgSync(
-                time=_number(path, f"{where}.time", sync.get("time")),
-                pool=_name(path, f"{where}.pool", sync.get("pool")),
-                duration_s=_number(path, f"{where}.duration", sync.get("duration")) * scale,
-            )
+def _run_histograms(path: Path, data: dict[str, Any], name: str) -> dict[str, Histogram]:
+    """Map `name`'s histograms over every report, added up per key."""
+    parts: dict[str, list[list[dict[str, Any]]]] = {}
+    for i, interval in enumerate(_list(path, "intervals", data.get("intervals", []))):
+        maps = _mapping(
+            path,
+            f"intervals[{i}].maps",
+            _mapping(path, f"intervals[{i}]", interval).get("maps", {}),
         )
-    return TxgTrace(True, tuple(syncs))
+        entry = maps.get(name)
+        if entry is None:
+            continue
+        where = f"intervals[{i}].maps.{name}"
+        entry = _mapping(path, where, entry)
+        if entry.get("kind") != "histogram":
+            raise _fail(path, f"{where}.kind", f"{entry.get('kind')!r:.40} is not 'histogram'")
+        series = _mapping(path, f"{where}.series", entry.get("series"))
+        for key, rows in series.items():
+            key = _name(path, f"{where}.series", key)
+            parts.setdefault(key, []).append(_buckets(path, f"{where}.series.{key}", rows))
+    return {
+        key: _histogram(path, f"{name}.{key}", merge_buckets(lists))
+        for key, lists in sorted(parts.items())
+    }
 
 
 def _counts(path: Path, where: str, value: object) -> dict[str, int]:
     table = _mapping(path, where, value if value is not None else {})
-    return {
-        _name(path, where, k): int(_number(path, f"{where}.{k}", v, integer=True))
-        for k, v in table.items()
-    }
+    return {_name(path, where, k): int(_number(path, f"{where}.{k}", v)) for k, v in table.items()}
 
 
 def _arc(path: Path, data: dict[str, Any]) -> ArcTrace:
-    totals = _mapping(path, "totals", data.get("totals"))
-    reads = int(_number(path, "totals.reads", totals.get("reads"), integer=True))
-    misses = int(_number(path, "totals.misses", totals.get("misses"), integer=True))
-    if misses > reads:
-        raise _fail(path, "totals", f"{misses} misses exceed {reads} reads")
+    summary = _mapping(path, "summary", data.get("summary"))
+    ratio_raw = summary.get("hit_ratio")
+    ratio = None if ratio_raw is None else _number(path, "summary.hit_ratio", ratio_raw)
+    if ratio is not None and ratio > 1:
+        raise _fail(path, "summary.hit_ratio", f"{ratio:g} is above 1")
     return ArcTrace(
         True,
-        reads,
-        misses,
-        _counts(path, "totals.moved_to", totals.get("moved_to")),
-        _counts(path, "totals.evicted_bytes", totals.get("evicted_bytes")),
+        ratio,
+        _counts(path, "summary.moved_to", summary.get("moved_to")),
+        _counts(path, "summary.evicted_bytes", summary.get("evicted_bytes")),
     )
-
-
-_READERS = {"zio": _zio, "txg": _txg, "arc": _arc}
-_EMPTY: dict[str, Trace] = {
-    "zio": ZioTrace(False),
-    "txg": TxgTrace(False),
-    "arc": ArcTrace(False),
-}
 
 
 def parse_trace(path: Path, script: str, text: str) -> Trace:
@@ -215,14 +201,18 @@ def parse_trace(path: Path, script: str, text: str) -> Trace:
     except (ValueError, RecursionError) as exc:
         raise _fail(path, "JSON", str(exc)[:120]) from None
     data = _mapping(path, "top level", data)
-    if data.get("script", script) != script:
+    if data.get("schema") != SCHEMA:
+        raise _fail(path, "schema", f"{data.get('schema')!r:.40} is not {SCHEMA!r}")
+    if data.get("script") != script:
         raise _fail(path, "script", f"{data.get('script')!r:.40} where {script!r} was expected")
     attached = data.get("attached")
     if not isinstance(attached, bool):
         raise _fail(path, "attached", f"{attached!r:.40} is not true or false")
-    if not attached:
-        return _EMPTY[script]
-    return _READERS[script](path, data)
+    if script == "zio":
+        return ZioTrace(attached, _run_histograms(path, data, "latency_us") if attached else {})
+    if script == "txg":
+        return TxgTrace(attached, _run_histograms(path, data, "sync_ms") if attached else {})
+    return _arc(path, data) if attached else ArcTrace(False)
 
 
 def read_trace(artifacts: Path, script: str) -> Trace | None:

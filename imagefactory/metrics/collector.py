@@ -37,8 +37,6 @@ from imagefactory.testrun.verdict import Verdict
 log = structlog.get_logger(__name__)
 
 DEFAULT_WINDOW = 100
-TXG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""txg syncs take milliseconds to seconds; fixed bounds keep runs comparable."""
 VERDICTS = tuple(v.value for v in Verdict)
 
 
@@ -250,15 +248,11 @@ def _trace(out: _Families, run_id: str, distro: str, trace: ZioTrace | TxgTrace 
         for op, hist in sorted(trace.histograms.items()):
             out.histogram("klab_zio_latency_seconds", [run_id, distro, op], hist)
     elif isinstance(trace, TxgTrace):
-        for pool in sorted({s.pool for s in trace.syncs}):
-            durations = [s.duration_s for s in trace.syncs if s.pool == pool]
-            buckets = tuple((b, sum(1 for d in durations if d <= b)) for b in TXG_BUCKETS_S)
-            hist = Histogram(buckets, len(durations), sum(durations))
+        for pool, hist in sorted(trace.histograms.items()):
             out.histogram("klab_txg_sync_duration_seconds", [run_id, distro, pool], hist)
     elif trace.attached:
-        ratio = trace.hit_ratio
-        if ratio is not None:
-            out.gauge("klab_arc_hit_ratio", [run_id, distro], ratio)
+        if trace.hit_ratio is not None:
+            out.gauge("klab_arc_hit_ratio", [run_id, distro], trace.hit_ratio)
         for state, n in sorted(trace.moved_to.items()):
             out.gauge("klab_arc_state_changes", [run_id, distro, state], n)
         for state, n in sorted(trace.evicted_bytes.items()):

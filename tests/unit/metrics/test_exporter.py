@@ -60,7 +60,7 @@ def test_families_of_a_recorded_history(history: Path) -> None:
     assert {s["op"] for s, _ in got["klab_zio_latency_seconds_count"]} == {
         "read",
         "write",
-        "scrub",
+        "vdev-child",
         "free",
     }
     inf = [v for s, v in got["klab_zio_latency_seconds_bucket"] if s["le"] == "+Inf"]
@@ -97,13 +97,15 @@ def test_a_missing_or_damaged_history_is_up_0_never_a_crash(
 
 
 def test_a_damaged_trace_is_script_up_0(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
+    runs = tmp_path / "recorded"
     run = runs / "r1" / "debian13"
     (run / "bpftrace").mkdir(parents=True)
     log = next((REPO / "tests" / "fixtures" / "runs").glob("*/debian13/test.log"))
     (run / "test.log").write_bytes(log.read_bytes())
     (run / "bpftrace" / "zio.json").write_text('{"attached": true, "unit": "us"}')
-    (run / "bpftrace" / "arc.json").write_text('{"script": "arc", "attached": false}')
+    (run / "bpftrace" / "arc.json").write_text(
+        '{"schema": "klab-bpftrace/1", "script": "arc", "attached": false, "reason": "ERROR"}'
+    )
     path = tmp_path / "h.sqlite"
     build_history(path, replays=1, root=runs)
     got = scrape(KlabCollector(path))
@@ -180,7 +182,11 @@ def test_a_taken_port_is_exit_3_in_one_line(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env={"IMAGEFACTORY_STATE": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+            env={
+                "IMAGEFACTORY_STATE": str(tmp_path),
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": str(REPO),
+            },
         )
     assert proc.returncode == 3, proc.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
