@@ -136,6 +136,11 @@ def _helpers(section: str) -> tuple[str, str]:
     return f"{directory}/setup{suffix}", f"{directory}/cleanup{suffix}"
 
 
+def _is_helper(key: str) -> bool:
+    """A section's setup or cleanup result (`atime/setup`, `atime/cleanup (Linux)`)."""
+    return key.split(" (", 1)[0].endswith(("/setup", "/cleanup"))
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -150,10 +155,9 @@ def weigh(sections: Sequence[Section], seconds: Mapping[str, float]) -> tuple[di
     """
     tests = [t for s in sections for t in s.tests]
     known = [seconds[t] for t in tests if t in seconds]
-    helper_keys = {k for s in sections for k in _helpers(s.name)}
-    helpers = [v for k, v in seconds.items() if k.split(" (")[0].endswith(("/setup", "/cleanup"))]
-    others = [v for k, v in seconds.items() if k not in helper_keys and " (" not in k]
-    test_default = _median(known) or _median(others) or UNKNOWN_S
+    helpers = [v for k, v in seconds.items() if _is_helper(k)]
+    others = [v for k, v in seconds.items() if not _is_helper(k)]
+    test_default = next((m for m in (_median(known), _median(others)) if m is not None), UNKNOWN_S)
     helper_default = _median(helpers) or 0.0
     weights: dict[str, int] = {}
     for section in sections:
