@@ -410,7 +410,7 @@ class FileStore(FilesLayout):
         return str(child.record.get("owner", ""))
 
     def _dependents(self, children: list[Child[Manifest]]) -> dict[str, int]:
-        origins = self._clone_origins()
+        origins = self._clone_origins(children)
         dependents = {}
         for child in children:
             inode = self._inode(self._image(child.parsed.child))

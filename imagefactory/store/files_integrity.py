@@ -97,6 +97,7 @@ def _why_not_live(layout: FilesLayout, leaf: str) -> str | None:
     if manifest.get("role") != ROLE_GOLDEN:
         return f"{path.name} has role {manifest.get('role')}, not golden"
     if not has_image:
-        # A retire cut short leaves exactly this; the next store operation finishes it.
+        # An image removed by hand leaves exactly this; the next store operation drops
+        # the manifest (files_layout._recover_locked).
         return None
     return "its manifest does not match its image"

@@ -233,10 +233,10 @@ class FilesLayout(StoreBackend[Manifest, ImageHash]):
                 return self._live(leaf, locked=True)
         return Live(manifest, image, moved=True)
 
-    def _clone_origins(self) -> dict[int, list[str]]:
-        """Golden inode → names of the clones pinned to it."""
+    def _clone_origins(self, children: list[Child[Manifest]] | None = None) -> dict[int, list[str]]:
+        """Golden inode → names of the clones pinned to it (among `children`, if scanned)."""
         origins: dict[int, list[str]] = {}
-        for child in self.scan():
+        for child in self.scan() if children is None else children:
             if child.parsed.kind == "clone" and child.role == ROLE_CLONE:
                 inode = self._inode(self._origin(child.parsed.child))
                 if inode is not None:
@@ -250,9 +250,9 @@ class FilesLayout(StoreBackend[Manifest, ImageHash]):
             if retired and self._finished(child):
                 yield child.parsed, child.record, self._image(child.parsed.child)
 
-    def _uncommitted_retirement(self, manifest: dict[str, Any], image: Path | None) -> bool:
-        """A retired manifest written while its golden is still live (a retire or publish
-        cut short): no image yet, or the live golden's own image (a hard link), or the live
+    def _uncommitted_retirement(self, manifest: Manifest, image: Path | None) -> bool:
+        """A retired manifest written while its golden is still live (a publish cut
+        short): no image yet, or the live golden's own image (a hard link), or the live
         golden's build.  Anything else is a committed retirement, copied or not."""
         leaf = str(manifest.get("leaf"))
         live_image = self._image(leaf)
@@ -288,8 +288,9 @@ class FilesLayout(StoreBackend[Manifest, ImageHash]):
 
     def _recover_locked(self) -> None:
         """Bring the store back to a clean state after a crash (see the module docstring)."""
-        for parsed, m in [(c.parsed, c.record) for c in self.scan()]:
-            if parsed.kind != "build" or m.get("role") != ROLE_GOLDEN:
+        for child in self.scan():
+            parsed, m = child.parsed, child.record
+            if parsed.kind != "build" or child.role != ROLE_GOLDEN:
                 continue
             build_image = self._image(parsed.child)
             # Decided by which files exist, not by inode numbers, which a copied store
@@ -314,10 +315,12 @@ class FilesLayout(StoreBackend[Manifest, ImageHash]):
                 log.warning("store.recover.publish_completed", golden=parsed.leaf)
             else:
                 self._unlink(self._manifest(parsed.child))
-        for parsed, m in [(c.parsed, c.record) for c in self.scan()]:
-            if parsed.kind == "golden" and m.get("role") == ROLE_GOLDEN:
+        for child in self.scan():
+            parsed, m = child.parsed, child.record
+            if parsed.kind == "golden" and child.role == ROLE_GOLDEN:
                 if self._inode(self._image(parsed.leaf)) is None:
-                    # A retire removed the image (its commit point) but not the manifest.
+                    # The image is gone (removed by hand, or by the `retire` of an older
+                    # version, cut short after its commit point): the manifest goes too.
                     self._unlink(self._manifest(parsed.child))
             elif parsed.kind == "retired" and m.get("role") == ROLE_RETIRED:
                 image = self._image(parsed.child)
