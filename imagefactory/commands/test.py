@@ -175,7 +175,7 @@ def _rerun(args: argparse.Namespace, distros: list[str]) -> tuple[Selection, lis
 def print_result(result: StageResult) -> None:
     from imagefactory.testrun.matrix import build_matrix, print_matrix
 
-    print_matrix(build_matrix(result.outcomes))
+    print_matrix(build_matrix(result.outcomes, selection=result.selection, wall_s=result.wall_s))
     for kept in result.kept:
         print()
         print(kept.instructions())

@@ -1,11 +1,14 @@
 """The distro × test matrix: where a failure happens, and where distros disagree.
 
 "A test failed" becomes "it fails only on Ubuntu's 2.2.2" when results are laid side by side:
-rows are tests (or their groups, for large suites), columns distros, each cell the test's
-verdict (a known failure is 🟡, not ❌), and a row where the test fails unexpectedly on one
-distro but runs clean on another ends with `<-- regression`.  A test absent from a distro's
-suite version (∅) or a distro with no result for it is not a disagreement: nothing was
-measured there.
+rows are tests (or their groups, for large suites), columns distros in the lab
+documentation's order (centos rocky fedora debian ubuntu), each cell the test's verdict (a
+known failure is 🟡, not ❌), and a row where the test fails unexpectedly on one distro but
+runs clean on another ends with `<-- regression`.  A test absent from a distro's suite
+version (∅) or a distro with no result for it is not a disagreement: nothing was measured
+there.  Below it, as documented, a `=== Summary ===` block: the runfile row (`quick.run
+47/50 ...`: passed of the tests the selection holds), each distro's summary line, and the
+run's `total wall:` time.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, get_args
 
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from imagefactory.spec.model import ShortName
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
 from imagefactory.testrun.results import KILLED, TestResult
+from imagefactory.testrun.selection import Selection
 from imagefactory.testrun.verdict import TestVerdict, Verdict
 
 SYMBOLS: dict[str, str] = {
@@ -50,6 +55,9 @@ MEANINGS: dict[str, str] = {
 NOT_RUN = "·"
 REGRESSION = "<-- regression"
 GROUP_THRESHOLD = 100
+DISTRO_ORDER: tuple[str, ...] = get_args(ShortName)
+"""The documented column order: centos rocky fedora debian ubuntu (spec names start so)."""
+SUMMARY_HEADING = "=== Summary ==="
 """More test rows than this and the matrix shows groups (directories) instead."""
 
 _GROUP_ORDER: tuple[str, ...] = (
@@ -100,6 +108,12 @@ class Matrix:
     rows: tuple[MatrixRow, ...]
     grouped: bool
     summaries: tuple[str, ...]
+    runfile: str = "total"
+    """The summary row's label: `quick.run` for `--suite quick`, else the selection."""
+    tally: tuple[str, ...] = ()
+    """The summary row's cells: `47/50` (passed / tests), `·` where nothing ran."""
+    wall_s: float | None = None
+    """The whole run's wall-clock time; None when unknown (a merged run)."""
 
     @property
     def regressions(self) -> list[MatrixRow]:
@@ -162,6 +176,37 @@ def summary_line(outcome: DistroOutcome) -> str:
     return line + (f" — {', '.join(notes)}" if notes else "")
 
 
+def documented_order(outcomes: Sequence[DistroOutcome]) -> list[DistroOutcome]:
+    """Outcomes by the documentation's distro order; names it does not know go last."""
+
+    def key(outcome: DistroOutcome) -> tuple[int, str]:
+        rank = next(
+            (n for n, short in enumerate(DISTRO_ORDER) if outcome.distro.startswith(short)),
+            len(DISTRO_ORDER),
+        )
+        return rank, outcome.distro
+
+    return sorted(outcomes, key=key)
+
+
+def runfile_label(selection: Selection | None) -> str:
+    """`quick.run` for `--suite quick` (as the documentation's summary row), the selection's
+    canonical text otherwise (`group=encryption`), `total` when unknown."""
+    if selection is None:
+        return "total"
+    if selection.kind == "suite" and selection.shard is None:
+        return f"{selection.items[0]}.run"
+    return selection.canonical
+
+
+def tally(outcome: DistroOutcome) -> str:
+    """`47/50`: tests passed of those the selection holds for the distro (absent included:
+    they were asked for); `·` when no test result came back at all."""
+    c = outcome.counts
+    total = c.passed + c.skipped + c.failed + c.killed + c.absent
+    return f"{c.passed}/{total}" if total else NOT_RUN
+
+
 def _cell(outcome: DistroOutcome, tests: Sequence[TestResult]) -> Cell:
     """One test's cell, or a group's: its worst mark, failing tests / tests that ran."""
     verdicts = [outcome.verdict_of(t) for t in tests]
@@ -174,10 +219,14 @@ def _cell(outcome: DistroOutcome, tests: Sequence[TestResult]) -> Cell:
 def build_matrix(
     outcomes: Sequence[DistroOutcome],
     *,
+    selection: Selection | None = None,
+    wall_s: float | None = None,
     grouped: bool | None = None,
     threshold: int = GROUP_THRESHOLD,
 ) -> Matrix:
-    """Lay the outcomes side by side; `grouped=None` groups when rows exceed `threshold`."""
+    """Lay the outcomes side by side in the documented order; `grouped=None` groups when
+    rows exceed `threshold`.  `selection` names the summary row, `wall_s` is the run's."""
+    outcomes = documented_order(outcomes)
     distros = tuple(o.distro for o in outcomes)
     keys = sorted({t.key for o in outcomes for t in o.tests})
     if grouped is None:
@@ -204,7 +253,15 @@ def build_matrix(
                 for o, tests in zip(outcomes, lookup, strict=True)
             )
             rows.append(MatrixRow(key, cells))
-    return Matrix(distros, tuple(rows), grouped, tuple(summary_line(o) for o in outcomes))
+    return Matrix(
+        distros,
+        tuple(rows),
+        grouped,
+        tuple(summary_line(o) for o in outcomes),
+        runfile=runfile_label(selection),
+        tally=tuple(tally(o) for o in outcomes),
+        wall_s=wall_s,
+    )
 
 
 def _pad(text: str, width: int) -> str:
@@ -225,8 +282,19 @@ def format_plain(matrix: Matrix) -> str:
     if matrix.rows:
         lines.append(legend(matrix))
     lines.append("")
-    lines.extend(matrix.summaries)
+    lines.extend(summary_block(matrix))
     return "\n".join(lines) + "\n"
+
+
+def summary_block(matrix: Matrix) -> list[str]:
+    """`=== Summary ===`, the distros over the runfile row, each distro's line, the wall."""
+    table = [["", *matrix.distros], [matrix.runfile, *matrix.tally]]
+    widths = [max(cell_len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = [SUMMARY_HEADING]
+    lines += ["  ".join(_pad(c, widths[i]) for i, c in enumerate(r)).rstrip() for r in table]
+    lines += matrix.summaries
+    lines.append(f"total wall: {format_duration(matrix.wall_s)}")
+    return lines
 
 
 def rich_table(matrix: Matrix) -> Table:
@@ -253,5 +321,5 @@ def print_matrix(matrix: Matrix, file: TextIO | None = None) -> None:
     if matrix.rows:
         console.print(legend(matrix), markup=False)
     console.print()
-    for line in matrix.summaries:
+    for line in summary_block(matrix):
         console.print(line, markup=False)

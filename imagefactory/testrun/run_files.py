@@ -31,6 +31,7 @@ def write_run_files(
     timing: Sequence[str] = (),
     extra: Mapping[str, object] | None = None,
     history: Path | None = None,
+    wall_s: float | None = None,
 ) -> dict[str, Path]:
     """matrix.txt, summary.md, junit.xml and run.json in the run directory.
 
@@ -38,9 +39,10 @@ def write_run_files(
     `timing` is summary.md's "Timing" section (`History.timing_section`); `extra` adds keys
     to run.json (a merged run's sources and completeness: testrun/merge.py).  Then
     report.html (imagefactory/report; `history` gives its trends), never failing the run.
+    `wall_s` is the run's wall-clock time (matrix.txt's `total wall:`), None if unknown.
     """
     run_directory.mkdir(parents=True, exist_ok=True)
-    matrix = build_matrix(outcomes)
+    matrix = build_matrix(outcomes, selection=selection, wall_s=wall_s)
     files = {
         "matrix": run_directory / paths.MATRIX_FILE,
         "summary": run_directory / paths.SUMMARY_FILE,

@@ -114,6 +114,8 @@ class StageResult:
     kept: list[KeptClone] = field(default_factory=list)
     exit_status: int = 0
     files: dict[str, Path] = field(default_factory=dict)
+    wall_s: float | None = None
+    """The run's wall-clock time, clones to judgement (the matrix's `total wall:`)."""
 
 
 def _failed(ctx: CloneRun) -> bool:
@@ -345,10 +347,12 @@ def run_stage(
             jobs=jobs,
             run_dir=str(stage.run_dir),
         )
+        began = time.monotonic()
         try:
             judged = asyncio.run(stage.run_async(jobs))
         finally:
             history.finish_run(stage.run_id)
+        wall_s = time.monotonic() - began
         timing = history.timing_section(stage.run_id)  # summary.md's "Timing" (history/trends)
     finally:
         history.close()
@@ -362,6 +366,7 @@ def run_stage(
         baseline=options.baseline,
         timing=timing,
         history=options.history,  # report.html's trends
+        wall_s=wall_s,
     )
     return StageResult(
         run_id=stage.run_id,
@@ -371,4 +376,5 @@ def run_stage(
         kept=stage.kept,
         exit_status=stage_exit_status(outcomes, usage_error=empty),
         files=files,
+        wall_s=wall_s,
     )
