@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from imagefactory.builder.context import BuildOptions, FetchContext, SourceKind
-from imagefactory.builder.identity import Identity, golden_identity, what_changed
+from imagefactory.builder.identity import Identity, golden_identity, short_digest, what_changed
 from imagefactory.builder.pipeline import BUILD_STEPS, FetchStep
 from imagefactory.errors import ImageFactoryError
 from imagefactory.fetch.cache import ImageCache
@@ -103,8 +103,7 @@ def forecast(
     stages = [fetch]
     for step in BUILD_STEPS[1:]:
         status: Status = "runs" if reasons else "skipped"
-        detail = "" if reasons else "the golden is up to date"
-        stages.append(StageForecast(step.name, stage_summary(step), status, detail))
+        stages.append(StageForecast(step.name, stage_summary(step), status))
     return Forecast(golden, ctx.identity, reasons, stages, notes)
 
 
@@ -114,7 +113,7 @@ def _fetch_stage(ctx: FetchContext, notes: list[str]) -> StageForecast:
     try:
         key = step.key(ctx)
         if key is not None and step.restore(ctx, key):
-            return StageForecast(step.name, does, "cached", str(ctx.image_digest))
+            return StageForecast(step.name, does, "cached", short_digest(str(ctx.image_digest)))
     except ImageFactoryError as exc:
         notes.append(f"fetch: {exc}")
         return StageForecast(step.name, does, "unknown", str(exc))
@@ -126,9 +125,14 @@ def _fetch_stage(ctx: FetchContext, notes: list[str]) -> StageForecast:
             ctx.identity = golden_identity(
                 ctx.resolved, ctx.plan, source_digest=str(last), bootstrapped=False
             )
-            notes.append(f"assuming the vendor still serves {last} (the build checks)")
+            notes.append(
+                f"assuming the vendor still serves {short_digest(str(last))} (the build checks)"
+            )
             return StageForecast(
-                step.name, does, "runs", f"checks the vendor's checksum; last fetched {last}"
+                step.name,
+                does,
+                "runs",
+                f"checks the vendor's checksum; last fetched {short_digest(str(last))}",
             )
         return StageForecast(step.name, does, "runs", "not in the cache")
     return StageForecast(step.name, does, "runs", "not in the cache")

@@ -267,11 +267,19 @@ def what_changed(built: Identity | None, now: Identity, *, build_id: str) -> lis
         elif key == "spec":
             reasons.append(f"the resolved spec changed {since}")
         else:
-            reasons.append(f"the source image is {new} {since} (was {old})")
+            reasons.append(
+                f"the source image is {short_digest(new)} {since} (was {short_digest(old)})"
+            )
     reasons += _file_changes(built.files, now.files, since)
     if not reasons and built.values.get("hooks") != now.values.get("hooks"):
         reasons.append(f"the hooks' environment or timeouts changed {since}")
     return reasons or [f"an input changed {since}"]
+
+
+def short_digest(digest: str | None) -> str:
+    """`sha512:2e45ec98e7ea7317…`: enough to tell digests apart in a message."""
+    algorithm, _, hexdigest = (digest or "unknown").partition(":")
+    return f"{algorithm}:{hexdigest[:16]}…" if len(hexdigest) > 16 else (digest or "unknown")
 
 
 def _file_changes(built: Mapping[str, str], now: Mapping[str, str], since: str) -> list[str]:
