@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from imagefactory.builder.steps import StepRunner
+from imagefactory.builder.steps import Step, StepRunner
 
 
 @dataclass
@@ -54,7 +54,8 @@ class Plain:
 
 def test_a_step_cached_under_its_key_is_skipped_and_reported_cached() -> None:
     ctx = Ctx(cache={"k1": "from the cache"})
-    report = StepRunner([Cached("fetch", "k1"), Plain()]).run(ctx)
+    steps: list[Step[Ctx]] = [Cached("fetch", "k1"), Plain()]
+    report = StepRunner(steps).run(ctx)
     assert ctx.output["fetch"] == "from the cache"
     assert "run fetch" not in ctx.events
     assert [(t.name, t.status) for t in report.timings] == [("fetch", "cached"), ("plain", "done")]
@@ -74,6 +75,7 @@ def test_a_key_with_nothing_cached_runs_and_the_next_run_finds_it() -> None:
 
 def test_a_step_without_a_key_always_runs() -> None:
     ctx = Ctx(cache={"None": "never used"})
-    report = StepRunner([Cached("fetch", None), Plain()]).run(ctx)
+    steps: list[Step[Ctx]] = [Cached("fetch", None), Plain()]
+    report = StepRunner(steps).run(ctx)
     assert [t.status for t in report.timings] == ["done", "done"]
     assert ctx.output["fetch"] == "made by fetch"
