@@ -12,7 +12,8 @@ Targets: parse a 1,500-test console log <= 0.3 s and `klab history` over 100 sto
 of 1,500 tests <= 0.2 s (issue 8); a log with a 1 MiB line <= 1 s, judge a 1,500-test log
 against a 300-entry baseline <= 0.3 s, `klab history --flaky` over 100 runs x 1,500 tests
 <= 0.5 s and `--diff-last` <= 0.3 s on a realistic history (issue 12); `klab results merge`
-of 10 run directories x 1,500 tests <= 1 s (issue 16).
+of 10 run directories x 1,500 tests <= 1 s (issue 16); `klab report` of 5 distros x 1,500
+tests <= 2 s and <= 5 MiB (issue 15).
 """
 
 from __future__ import annotations
@@ -458,6 +459,65 @@ def results_merge(bench: Bench) -> float:
     return merge_seconds(bench, merge_inputs(bench, "merge-1500", bench.tests))
 
 
+# --- the HTML report (issue 15) -------------------------------------------------------------
+
+REPORT_MAX_BYTES = 5 * 1024 * 1024
+
+
+def report_run(bench: Bench) -> tuple[Path, Path]:
+    """A run directory of 5 distros x `tests` tests as the stage writes it (generated consoles
+    judged from the artifacts, bpftrace text parsed, a failed test's output), recorded in a
+    history of `runs` earlier runs of the same 5 distros."""
+    from imagefactory.testrun.collect import GoldenFacts, Judging, judge
+    from imagefactory.testrun.run_files import write_run_files
+    from imagefactory.testrun.selection import Selection
+
+    traces = REPO / "tests" / "fixtures" / "bpftrace" / "host-emulated"
+    db = bench.tmp / "report-history.sqlite"
+    fill = fill_history(db, bench.names, bench.runs, len(DISTROS))
+    selection = Selection("suite", ("quick",))
+    run_id = "20260601T000000Z-report"
+    run_dir = bench.tmp / "report-runs" / run_id
+    outcomes = []
+    with History.open(db) as history:
+        history.start_run(run_id, selection=selection.canonical, command="klab test all")
+        for n, distro in enumerate(DISTROS):
+            artifacts = run_dir / distro
+            (artifacts / "bpftrace").mkdir(parents=True)
+            (artifacts / "test.log").write_text(console_log(bench.names, seed=n))
+            (artifacts / "system.txt").write_text("date: 2026-06-01T00:00:00Z\n")
+            for name in ("zio", "txg"):
+                text = (traces / f"{name}.txt").read_text()
+                (artifacts / "bpftrace" / f"{name}.txt").write_text(text)
+            facts = GoldenFacts(f"{distro}-b1", "2.3.9-1", "2.3.9")
+            judged = judge(distro, artifacts, selection, facts, judging=Judging(None, "kvm"))
+            for verdict in judged.outcome.with_verdict(Verdict.UNEXPECTED_FAILURE):
+                out = artifacts / "test_results" / "stamp" / verdict.name.split(" (")[0]
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "merged").write_text("ERROR: a line\n" * 2000)
+            history.record_outcome(run_id, judged.outcome, log_paths=judged.log_paths)
+            outcomes.append(judged.outcome)
+        history.finish_run(run_id)
+    write_run_files(run_dir, run_id, selection, outcomes, history=db)
+    print(f"(report history: {bench.runs} runs x {len(DISTROS)} distros filled in {fill:.1f}s)")
+    return run_dir, db
+
+
+@measurement("klab report: 5 distros x 1,500 tests, history of 100 runs (<= 5 MiB)", 2.0)
+def report_html(bench: Bench) -> float:
+    run_dir, db = report_run(bench)
+    out = bench.tmp / "report.html"
+    seconds = bench.cli_seconds(["report", str(run_dir), "--history", str(db), "--out", str(out)])
+    size = out.stat().st_size
+    cells = out.read_text().count('<td class="v-')
+    assert cells == len(DISTROS) * bench.tests, f"{cells} matrix cells"
+    verdict = "ok" if size <= REPORT_MAX_BYTES else "MISSED"
+    print(f"(report.html: {size / 2**20:.2f} MiB, {cells} matrix cells; target <= 5 MiB {verdict})")
+    if size > REPORT_MAX_BYTES:
+        raise SystemExit(f"report.html is {size} bytes, over {REPORT_MAX_BYTES}")
+    return seconds
+
+
 def main_bench() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=1500)
@@ -481,6 +541,26 @@ def main_bench() -> int:
                 verdict = f"target <= {m.target_s:.1f}s {'ok' if ok else 'MISSED'}"
             print(f"{m.label:{width}s} {seconds * 1000:9.1f} ms  {verdict}", flush=True)
     return 1 if missed else 0
+
+
+# --- the Prometheus exporter (issue 15) ----------------------------------------------------
+
+
+@measurement("klab metrics serve: one scrape, 100 runs x 1,500 tests (realistic)", 0.5)
+def metrics_scrape(bench: Bench) -> float:
+    """A whole scrape as Prometheus gets it (`generate_latest` of the exporter's registry):
+    the history read, flake rates, timing rises and the exposition text."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from imagefactory.metrics.collector import KlabCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KlabCollector(bench.realistic_history_db, window_runs=100))
+    body = generate_latest(registry)
+    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    assert b"klab_history_up 1.0" in body, "the exporter could not read the bench history"
+    print(f"(scrape: {series} series, {len(body) / 2**20:.1f} MiB of exposition text)")
+    return median_seconds(lambda: generate_latest(registry), bench.repeat)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,11 @@ def _excerpt(path: Path) -> str:
 
 
 def _link(run_dir: Path, path: Path) -> str | None:
+    """`path` relative to the run directory (links keep working when the run is copied)."""
+    try:
+        return path.relative_to(run_dir).as_posix()
+    except ValueError:
+        pass
     try:
         return path.resolve().relative_to(run_dir.resolve()).as_posix()
     except ValueError:

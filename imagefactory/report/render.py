@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from imagefactory.atomic import write_atomic
 from imagefactory.report.model import ReportData, gather
@@ -45,6 +45,36 @@ VERDICT_SYMBOLS = {
     "crashed": "✗✗",
 }
 """Marks every font has (summary.md's emoji need a colour-emoji font); colour tells the rest."""
+
+
+def matrix_rows(data: ReportData) -> Markup:
+    """The matrix's <tbody> rows, built here: 7,500 cells through the template engine's
+    attribute lookups cost most of a report's time (bench/results.py)."""
+    rows = []
+    names = [d.name for d in data.distros]
+    for test in data.tests:
+        cells = data.cells[test]
+        problem = any(c.get("verdict") != "pass" for c in cells.values())
+        row_class = ' class="problem"' if problem else ""
+        parts = [f'<tr{row_class}><th class="test">{escape(test)}</th>']
+        for distro in names:
+            c = cells.get(distro)
+            if c is None:
+                parts.append('<td class="v-none">·</td>')
+                continue
+            verdict = str(c.get("verdict"))
+            title = f"{distro}: {c.get('result')}"
+            attempts = c.get("attempts") or []
+            if len(attempts) > 1:
+                title += f" ({', '.join(str(a) for a in attempts)})"
+            if c.get("reason"):
+                title += f" — {c['reason']}"
+            parts.append(
+                f'<td class="v-{escape(verdict)}" title="{escape(title)}">'
+                f"{VERDICT_SYMBOLS.get(verdict, '?')}</td>"
+            )
+        rows.append("".join(parts) + "</tr>")
+    return Markup("\n".join(rows))
 
 
 def _duration(seconds: float | None) -> str:
@@ -189,6 +219,7 @@ def render(data: ReportData, *, now: datetime | None = None) -> str:
     return template.render(
         data=data,
         symbols=VERDICT_SYMBOLS,
+        matrix_rows=matrix_rows(data),
         legend=[v for v in VERDICT_SYMBOLS if v in verdicts],
         exit_meaning=EXIT_MEANINGS.get(data.exit_status or 0, "?")
         if data.exit_status is not None
