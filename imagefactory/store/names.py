@@ -73,10 +73,6 @@ def check_ident(ident: str, what: str = "id") -> str:
     return _check_atom(ident, what, MAX_IDENT)
 
 
-def golden_child(leaf: str) -> str:
-    return check_leaf(leaf)
-
-
 def build_child(leaf: str, build_id: str) -> str:
     return f"{check_leaf(leaf)}.build-{check_ident(build_id, 'build id')}"
 
