@@ -162,3 +162,27 @@ def test_export_durations_then_use_them(tmp_path: Path, store: FileStore) -> Non
     assert refused.returncode == 2
     assert "the digest does not match" in refused.stderr
     assert parse_selection(suite="quick").canonical == "suite=quick"
+
+
+def test_rc_with_a_shard_gates_the_golden_as_it_is(tmp_path: Path, store: FileStore) -> None:
+    """No rebuild (builds.json is empty): the fake QEMU fails, so the shard is an
+    infrastructure error, but its run.json names the shard and the snapshot."""
+    bin_dir = tmp_path / "bin"
+    fake_qemu(bin_dir, "echo 'fake qemu: cannot start' >&2; exit 1")
+    snapshot = tmp_path / "durations.json"
+    write_snapshot(Durations(TIMES), snapshot)
+    env_path = f"{bin_dir}:{os.environ['PATH']}"
+    done = subprocess.run(
+        [sys.executable, "-m", "imagefactory", "rc", "--distros", "debian13", "--shard", "2/3",
+         "--durations", str(snapshot), "--store", f"file:{store.root}", "--accel", "tcg"],
+        env={**os.environ, "PATH": env_path, "IMAGEFACTORY_STATE": str(tmp_path / "build-state"),
+             "KLAB_LOG_DIR": str(tmp_path / "runs")},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "rebuilding" not in done.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "builds.json").read_text()) == []
+    shard = json.loads((run_dir / "run.json").read_text())["shard"]
+    assert (shard["index"], shard["count"], shard["selection"]) == (2, 3, "suite=quick")
+    assert shard["durations_digest"] == Durations(TIMES).digest
