@@ -150,22 +150,26 @@ def _last_tests(
     rows: list[tuple[int, int, str, float | None, str | None]],
     facts: dict[int, RunFacts],
 ) -> None:
-    """Each (distro, test)'s newest row: distro results are visited newest first."""
+    """Each (distro, test)'s newest row, read from the newest run of each selection only.
+
+    A run of a selection supersedes the older runs of the same selection (the same tests,
+    absent ones recorded as absent), so only the newest run per (distro, selection) is read:
+    1,500 rows for a window of 100 quick-suite runs instead of 150,000.  Runs are visited
+    newest first; a test keeps the first row found.
+    """
+    newest: dict[tuple[str, str], int] = {}
+    for did, rid, distro, *_ in rows:  # rows are newest run first
+        newest.setdefault((distro, facts[rid].selection), did)
     run_of = {did: facts[rid].run_id for did, rid, *_ in rows}
-    position = {did: i for i, (did, *_) in enumerate(rows)}
-    found: dict[tuple[str, str], tuple[int, LastTest]] = {}
     distro_of = {did: distro for did, _, distro, *_ in rows}
-    for did, test, ident, verdict, result, duration in conn.execute(
-        """SELECT t.distro_result, t.test, t.identifier, t.verdict, t.result, t.duration_s
-           FROM test_results t
-           WHERE t.distro_result IN (SELECT d.id FROM distro_results d
-                                     WHERE d.run IN (SELECT id FROM temp.metrics_window))"""
-    ):
-        if did not in position:
-            continue
-        key = (distro_of[did], result_key(test, ident))
-        rank = position[did]
-        held = found.get(key)
-        if held is None or rank < held[0]:
-            found[key] = (rank, LastTest(run_of[did], verdict or result.lower(), duration))
-    snap.last_tests = {key: value for key, (_, value) in sorted(found.items())}
+    found: dict[tuple[str, str], LastTest] = {}
+    for did in newest.values():
+        for test, ident, verdict, result, duration in conn.execute(
+            """SELECT test, identifier, verdict, result, duration_s FROM test_results
+               WHERE distro_result = ?""",
+            (did,),
+        ):
+            key = (distro_of[did], result_key(test, ident))
+            if key not in found:
+                found[key] = LastTest(run_of[did], verdict or result.lower(), duration)
+    snap.last_tests = dict(sorted(found.items()))
