@@ -73,7 +73,7 @@ def age(stamp: str, now: datetime) -> str | None:
 def ztest_problems(golden: Golden, facts: dict[str, Any]) -> list[str]:
     """Why a present ztest golden cannot run the suite; empty when it can."""
     if not facts:
-        return ["guest facts not recorded (built before they were): rebuild it"]
+        return ["guest facts not recorded in the golden: rebuild it"]
     problems = []
     if not golden.provenance.zfs_version:
         problems.append("OpenZFS version unknown")
