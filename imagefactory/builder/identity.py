@@ -179,6 +179,12 @@ def runner_files() -> list[Path]:
     return [hooks_dir() / RUNNER_SCRIPT, hooks_dir() / RUNNER_UNIT]
 
 
+def hooks_digest(plan: HookPlan) -> str:
+    """Everything the build's guest runs: its hook plan and the runner (`hooks_digest` in
+    the provenance, and part of the identity)."""
+    return plan.digest(*(path.read_bytes() for path in runner_files()))
+
+
 def fragment_files(resolved: ResolvedSpec) -> list[Path]:
     root = cloud_init_dir()
     named = resolve_fragments(resolved.spec.cloud_init.fragments, root)
@@ -237,7 +243,7 @@ def golden_identity(
         "spec": resolved.spec_digest,
         "source": source_digest,
         "version": version,
-        "hooks": plan.digest(*(p.read_bytes() for p in runner)),
+        "hooks": hooks_digest(plan),
     }
     if resolved.zfs_commit:
         values["zfs"] = resolved.zfs_commit

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from imagefactory import __version__
 from imagefactory.builder.context import BuildContext, BuildOptions, FetchContext
-from imagefactory.builder.identity import Identity, golden_identity, what_changed
+from imagefactory.builder.identity import Identity, golden_identity, hooks_digest, what_changed
 from imagefactory.builder.lock import golden_lock
 from imagefactory.builder.markers import Markers, inputs_hash
 from imagefactory.builder.seal_check import guest_summary, inspect_sealed_volume
@@ -35,7 +35,7 @@ from imagefactory.fetch.cache import ImageCache
 from imagefactory.fetch.disk_image import Firmware
 from imagefactory.fetch.git_refs import pin_zfs_source
 from imagefactory.fetch.image import fetch_cloud_image
-from imagefactory.paths import hooks_dir, keys_dir
+from imagefactory.paths import keys_dir
 from imagefactory.spec.digest import Digest
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.spec.model import DistroSpec, Lineage
@@ -44,10 +44,8 @@ from imagefactory.store.base import Golden, Provenance, Store
 from imagefactory.store.crashpoints import crashpoint
 from imagefactory.vm.accel import select_accel
 from imagefactory.vm.fromspec import hook_plan, seed_files, uefi_firmware, vm_config
-from imagefactory.vm.hookplan import HookPlan
 from imagefactory.vm.provision import provision
 from imagefactory.vm.seed import build_key_comment, generate_ssh_key
-from imagefactory.vm.userdata import RUNNER_SCRIPT, RUNNER_UNIT
 
 log = structlog.get_logger(__name__)
 
@@ -73,12 +71,6 @@ def bootstrap_request(spec: DistroSpec, kind: Lineage) -> BootstrapRequest | Non
     if boot is None:
         return None
     return BootstrapRequest(boot.for_lineage(kind), spec.vm.firmware, BOOTSTRAP_BASE_SIZE)
-
-
-def hooks_digest_of(plan: HookPlan) -> str:
-    """The digest of everything the build's guest runs: its hook plan and the runner."""
-    runner = [(hooks_dir() / name).read_bytes() for name in (RUNNER_SCRIPT, RUNNER_UNIT)]
-    return plan.digest(*runner)
 
 
 class FetchStep:
@@ -438,7 +430,7 @@ def build_golden(
     resolved = pin_zfs_source(resolved)
     ctx = BuildContext(resolved, store, cache, options, source_kind=source)
     ctx.plan = hook_plan(resolved)
-    ctx.hooks_digest = hooks_digest_of(ctx.plan)
+    ctx.hooks_digest = hooks_digest(ctx.plan)
     structlog.contextvars.bind_contextvars(golden=ctx.leaf)
     try:
         with (
