@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagefactory import commands
+from imagefactory import commands, settings
 from imagefactory.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, classify
 
 
@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from imagefactory.log import configure_logging  # structlog: only once a command runs
+
+    settings.skip_pydantic_plugins()
 
     json_lines = {"auto": None, "console": False, "json": True}[args.log_format]
     configure_logging(args.verbose - args.quiet, json_lines=json_lines)

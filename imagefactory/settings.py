@@ -134,6 +134,12 @@ XDG_STATE_HOME = Variable(
 XDG_CACHE_HOME = Variable("XDG_CACHE_HOME", "base of the per-user cache", "~/.cache")
 XDG_DATA_HOME = Variable("XDG_DATA_HOME", "base of the per-user files store", "~/.local/share")
 TMPDIR = Variable("TMPDIR", "where a bootstrap assembles its image", "/var/tmp")
+PYDANTIC_PLUGINS = Variable(
+    "PYDANTIC_DISABLE_PLUGINS",
+    "pydantic plugins not to load; the CLI sets `__all__` unless it is set (finding plugins "
+    "scans every installed package's entry points on each start); set it empty to load them",
+    "`__all__`",
+)
 NO_COLOR = Variable("NO_COLOR", "set: no colour in console logs", "colour on a terminal")
 FORCE_COLOR = Variable("FORCE_COLOR", "set: colour in console logs even when piped", "unset")
 
@@ -156,6 +162,7 @@ VARIABLES: tuple[Variable, ...] = (
     XDG_CACHE_HOME,
     XDG_DATA_HOME,
     TMPDIR,
+    PYDANTIC_PLUGINS,
     NO_COLOR,
     FORCE_COLOR,
 )
@@ -173,6 +180,11 @@ def markdown_table() -> str:
 
 
 # --- default locations: root gets the FHS directories, a user the XDG ones -----------------
+
+
+def skip_pydantic_plugins() -> None:
+    """No pydantic plugin scan unless the user asked for one (PYDANTIC_PLUGINS above)."""
+    os.environ.setdefault(PYDANTIC_PLUGINS.name, "__all__")
 
 
 def _is_root() -> bool:

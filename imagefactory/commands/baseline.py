@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="R",
         type=argparse_type(parse_ratio, "share"),
         default=DEFAULT_MIN_RATE,
-        help=f"fail rate to suggest at, 5%% or 0.05 (default {DEFAULT_MIN_RATE:.0%})",
+        help=f"fail rate to suggest at, 5%% or 0.05 (default {DEFAULT_MIN_RATE * 100:g}%%)",
     )
     suggest.add_argument(
         "--min-runs",

@@ -53,7 +53,7 @@ def add_timing_options(parser: argparse.ArgumentParser) -> None:
         metavar="PCT",
         type=argparse_type(lambda t: parse_ratio(t, high=100.0), "percentage"),
         default=defaults.ratio,
-        help=f"timing: flag a rise above PCT of the median (default {defaults.ratio:.0%})",
+        help=f"timing: flag a rise above PCT of the median (default {defaults.ratio * 100:g}%%)",
     )
     parser.add_argument(
         "--slower-by",

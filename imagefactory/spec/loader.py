@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from imagefactory import settings
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import distros_dir
-from imagefactory.spec.hcl_doc import load_hcl
 from imagefactory.spec.layer import validate_layer
 from imagefactory.spec.located import (
     LocatedDoc,
@@ -81,6 +80,8 @@ def _display(path: Path) -> str:
 def read_document(path: Path) -> LocatedDoc:
     display = _display(path)
     if path.suffix == ".hcl":
+        from imagefactory.spec.hcl_doc import load_hcl  # hcl2 and lark: only for an HCL spec
+
         return _lean_keys(load_hcl(path, display))
     if path.suffix in (".yaml", ".yml"):
         return _lean_keys(load_yaml(path, display))

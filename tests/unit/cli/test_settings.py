@@ -226,3 +226,23 @@ def test_the_deprecated_variable_warns_on_the_command_line(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert "KLAB_STATE_DIR is deprecated: set IMAGEFACTORY_STATE" in proc.stderr
     assert f"no test history yet ({tmp_path / 'history.sqlite'})" in proc.stderr
+
+
+Named = tuple[tuple[str, ...], argparse.ArgumentParser]
+
+
+def every_parser(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[Named]:
+    found: list[Named] = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += every_parser(sub, (*path, name))
+    return found
+
+
+def test_every_command_formats_its_help() -> None:
+    """argparse %-formats help texts only when --help is asked: a stray % is a traceback."""
+    parsers = every_parser(build_parser())
+    assert len(parsers) > 20
+    for path, parser in parsers:
+        assert parser.format_help(), path
