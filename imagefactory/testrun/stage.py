@@ -218,7 +218,7 @@ class Stage:
             disk=clone.path,
             disk_format=clone.format,
             seed=iso,
-            accel=self._accel_for(spec.vm.cpu_model).accel,
+            accel=accel,
             name=clone_vm_name(resolved, clone),
             mac=mac,
             extra_disks=(ExtraDisk(disk, serial=SERIAL),),
