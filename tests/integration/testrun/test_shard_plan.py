@@ -145,7 +145,7 @@ def test_export_durations_then_use_them(tmp_path: Path, store: FileStore) -> Non
     from tests.unit.testrun.history_builder import HistoryBuilder, t
 
     history = tmp_path / "build-state" / "history.sqlite"
-    history.parent.mkdir(parents=True)
+    history.parent.mkdir(parents=True, exist_ok=True)
     with HistoryBuilder.create(history) as b:
         b.run("r1", {"debian13": [t("rsend/send_0", s=900), t("zil/zil_001", s=10)]})
     out = tmp_path / "d.json"
