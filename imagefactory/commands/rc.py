@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         # rebuilds; the stage resolves it again against the rebuilt ones.
         plan_distros(specs, selection, open_store(options.store))
     result = run_rc(specs, rc, options, selection=selection, report=_progress)
+    from imagefactory.commands.fingerprint import rc_drift
+
+    # Fingerprints from the gating run; the drift table joins summary.md and report.html
+    # (informational: never changes the exit status).
+    rc_drift(result.run_dir, [o.distro for o in result.outcomes if o.tests], history=args.history)
     print_result(result)
     if "builds" in result.files:
         print(f"  {result.files['builds']}")
