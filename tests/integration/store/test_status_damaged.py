@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ def line_of(out: str, leaf: str) -> str:
     return next(line for line in lines[start + 1 :] if line.startswith(f"    {short}: "))
 
 
-def json_rows(out: str) -> dict[str, dict[str, object]]:
+def json_rows(out: str) -> dict[str, dict[str, Any]]:
     return {r["golden"]: r for lineage in json.loads(out)["lineages"] for r in lineage["goldens"]}
 
 

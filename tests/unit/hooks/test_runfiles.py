@@ -180,7 +180,9 @@ def test_linux_fault_is_the_union_of_the_fault_groups_and_the_zinject_tests() ->
 
 def test_the_selection_takes_every_carried_version_and_the_longest_timeout() -> None:
     old, new = "zfs-2.2.2", "zfs-2.4.1"
-    sources = {tag: {"commit": "0" * 40, "sections": {}, "injecting": []} for tag in CARRIED}
+    sources: dict[str, Any] = {
+        tag: {"commit": "0" * 40, "sections": {}, "injecting": []} for tag in CARRIED
+    }
     sources[new]["sections"]["tests/functional/fault:Linux"] = {
         "attributes": {"tags": "['functional', 'fault']", "timeout": "600"},
         "tests": ["auto_spare_001_pos", "fault_limits"],
