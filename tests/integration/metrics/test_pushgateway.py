@@ -82,3 +82,26 @@ def test_a_gateway_that_is_down_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert proc.returncode == 3, proc.stderr
     assert "cannot push run" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_push_at_a_runs_end(
+    tmp_path: Path, gateway: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `klab test|rc --pushgateway` call after the run: rc's group is its own, and a
+    gateway that is down is a warning line, never an exception (the exit status stands)."""
+    import argparse
+
+    from imagefactory.metrics.push import push_after_run
+
+    history = tmp_path / "history.sqlite"
+    ids = build_history(history, replays=2)
+    push_after_run(argparse.Namespace(pushgateway=gateway, history=history), ids[0], command="rc")
+    assert "metrics pushed to" in capsys.readouterr().out
+    text = http_get(f"{gateway}/metrics").decode()
+    assert f'command="rc",distro="debian13",instance="",job="klab",run_id="{ids[0]}"' in text
+    down = f"http://127.0.0.1:{free_port()}"
+    push_after_run(argparse.Namespace(pushgateway=down, history=history), ids[1], command="test")
+    out = capsys.readouterr().out
+    assert out.startswith("warning: cannot push run") and out.count("\n") == 1
+    push_after_run(argparse.Namespace(pushgateway=None, history=history), ids[1], command="test")
+    assert capsys.readouterr().out == ""
