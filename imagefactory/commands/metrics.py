@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from imagefactory import settings
 from imagefactory.errors import UsageError
-from imagefactory.metrics.collector import DEFAULT_WINDOW, KlabCollector
-from imagefactory.metrics.push import gateway_url, push_run
-from imagefactory.metrics.server import DEFAULT_LISTEN, serve
-from imagefactory.store.base import Store
-from imagefactory.store.select import open_store
-from imagefactory.testrun.history import History, default_db_path, parse_run_ref, state_dir
+
+if TYPE_CHECKING:  # prometheus_client, the store, the history: only when a command runs
+    from imagefactory.store.base import Store
 
 
 def _window(text: str) -> int:
@@ -40,23 +39,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = parser.add_subparsers(dest="metrics_action", metavar="ACTION", required=True)
     srv = actions.add_parser("serve", help="serve the exporter (port 9101)")
-    srv.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT")
-    srv.add_argument("--history", type=Path, metavar="PATH", help="history file")
-    srv.add_argument("--store", help="zfs:POOL/PATH or file:DIR (goldens)")
+    srv.add_argument("--listen", metavar="HOST:PORT", help="address (default 127.0.0.1:9101)")
+    settings.add_history_option(srv)
+    settings.add_store_option(srv)
     srv.add_argument("--no-store", action="store_true", help="export no golden families")
-    srv.add_argument(
-        "--runs", type=_window, default=DEFAULT_WINDOW, metavar="N", help="runs in the window"
-    )
+    srv.add_argument("--runs", type=_window, metavar="N", help="runs in the window (default 100)")
     srv.set_defaults(handler=run_serve)
     push = actions.add_parser("push", help="push one recorded run to a pushgateway")
     push.add_argument("run", metavar="RUN|last")
-    push.add_argument("--pushgateway", type=gateway_url, required=True, metavar="URL")
+    settings.add_pushgateway_option(push, required=True)
     push.add_argument("--command", choices=("test", "rc"), default="test")
-    push.add_argument("--history", type=Path, metavar="PATH", help="history file")
+    settings.add_history_option(push)
     push.set_defaults(handler=run_push)
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from imagefactory.metrics.collector import DEFAULT_WINDOW, KlabCollector
+    from imagefactory.metrics.server import DEFAULT_LISTEN, serve
+    from imagefactory.store.select import open_store
+    from imagefactory.testrun.history import default_db_path, state_dir
+
     spec: str | None = args.store
 
     def store() -> Store:
@@ -65,12 +67,20 @@ def run_serve(args: argparse.Namespace) -> int:
     collector = KlabCollector(
         args.history or default_db_path(),
         store=None if args.no_store else store,
-        window_runs=args.runs,
+        window_runs=args.runs or DEFAULT_WINDOW,
     )
-    return serve(collector, args.listen, state_dir(), ready=lambda line: print(line, flush=True))
+    return serve(
+        collector,
+        args.listen or DEFAULT_LISTEN,
+        state_dir(),
+        ready=lambda line: print(line, flush=True),
+    )
 
 
 def run_push(args: argparse.Namespace) -> int:
+    from imagefactory.metrics.push import push_run
+    from imagefactory.testrun.history import History, default_db_path, parse_run_ref
+
     path: Path = args.history or default_db_path()
     if not path.exists():
         raise UsageError(f"there is no test history at {path}", hint="give --history PATH")
