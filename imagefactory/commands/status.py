@@ -195,7 +195,9 @@ def parse_addr(text: str) -> tuple[str, int] | None:
         host = host[1:-1]
     elif ":" in host:
         return None
-    if not sep or not host or not host.isprintable() or not port.isdigit():
+    if not sep or not host or not host.isprintable():
+        return None
+    if not port.isascii() or not port.isdigit() or len(port) > 5:
         return None
     return (host, int(port)) if 0 < int(port) < 65536 else None
 
