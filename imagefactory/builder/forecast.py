@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from imagefactory.builder.context import BuildOptions, FetchContext, SourceKind
+from imagefactory.builder.fetch_step import FetchStep
 from imagefactory.builder.identity import Identity, golden_identity, short_digest, what_changed
-from imagefactory.builder.pipeline import BUILD_STEPS, FetchStep
+from imagefactory.builder.pipeline import BUILD_STEPS
 from imagefactory.errors import ImageFactoryError
 from imagefactory.fetch.cache import ImageCache
 from imagefactory.fetch.git_refs import pin_zfs_source
