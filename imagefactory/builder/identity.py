@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from imagefactory import __version__
 from imagefactory.paths import cloud_init_dir, hooks_dir, project_root
@@ -48,6 +49,7 @@ RECORDED_VALUES = ("zfs",)
 """Values only the record keeps; the others are provenance fields of their own."""
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 _TOKEN = re.compile(r"[^\s=]+=\S*")
+_SAFE = "._-+@~*"
 
 
 def _sha256(data: bytes) -> str:
@@ -104,7 +106,7 @@ class Identity:
                     name, sep, digest = entry.rpartition(":")
                     if not sep or not name:
                         return None
-                    files[key + name] = digest
+                    files[unquote(key) + unquote(name)] = digest
             else:
                 values[key] = value
         digest = values.pop("id", "")
@@ -127,12 +129,14 @@ class Identity:
 
 
 def _file_tokens(files: Mapping[str, str]) -> list[str]:
-    """`dir/=name:digest,name:digest` per directory: the directory is written once."""
+    """`dir/=name:digest,name:digest` per directory: the directory is written once.  Names
+    are percent-encoded where they hold the record's separators (a recipe called
+    `my recipe.sh` must not make every golden's inputs unreadable, hence always stale)."""
     by_dir: dict[str, list[str]] = {}
     for path in sorted(files):
         directory, _, name = path.rpartition("/")
-        by_dir.setdefault(directory, []).append(f"{name}:{files[path]}")
-    return [f"{directory}/={','.join(entries)}" for directory, entries in by_dir.items()]
+        by_dir.setdefault(directory, []).append(f"{quote(name, _SAFE)}:{files[path]}")
+    return [f"{quote(d, _SAFE + '/')}/={','.join(e)}" for d, e in by_dir.items()]
 
 
 def _largest_directory(files: Mapping[str, str], collapsed: set[str]) -> str | None:

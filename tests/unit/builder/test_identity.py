@@ -146,3 +146,15 @@ PIECES = st.sampled_from(["v1", "id=sha256:", "spec=", "hooks/ztest/=", ":", ","
 )
 def test_any_stored_text_parses_or_reads_as_unknown_never_a_traceback(text: str) -> None:
     run_capped(parse_anything, text)
+
+
+def test_file_names_with_the_records_separators_survive_it() -> None:
+    odd = "hooks/payload/recipes/my recipe, v2:=%.sh"
+    identity = Identity(
+        "sha256:" + "b" * 64, {}, {odd: "d" * 64, "hooks/ztest/10-zfs.sh": "a" * 64}
+    )
+    built = Identity.parse(identity.record())
+    assert built is not None and set(built.files) == set(identity.files)
+    assert what_changed(built, changed(identity, odd), build_id="b") == [
+        f"{odd} changed since build b"
+    ]
