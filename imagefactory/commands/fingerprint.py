@@ -212,7 +212,8 @@ def _rc_drift(run_dir: Path, distros: Sequence[str], history: Path | None) -> li
                     distro,
                     current["build_id"],
                     None,
-                    note="first fingerprint under this accelerator: nothing to compare with",
+                    note=f"no earlier build fingerprinted under {current['facts'].get('accel')}: "
+                    "nothing to compare with",
                 )
             )
         else:

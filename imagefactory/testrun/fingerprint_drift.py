@@ -184,7 +184,9 @@ def markdown(drifts: Sequence[Drift]) -> list[str]:
         for fact, (b, a) in d.facts.items():
             lines.append(f"- {fact} changed: `{b}` → `{a}`")
         if d.moved:
-            lines += ["", "| metric | before | now | change | threshold |", "|---|---|---|---|---|"]
+            if d.facts:
+                lines.append("")
+            lines += ["| metric | before | now | change | threshold |", "|---|---|---|---|---|"]
             for m in d.moved:
                 j = m.to_json()
                 cells = (f"`{m.metric}`", j["before"], j["after"], j["change"], j["threshold"])

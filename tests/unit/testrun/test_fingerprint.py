@@ -144,7 +144,7 @@ def test_rc_puts_the_drift_table_in_summary_and_report(lab: tuple[Path, Path]) -
     _, history = lab
     first = _run(lab, 0, "b1")
     drifts = rc_drift(first, ["debian13"], history=history)
-    assert drifts[0].note is not None and "first fingerprint" in drifts[0].note
+    assert drifts[0].note is not None and "no earlier build fingerprinted under tcg" in drifts[0].note
     gate = _run(lab, 1, "b2", scale=1.6)
     drifts = rc_drift(gate, ["debian13"], history=history)
     assert drifts[0].drifted
