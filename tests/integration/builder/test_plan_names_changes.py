@@ -9,6 +9,7 @@ cache under the spec's URL, as a fetch leaves it.  `plan` runs as a real process
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -133,6 +134,28 @@ def test_the_stages_are_the_builds_own_list(copy: Copy, make_image: ImageMaker) 
     assert names == ["fetch", "volume", "seed", "boot", "seal-check", "publish"]
     # Up to date: every stage after fetch is skipped, and plan says why.
     assert all(" skipped " in line for line in lines if line.startswith("  6. publish"))
+
+
+def test_plan_json_carries_the_stages_identity_and_reasons(
+    copy: Copy, make_image: ImageMaker
+) -> None:
+    publish_golden(copy, make_image(1), with_identity=True)
+    copy.edit("hooks/runner/imagefactory-hooks.service")
+    document = json.loads(copy.plan("--json"))
+    assert [s["name"] for s in document["stages"]] == [
+        "fetch",
+        "volume",
+        "seed",
+        "boot",
+        "seal-check",
+        "publish",
+    ]
+    assert {s["status"] for s in document["stages"][1:]} == {"runs"}
+    assert document["identity"].startswith("v1 id=sha256:")
+    assert document["rebuild"]["due"] is True
+    assert document["rebuild"]["reasons"] == [
+        f"hooks/runner/imagefactory-hooks.service changed since build {BUILD_ID}"
+    ]
 
 
 def test_a_golden_from_before_identities_is_due_for_a_rebuild(
