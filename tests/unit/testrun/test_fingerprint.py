@@ -144,7 +144,9 @@ def test_rc_puts_the_drift_table_in_summary_and_report(lab: tuple[Path, Path]) -
     _, history = lab
     first = _run(lab, 0, "b1")
     drifts = rc_drift(first, ["debian13"], history=history)
-    assert drifts[0].note is not None and "no earlier build fingerprinted under tcg" in drifts[0].note
+    assert (
+        drifts[0].note is not None and "no earlier build fingerprinted under tcg" in drifts[0].note
+    )
     gate = _run(lab, 1, "b2", scale=1.6)
     drifts = rc_drift(gate, ["debian13"], history=history)
     assert drifts[0].drifted
@@ -153,3 +155,25 @@ def test_rc_puts_the_drift_table_in_summary_and_report(lab: tuple[Path, Path]) -
     assert json.loads((gate / "drift.json").read_text())["distros"][0]["against"] == "b1"
     report = (gate / "report.html").read_text()
     assert 'id="drift"' in report and "+60 %" in report
+
+
+def test_capture_command_uses_the_current_golden_s_run(lab: tuple[Path, Path]) -> None:
+    """A real files store holds the golden; the history holds a quick run of it, so capture
+    takes the fingerprint from that run and boots nothing."""
+    from imagefactory.store.base import Provenance
+    from imagefactory.store.select import open_store
+
+    root, history = lab
+    store_spec = f"file:{root.parent / 'store'}"
+    store = open_store(store_spec)
+    volume = store.create_build_volume("klab-ztest-debian", "debian13-b1", 1 << 20)
+    store.publish(volume, Provenance(distro="debian13", lineage="ztest", build_id="debian13-b1"))
+    _run(lab, 0, "debian13-b1")
+    args = ("--store", store_spec, "--history", str(history))
+    proc = _klab("capture", "debian13", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "debian13 build debian13-b1: " in proc.stdout and "(tcg)" in proc.stdout
+    assert (fingerprint.fingerprints_dir() / "debian13" / "debian13-b1.json").is_file()
+    # An older build without a run cannot be run any more: a usage error, no boot.
+    proc = _klab("capture", "debian13", "--build-id", "debian13-b0", *args)
+    assert proc.returncode == 2 and "it cannot be run any more" in proc.stderr
