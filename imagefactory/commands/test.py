@@ -11,11 +11,12 @@ klab test all --rerun-failed          the unexpected failures of the last run, a
 made: a name no selected distro has is a usage error with suggestions, one that names
 several tests lists them, one only some distros have is "absent" on the others.  Each
 distro's golden is cloned, booted with its own seed, runs the selection as the test user
-(recipes as root) with zio/txg bpftrace alongside, reruns what failed (--retries), and
+(recipes as root) with bpftrace alongside (--bpf), reruns what failed (--retries), and
 brings its artifacts home to the run directory (/var/log/klab/<run-id>/<distro>/ as root);
-the clone is destroyed unless --keep.  Then the matrix, summary.md and junit.xml.  Exit
-status: 0 all as expected, 1 test failures, 2 usage or configuration errors (no test of
-the selection ran anywhere), 3 infrastructure failures (no golden, boot or collection failed).
+the clone is destroyed unless --keep.  Then the matrix, summary.md, junit.xml and
+report.html (`klab report`).  Exit status: 0 all as expected, 1 test failures, 2 usage or
+configuration errors (no test of the selection ran anywhere), 3 infrastructure failures (no
+golden, boot or collection failed).
 """
 
 from __future__ import annotations
