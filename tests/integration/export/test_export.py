@@ -142,7 +142,7 @@ def test_ova_descriptor_first_manifest_verifies_contents_identical(
     assert int(disk.get(f"{{{OVF_NS}}}capacity", "")) == ODD_SIZE
     assert disk.get(f"{{{OVF_NS}}}format") == STREAM_OPTIMIZED
     types = [
-        t.text for t in ovf.findall("ovf:VirtualSystem/ovf:VirtualHardwareSection/ovf:Item/"
+        t.text or "" for t in ovf.findall("ovf:VirtualSystem/ovf:VirtualHardwareSection/ovf:Item/"
                                     "rasd:ResourceType", ns)
     ]  # fmt: skip
     assert sorted(types, key=int) == ["3", "4", "10", "17", "20"]  # cpu, memory, nic, disk, sata
