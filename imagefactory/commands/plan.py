@@ -22,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     settings.add_lineage_option(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     settings.add_store_option(parser)
+    # What `golden` takes to pick its base image: the forecast is of that very build.
+    settings.add_source_option(parser, "forecast a build from this base image (as `golden`)")
+    settings.add_cache_dir_option(parser)
+    settings.add_package_mirror_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from imagefactory.spec.loader import load_distro
 
     resolved = load_distro(args.distro, lineage=args.lineage)
-    document = plan_document(resolved, args.store, _forecast(resolved, args.store))
+    document = plan_document(resolved, args.store, _forecast(resolved, args))
     if args.json:
         # allow_nan=False: the spec model refuses NaN and infinities; never print bare NaN.
         print(json.dumps(document, indent=2, allow_nan=False))
@@ -118,9 +122,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forecast(resolved: ResolvedSpec, store_spec: str | None) -> Forecast:
+def _forecast(resolved: ResolvedSpec, args: argparse.Namespace) -> Forecast:
     """What a build would do now (builder/forecast.py); a store that cannot be opened here
     leaves whether a rebuild is due unknown, and says why."""
+    from imagefactory.builder.context import SourceKind
     from imagefactory.builder.forecast import Forecast, forecast
     from imagefactory.errors import ImageFactoryError
     from imagefactory.fetch.cache import ImageCache
@@ -128,13 +133,22 @@ def _forecast(resolved: ResolvedSpec, store_spec: str | None) -> Forecast:
     from imagefactory.store.select import parse_store_spec, resolve_store_spec
 
     try:
-        kind, location = parse_store_spec(resolve_store_spec(store_spec))
+        kind, location = parse_store_spec(resolve_store_spec(args.store))
         # Opening a files store creates its directory: plan creates nothing.
         exists = kind != "file" or Path(location).expanduser().is_dir()
-        store = open_store(store_spec) if exists else None
+        store = open_store(args.store) if exists else None
     except ImageFactoryError as exc:
         return Forecast(None, None, [], [], [f"store: {exc}"])
-    return forecast(resolved, store, ImageCache(settings.cache_dir()))
+    source: SourceKind | None = (
+        "bootstrap" if args.source == "bootstrap" else "cloud_image" if args.source else None
+    )
+    return forecast(
+        resolved,
+        store,
+        ImageCache(args.cache_dir or settings.cache_dir()),
+        source_kind=source,
+        package_mirror=args.package_mirror,
+    )
 
 
 def _print_forecast(document: dict[str, Any]) -> None:
