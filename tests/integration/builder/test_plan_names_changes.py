@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -176,3 +177,19 @@ def test_a_changed_source_image_is_named(copy: Copy, make_image: ImageMaker) -> 
     ImageCache(copy.cache).insert(newer, digest, keys=[str(resolved.spec.source.cloud_image.url)])
     out = copy.plan()
     assert f"the source image is {short_digest(str(digest))} since build {BUILD_ID}" in out
+
+
+def test_an_unreachable_mirror_leaves_the_bootstrap_fetch_unknown_not_guessed(
+    copy: Copy, make_image: ImageMaker
+) -> None:
+    publish_golden(copy, make_image(1), with_identity=True)
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        out = copy.plan("--source", "bootstrap", "--package-mirror", f"http://127.0.0.1:{port}/d")
+    fetch = next(line for line in out.splitlines() if line.startswith("  1. fetch"))
+    assert fetch.split()[2] == "unknown"
+    assert "note:     fetch: " in out
+    # The recipe of a bootstrapped image is an input a cloud-image golden did not have.
+    recipe = "imagefactory/fetch/bootstrap_hooks/customize.sh"
+    assert f"{recipe} is a new input since build {BUILD_ID}" in out
