@@ -81,17 +81,22 @@ el_extra_repos() {
     install_packages epel-release
 }
 
+# The replication-chaos recipe's packet loss: tc is iproute-tc, and sch_netem lives in
+# kernel-modules-extra (for the running kernel) on EL9 and Fedora.
+
 tools_el() {
+    local kver=$1
     el_extra_repos
     install_packages "${rpm_common[@]}"
-    install_optional pax dbench iozone
+    install_optional pax dbench iozone iproute-tc "kernel-modules-extra-$kver"
     enable_services nfs-server smb
 }
 
 tools_fedora() {
+    local kver=$1
     # Fedora 42+ moved /usr/bin/script out of util-linux.
     install_packages "${rpm_common[@]}" util-linux-script
-    install_optional pax dbench iozone
+    install_optional pax dbench iozone iproute-tc "kernel-modules-extra-$kver"
     enable_services nfs-server smb
 }
 
@@ -135,8 +140,8 @@ main() {
     local kver
     kver=$(running_kernel)
     case ${KLAB_FAMILY:?} in
-    el) tools_el ;;
-    fedora) tools_fedora ;;
+    el) tools_el "$kver" ;;
+    fedora) tools_fedora "$kver" ;;
     debian) tools_debian ;;
     ubuntu) tools_ubuntu "$kver" ;;
     *) die "unknown family $KLAB_FAMILY" ;;

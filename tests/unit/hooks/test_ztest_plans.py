@@ -111,21 +111,34 @@ DEB_TOOLS = (
     " nfs-kernel-server samba samba-common-bin cryptsetup openssl python3 openssh-client"
     " e2fsprogs xfsprogs dmsetup file bzip2 procps iputils-ping pamtester xxhash curl zfs-zed"
 )
-EL_TOOLS = [
-    "+ dnf -y install dnf-plugins-core",
-    "+ dnf config-manager --set-enabled crb",
-    "+ dnf -y install epel-release",
-    f"+ dnf -y install {RPM_TOOLS}",
-    "? pax dbench iozone (each installed only where packaged)",
-    "+ systemctl enable --now nfs-server",
-    "+ systemctl enable --now smb",
-]
+
+
+def rpm_optional(distro: str) -> str:
+    """EL9 and Fedora also get tc and sch_netem (kernel-modules-extra) for netem."""
+    return (
+        f"? pax dbench iozone iproute-tc kernel-modules-extra-{KERNELS[distro]}"
+        " (each installed only where packaged)"
+    )
+
+
+def el_tools(distro: str) -> list[str]:
+    return [
+        "+ dnf -y install dnf-plugins-core",
+        "+ dnf config-manager --set-enabled crb",
+        "+ dnf -y install epel-release",
+        f"+ dnf -y install {RPM_TOOLS}",
+        rpm_optional(distro),
+        "+ systemctl enable --now nfs-server",
+        "+ systemctl enable --now smb",
+    ]
+
+
 TOOLS_PLANS = {
-    "centos9": EL_TOOLS,
-    "rocky9": EL_TOOLS,
+    "centos9": el_tools("centos9"),
+    "rocky9": el_tools("rocky9"),
     "fedora44": [
         f"+ dnf -y install {RPM_TOOLS} util-linux-script",
-        "? pax dbench iozone (each installed only where packaged)",
+        rpm_optional("fedora44"),
         "+ systemctl enable --now nfs-server",
         "+ systemctl enable --now smb",
     ],
