@@ -12,9 +12,7 @@ Which scripts run (`--bpf`, and its default per accelerator): `bpftrace_option.p
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from imagefactory.atomic import write_atomic
 from imagefactory.testrun.bpftrace import not_attached, parse_output
 from imagefactory.vm.hookplan import HookPlan
 
@@ -88,16 +87,8 @@ def trace_document(artifacts: Path, name: str) -> dict[str, Any]:
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            # Compact: a four-hour run has thousands of reports.
-            json.dump(doc, handle, separators=(",", ":"))
-            handle.write("\n")
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Compact: a four-hour run has thousands of reports.
+    write_atomic(path, (json.dumps(doc, separators=(",", ":")) + "\n").encode("utf-8"))
 
 
 def write_trace_json(artifacts: Path, requested: Sequence[str] | None = None) -> list[Path]:
