@@ -316,6 +316,8 @@ retry_failures() {
 run_recipe() {
     local name=$1 attempt=$2 file left start secs attempt_log=$work/run/recipe.log
     file=$inputs/recipes/$name
+    # Goldens carry <name>.sh (the host's names); older ones carry <name>.
+    [[ -f $file ]] || file=$recipes_dir/$name.sh
     [[ -f $file ]] || file=$recipes_dir/$name
     left=$(remaining)
     start=${EPOCHREALTIME/[.,]/}

@@ -8,8 +8,8 @@
 # base64 tar.gz after a marker line; bash never reads past `exit`, so the data is inert.
 # Installs (a rerun rewrites identical files, nothing else):
 #   zfs-bt/*.bt      -> /usr/local/share/zfs-bt/
-#   recipes/*.sh     -> /usr/local/share/klab/recipes/<name> (the recipe names have no .sh;
-#                       the shared _lib.sh keeps its name)
+#   recipes/*.sh     -> /usr/local/share/klab/recipes/<name>.sh (the names `make install`
+#                       gives them on the host, so the documented `cp` works in both places)
 #   runfiles/*.run   -> /usr/local/share/klab/runfiles/ and the suite's runfiles directory
 #                       (from 20-zfs-source.sh's facts; /usr/share/zfs/runfiles by default)
 # Env (tests only): KLAB_PAYLOAD_ROOT installs under that directory instead of /.
@@ -54,7 +54,7 @@ main() {
         if [[ $name == _* ]]; then
             place 0644 "$file" "$root/usr/local/share/klab/recipes/$name"
         else
-            place 0755 "$file" "$root/usr/local/share/klab/recipes/${name%.sh}"
+            place 0755 "$file" "$root/usr/local/share/klab/recipes/$name"
         fi
     done
     runfiles=$(suite_dir)/runfiles

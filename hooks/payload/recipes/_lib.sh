@@ -13,6 +13,8 @@ vdev_dir=${KLAB_VDEV_DIR:-/var/tmp/zfs-test-vdevs}
 _pools=()
 _params=()
 _injected=0
+_netem=""
+_children=()
 _tmp=""
 
 note() { printf '%s: %s\n' "$recipe" "$*"; }
@@ -27,9 +29,11 @@ pass() {
 }
 
 _cleanup() {
-    local rc=$? pool param
+    local rc=$? pool param pid
     set +e
+    for pid in "${_children[@]}"; do kill "$pid" 2>/dev/null; done
     ((_injected)) && zinject -c all >/dev/null
+    [[ -n $_netem ]] && tc qdisc del dev "$_netem" root 2>/dev/null
     for pool in "${_pools[@]}"; do
         zpool list "$pool" >/dev/null 2>&1 && zpool destroy -f "$pool"
     done
@@ -131,6 +135,34 @@ wait_synced() {
 inject() {
     _injected=1
     zinject "$@" >/dev/null || fail "zinject $* failed"
+}
+
+# Packet loss on a network device (netem) for the recipe's lifetime: removed on exit.
+# sch_netem ships in kernel-modules-extra on EL9 and Fedora (30-tools.sh installs it).
+packet_loss() {
+    local dev=$1 percent=$2
+    command -v tc >/dev/null || fail "tc is missing (iproute2, iproute-tc on EL/Fedora)"
+    modprobe sch_netem 2>/dev/null ||
+        fail "the sch_netem module is missing (kernel-modules-extra on EL9 and Fedora)"
+    _netem=$dev
+    tc qdisc add dev "$dev" root netem loss "$percent%" ||
+        fail "tc qdisc add dev $dev root netem loss $percent% failed"
+    tc qdisc show dev "$dev" | grep -q "netem.*loss $percent%" ||
+        fail "no netem loss on $dev: $(tc qdisc show dev "$dev")"
+}
+
+no_packet_loss() {
+    [[ -z $_netem ]] || tc qdisc del dev "$_netem" root || fail "cannot remove netem from $_netem"
+    _netem=""
+}
+
+# Remember a background job (its pid) so the exit trap stops it if the recipe fails first.
+child() { _children+=("$1"); }
+
+# TCP segments this host has retransmitted (the kernel's counter, all sockets).
+tcp_retransmits() {
+    awk '$1 == "Tcp:" { if (!hdr) { for (i = 1; i <= NF; i++) col[$i] = i; hdr = 1 }
+                        else { print $col["RetransSegs"]; exit } }' /proc/net/snmp
 }
 
 # One arcstats counter.

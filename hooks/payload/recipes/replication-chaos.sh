@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# replication-chaos -- send/receive that survives trouble: a full send, an incremental cut
+# replication-chaos -- send/receive that survives trouble: a full send, a send over a
+# local TCP socket while netem drops 5 % of the packets on loopback, an incremental cut
 # off half way and resumed from its receive_resume_token, an incremental from a degraded
 # source mirror, and one read while every read from one mirror side returns corrupt data.
 # Each step must leave the target byte-identical to the source snapshot.
 #
-# Sized for 1 GiB vdevs: a two-way mirror as source, one vdev as target, under 100 MiB.
+# Sized for 1 GiB vdevs: a two-way mirror as source, one vdev as target, under 150 MiB.
+# Needs tc and sch_netem (kernel-modules-extra on EL9 and Fedora) and python3 (the
+# receiving end of the socket; bash's /dev/tcp is the sending end).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=_lib.sh
 source "$(dirname "$(readlink -f "$0")")/_lib.sh"
@@ -35,6 +38,43 @@ if ! zfs send "$src@s1" | zfs receive "$dst"; then
 fi
 same_as_source s1
 note "full send @s1: identical"
+
+# Over the network: `zfs send` into a TCP connection on loopback while netem drops 5 % of
+# the packets; TCP must retransmit, and the stream must arrive whole.  The listener takes
+# any free port and writes it to a file once it listens.
+net=klab_src/net
+zfs create "$net"
+random_file "$(mountpoint_of "$net")/payload" 24
+zfs snapshot "$net@n1"
+portfile=$work/port
+python3 - "$portfile" <<'PY' | timeout 900 zfs receive klab_dst/net &
+import os, shutil, socket, sys
+
+server = socket.create_server(("127.0.0.1", 0))
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(server.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+conn, _ = server.accept()
+with conn, conn.makefile("rb") as stream:
+    shutil.copyfileobj(stream, sys.stdout.buffer, 1 << 20)
+PY
+receiver=$!
+child "$receiver"
+for _ in $(seq 100); do [[ -s $portfile ]] && break; sleep 0.1; done
+[[ -s $portfile ]] || fail "the receiving socket did not start listening"
+packet_loss lo 5
+retrans_before=$(tcp_retransmits)
+if ! timeout 900 zfs send "$net@n1" >"/dev/tcp/127.0.0.1/$(<"$portfile")"; then
+    fail "zfs send over the lossy loopback socket failed"
+fi
+wait "$receiver" || fail "zfs receive from the lossy loopback socket failed"
+retransmitted=$(($(tcp_retransmits) - retrans_before))
+no_packet_loss
+((retransmitted > 0)) || fail "no TCP retransmission: netem dropped nothing on lo"
+a=$(tree_sums "$(mountpoint_of "$net")/.zfs/snapshot/n1")
+b=$(tree_sums "$(mountpoint_of klab_dst/net)/.zfs/snapshot/n1")
+[[ -n $a && $a == "$b" ]] || fail "klab_dst/net@n1 differs from $net@n1"
+note "send over TCP on lo with 5% loss: identical ($retransmitted segments retransmitted)"
 
 # An incremental whose stream is cut off half way: the receive must fail, leave a resume
 # token, and the send resumed from that token must complete it.

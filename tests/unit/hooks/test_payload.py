@@ -94,20 +94,20 @@ def test_packed_hook_installs_scripts_recipes_and_runfiles(tmp_path: Path) -> No
     recipes = root / "usr/local/share/klab/recipes"
     assert sorted(p.name for p in recipes.iterdir()) == [
         "_lib.sh",
-        "arc-pressure",
-        "dedup-pressure",
-        "encryption-verify",
-        "pool-corruption-block",
-        "replication-chaos",
+        "arc-pressure.sh",
+        "dedup-pressure.sh",
+        "encryption-verify.sh",
+        "pool-corruption-block.sh",
+        "replication-chaos.sh",
     ]
-    assert stat.S_IMODE((recipes / "arc-pressure").stat().st_mode) == 0o755
+    assert stat.S_IMODE((recipes / "arc-pressure.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((recipes / "_lib.sh").stat().st_mode) == 0o644
     for runfile in ("quick.run", "linux-fault.run"):
         source = (PAYLOAD / "runfiles" / runfile).read_bytes()
         assert (root / "usr/share/zfs/runfiles" / runfile).read_bytes() == source
         assert (root / "usr/local/share/klab/runfiles" / runfile).read_bytes() == source
     # A recipe finds its library next to itself once installed.
-    check = subprocess.run(["bash", "-n", recipes / "replication-chaos"], check=False)
+    check = subprocess.run(["bash", "-n", recipes / "replication-chaos.sh"], check=False)
     assert check.returncode == 0
 
 
