@@ -11,7 +11,7 @@ SOURCE ?=
 STAMP  := $(VENV)/.installed
 
 .PHONY: help venv host-deps test test-fast test-e2e lint golden golden-ztest ztest rc clean \
-	install-timers
+	install-timers install install-recipes
 
 help:
 	@echo "make golden-ztest DISTRO=<name|all> [SOURCE=bootstrap]  build ztest golden(s)"
@@ -25,6 +25,8 @@ help:
 	@echo "make test-e2e    end-to-end tests on the real Debian ztest golden (slow)"
 	@echo "make lint        ruff + mypy"
 	@echo "make clean       remove the venv and caches (never goldens or the image cache)"
+	@echo "make install [DESTDIR=...] [PREFIX=/usr/local]"
+	@echo "                 install the shipped recipes in PREFIX/share/klab/recipes/<name>.sh"
 	@echo "make install-timers [DESTDIR=...] [KLAB=/usr/local/bin/klab]"
 	@echo "                 install the weekly linux.run timer (contrib/systemd)"
 
@@ -98,6 +100,20 @@ install-timers:
 	    mv -f "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/.$$unit.tmp" "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$unit"; \
 	done
 	@echo "enable with: systemctl daemon-reload && systemctl enable --now klab-weekly-linux.timer"
+
+# The shipped recipes, under the names the goldens carry (<name>.sh, next to their _lib.sh):
+# users copy one to /var/lib/klab/recipes/ and run `klab test DISTRO --recipe NAME`.
+# Installed files are replaced (a rename: a running recipe keeps its old file).
+RECIPES_DIR ?= $(PREFIX)/share/klab/recipes
+install: install-recipes
+install-recipes:
+	install -d -m 0755 '$(DESTDIR)$(RECIPES_DIR)'
+	set -e; for file in hooks/payload/recipes/*.sh; do \
+	    name=$${file##*/}; mode=0755; case $$name in _*) mode=0644 ;; esac; \
+	    install -m $$mode "$$file" "$(DESTDIR)$(RECIPES_DIR)/.$$name.tmp"; \
+	    mv -f "$(DESTDIR)$(RECIPES_DIR)/.$$name.tmp" "$(DESTDIR)$(RECIPES_DIR)/$$name"; \
+	done
+	@echo "recipes installed in $(DESTDIR)$(RECIPES_DIR)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

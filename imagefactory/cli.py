@@ -102,6 +102,24 @@ def report(exc: BaseException, *, prog: str, verbose: bool) -> int:
     return failure.exit_status
 
 
+def _shipped_recipes_on_first_run() -> None:
+    """The first `klab` run as root puts the shipped recipes where the documentation says
+    (testrun/recipe_paths.py); a failure to do so is a warning, never the command's end."""
+    if os.geteuid() != 0:
+        return
+    import structlog
+
+    from imagefactory.testrun.recipe_paths import install_on_first_run
+
+    try:
+        written = install_on_first_run()
+    except OSError as exc:
+        structlog.get_logger(__name__).warning("recipes.not_installed", error=str(exc))
+        return
+    if written:
+        structlog.get_logger(__name__).info("recipes.installed", directory=str(written[0].parent))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -111,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     json_lines = {"auto": None, "console": False, "json": True}[args.log_format]
     configure_logging(args.verbose - args.quiet, json_lines=json_lines)
+    _shipped_recipes_on_first_run()
     try:
         status: int = args.handler(args)
     except BrokenPipeError:

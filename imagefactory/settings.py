@@ -255,6 +255,17 @@ def files_store_dir() -> Path:
     return _xdg(XDG_DATA_HOME, ".local/share") / "imagefactory" / "goldens"
 
 
+SHIPPED_RECIPES = Path("/usr/local/share/klab/recipes")
+"""Where `make install` (and the first `klab` run as root) puts the shipped recipes."""
+
+
+def user_recipes_dir() -> Path:
+    """Users' own recipes (`--recipe NAME`): /var/lib/klab/recipes as root, else XDG data."""
+    if _is_root():
+        return Path("/var/lib/klab/recipes")
+    return _xdg(XDG_DATA_HOME, ".local/share") / "klab" / "recipes"
+
+
 def scratch_dir() -> Path:
     """Where large temporary work goes (a bootstrap's image): TMPDIR, else /var/tmp."""
     return Path(TMPDIR.value() or "/var/tmp")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from imagefactory.errors import UsageError
-from imagefactory.paths import hooks_dir
 from imagefactory.testrun.results import name_from_path
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ SUITES: dict[str, tuple[str, ...]] = {
     "linux-fault": ("linux-fault.run",),
 }
 _TEST = re.compile(r"[A-Za-z0-9_.+-]+(?:/[A-Za-z0-9_.+-]+)*")
-_RECIPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,28 +101,16 @@ def _group(text: str) -> str:
 
 def installed_recipes(root: Path | None = None) -> list[str]:
     """The recipes every ztest golden carries (hooks/payload/recipes/, without _lib.sh)."""
-    base = (root if root is not None else hooks_dir()) / "payload" / "recipes"
-    return sorted(p.stem for p in base.glob("*.sh") if not p.name.startswith("_"))
+    from imagefactory.testrun.recipe_paths import shipped_names, shipped_source
+
+    return shipped_names(shipped_source(root))
 
 
 def resolve_recipe(text: str, *, hooks_root: Path | None = None) -> Recipe:
-    """A host file is sent to the guest; otherwise the name of a recipe the golden has."""
-    path = Path(text).expanduser()
-    if path.is_file():
-        name = path.name.removesuffix(".sh")
-        if not _RECIPE.fullmatch(name):
-            raise UsageError(
-                f"--recipe {text}: the file name must be letters, digits, '.', '_' or '-'"
-            )
-        return Recipe(name, path.resolve())
-    name = Path(text).name.removesuffix(".sh")
-    known = installed_recipes(hooks_root)
-    if "/" not in text and name in known:
-        return Recipe(name)
-    raise UsageError(
-        f"--recipe {text}: no such file, and no such recipe in the ztest goldens",
-        hint=f"a script on this host, or one of: {', '.join(known)}",
-    )
+    """A path, else the user's recipes, else the shipped ones: testrun/recipe_paths.py."""
+    from imagefactory.testrun.recipe_paths import RecipeSearch, find_recipe
+
+    return find_recipe(text, RecipeSearch.default(hooks_root))
 
 
 def parse_selection(
