@@ -12,6 +12,7 @@ skipped with a message naming the version.  A distro that produced no results ge
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,11 +134,48 @@ def build_junit(outcomes: Sequence[DistroOutcome], *, name: str = "klab") -> ET.
     return root
 
 
+_ATTRIBUTE = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;", "\n": "&#10;",
+     "\t": "&#09;"}
+)  # fmt: skip
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_SPECIAL = re.compile('[&<>"\r\n\t]')
+
+
+def _attribute(value: str) -> str:
+    return value.translate(_ATTRIBUTE) if _SPECIAL.search(value) else value
+
+
+def _serialize(element: ET.Element, level: int, out: list[str]) -> None:
+    """`element` as `ET.indent` then `ET.tostring` write it (the same characters).
+
+    ElementTree's own writer takes 0.5 s for a merged run of 15,000 testcases (a call per
+    node through its generic namespace-aware path); this one writes the only shapes JUnit
+    uses (no namespaces, no tails, no comments) in a fifth of that.
+    """
+    attributes = "".join(f' {k}="{_attribute(v)}"' for k, v in element.items())
+    children = list(element)
+    text = element.text
+    if children:
+        inner = "\n" + "  " * (level + 1)
+        out.append(f"<{element.tag}{attributes}>")
+        out.append(text.translate(_TEXT) if text and text.strip() else inner)
+        for n, child in enumerate(children):
+            _serialize(child, level + 1, out)
+            out.append(inner if n < len(children) - 1 else "\n" + "  " * level)
+        out.append(f"</{element.tag}>")
+    elif text:
+        out.append(f"<{element.tag}{attributes}>{text.translate(_TEXT)}</{element.tag}>")
+    else:
+        out.append(f"<{element.tag}{attributes} />")
+
+
 def junit_bytes(outcomes: Sequence[DistroOutcome], *, name: str = "klab") -> bytes:
-    root = build_junit(outcomes, name=name)
-    ET.indent(root)
-    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return data + b"\n"
+    """The XML document, indented two spaces, as `ET.indent` and `ET.tostring` would write it."""
+    out = ["<?xml version='1.0' encoding='utf-8'?>\n"]
+    _serialize(build_junit(outcomes, name=name), 0, out)
+    out.append("\n")
+    return "".join(out).encode("utf-8", "xmlcharrefreplace")
 
 
 def write_junit(path: Path, outcomes: Sequence[DistroOutcome], *, name: str = "klab") -> Path:

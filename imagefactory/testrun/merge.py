@@ -158,9 +158,12 @@ def _judge_piece(
 
 
 def combine(
-    distro: str, pieces: Sequence[tuple[int, DistroOutcome]], count: int, artifacts: Path
+    distro: str, pieces: Sequence[tuple[int | str, DistroOutcome]], count: int, artifacts: Path
 ) -> DistroOutcome:
-    """One distro's outcome from its shards' outcomes (ABSENT reported by several counts once)."""
+    """One distro's outcome from its shards' outcomes (ABSENT reported by several counts once).
+
+    A piece named by a string (`clone 2/3`, a test stage's boot: testrun/clones.py) is
+    labelled so in the messages; a number is a shard `i/count`."""
     first = pieces[0][1]
     tests: list[TestResult] = []
     seen: set[str] = set()
@@ -181,14 +184,14 @@ def combine(
         judgement.disagreements += outcome.judgement.disagreements
         judgement.unseen_failures += outcome.judgement.unseen_failures
         if outcome.judgement.mismatch_line:
-            line = f"shard {index}/{count}: {outcome.judgement.mismatch_line}"
+            label = index if isinstance(index, str) else f"shard {index}/{count}"
+            line = f"{label}: {outcome.judgement.mismatch_line}"
             judgement.mismatch_line = "; ".join(filter(None, [judgement.mismatch_line, line]))
         if _WORST[outcome.status] > _WORST[status]:
             status = outcome.status
         if outcome.message:
-            messages.append(
-                f"shard {index}/{count}: {outcome.message}" if count > 1 else outcome.message
-            )
+            label = index if isinstance(index, str) else f"shard {index}/{count}"
+            messages.append(f"{label}: {outcome.message}" if count > 1 else outcome.message)
     absent = sum(1 for t in tests if t.result == ABSENT)
     durations = [o.duration_s for _, o in pieces if o.duration_s is not None]
     return DistroOutcome(
@@ -332,10 +335,9 @@ def _record(
                 command=["klab", "results", "merge", *(i.run_id for i in inputs)],
                 started=_started(run_id),
             )
-        for outcome in outcomes:
-            history.record_outcome(
-                run_id, outcome, log_paths=log_paths[outcome.distro], lineage="ztest"
-            )
+        history.record_outcomes(
+            run_id, [(o, log_paths[o.distro]) for o in outcomes], lineage="ztest"
+        )
         history.finish_run(run_id)
         return history.timing_section(run_id)
 

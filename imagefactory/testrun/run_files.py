@@ -20,6 +20,23 @@ from imagefactory.testrun.outcome import DistroOutcome, stage_exit_status
 from imagefactory.testrun.report import markdown_summary, write_markdown
 from imagefactory.testrun.selection import Selection
 
+INDENTED_TESTS = 2000
+"""Up to this many test verdicts run.json is indented for a reader; above it, compact."""
+
+
+def run_json_text(run: Mapping[str, object]) -> str:
+    """run.json's text: indented for a reader when small, compact when large.
+
+    `indent` makes the json module fall back to its pure-Python encoder, ten times slower
+    than the C one: 0.5 s for a merged run of 15,000 tests.  Nothing reads run.json by
+    its layout (every reader parses it), and a large one is read with jq anyway.
+    """
+    distros = run.get("distros")
+    tests = sum(len(d.get("tests", ())) for d in distros) if isinstance(distros, list) else 0
+    if tests <= INDENTED_TESTS:
+        return json.dumps(run, indent=2) + "\n"
+    return json.dumps(run, separators=(",", ":")) + "\n"
+
 
 def write_run_files(
     run_directory: Path,
@@ -83,7 +100,7 @@ def write_run_files(
     if selection.shard is not None:  # which part ran, and the whole split (results merge)
         run["shard"] = selection.shard.record(selection.unsharded)
     run.update(extra or {})
-    files["run"].write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    files["run"].write_text(run_json_text(run), encoding="utf-8")
     report = write_run_report(run_directory, history=history)
     if report is not None:
         files["report"] = report

@@ -151,6 +151,17 @@ class History:
         """
         writing.record_outcome(self.conn, run_id, outcome, log_paths=log_paths, lineage=lineage)
 
+    @_guarded
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: Sequence[tuple[DistroOutcome, Mapping[str, str]]],
+        *,
+        lineage: str | None = None,
+    ) -> None:
+        """`record_outcome` for several distros (each with its log paths), one transaction."""
+        writing.record_outcomes(self.conn, run_id, outcomes, lineage=lineage)
+
     # -- reading ---------------------------------------------------------------------------
 
     @_guarded

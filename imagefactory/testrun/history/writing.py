@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from imagefactory.errors import UsageError
 from imagefactory.testrun.results import TestResult, is_failure
-from imagefactory.testrun.verdict import FAILING, Verdict
+from imagefactory.testrun.verdict import FAILING, TestVerdict, Verdict
 
 if TYPE_CHECKING:  # reading the history must not load the judge (pydantic baselines)
     from imagefactory.testrun.outcome import DistroOutcome
@@ -70,7 +70,10 @@ class Judged:
 def judged_test(outcome: DistroOutcome, test: TestResult) -> Judged:
     """The verdict the run gave `test` (judged raw, with no baseline, when the outcome was
     built without judging it)."""
-    given = outcome.verdict_of(test)
+    return _judged(outcome.verdict_of(test), test)
+
+
+def _judged(given: TestVerdict, test: TestResult) -> Judged:
     attempts = tuple(given.attempts) or tuple(test.attempts) or (test.result,)
     failed = sum(1 for word in attempts if is_failure(word))
     count = len(attempts)
@@ -91,60 +94,82 @@ def record_outcome(
     lineage: str | None = None,
 ) -> None:
     """Store one distro's outcome and its tests (replacing an earlier record of it)."""
-    paths = log_paths or {}
-    counts = outcome.counts
-    context = outcome.context
+    record_outcomes(conn, run_id, [(outcome, log_paths or {})], lineage=lineage)
+
+
+def record_outcomes(
+    conn: sqlite3.Connection,
+    run_id: str,
+    outcomes: Sequence[tuple[DistroOutcome, Mapping[str, str]]],
+    *,
+    lineage: str | None = None,
+) -> None:
+    """Store distros' outcomes, each with its log paths, in one transaction (replacing
+    earlier records of them): all of a merged run's rows, or none."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise UsageError(f"run {run_id} is not in the test history (start_run first)")
-        conn.execute(
-            "DELETE FROM distro_results WHERE run = ? AND distro = ?", (row[0], outcome.distro)
-        )
-        cursor = conn.execute(
-            """INSERT INTO distro_results (run, distro, golden_build_id, zfs_version,
-                suite_version, status, duration_s, artifacts_dir, message, passed, skipped,
-                failed, killed, absent, kernel, accel, baseline_digest, lineage)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                row[0],
-                outcome.distro,
-                outcome.golden_build_id,
-                outcome.zfs_version,
-                outcome.suite_version,
-                str(outcome.status),
-                outcome.duration_s,
-                outcome.artifacts_dir,
-                outcome.message,
-                counts.passed,
-                counts.skipped,
-                counts.failed,
-                counts.killed,
-                counts.absent,
-                context.kernel,
-                context.accel,
-                outcome.baseline_digest,
-                lineage,
-            ),
-        )
-        conn.executemany(
-            """INSERT OR REPLACE INTO test_results (distro_result, test, identifier, result,
-                duration_s, reran, log_path, unexpected, note, verdict, reason, attempts,
-                failed_attempts, attempt_results)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [_test_row(cursor.lastrowid, outcome, t, paths) for t in outcome.tests],
-        )
+        for outcome, paths in outcomes:
+            _insert_outcome(conn, row[0], outcome, paths, lineage)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
 
 
+def _insert_outcome(
+    conn: sqlite3.Connection,
+    run: int,
+    outcome: DistroOutcome,
+    paths: Mapping[str, str],
+    lineage: str | None,
+) -> None:
+    counts = outcome.counts
+    context = outcome.context
+    conn.execute("DELETE FROM distro_results WHERE run = ? AND distro = ?", (run, outcome.distro))
+    cursor = conn.execute(
+        """INSERT INTO distro_results (run, distro, golden_build_id, zfs_version,
+            suite_version, status, duration_s, artifacts_dir, message, passed, skipped,
+            failed, killed, absent, kernel, accel, baseline_digest, lineage)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            run,
+            outcome.distro,
+            outcome.golden_build_id,
+            outcome.zfs_version,
+            outcome.suite_version,
+            str(outcome.status),
+            outcome.duration_s,
+            outcome.artifacts_dir,
+            outcome.message,
+            counts.passed,
+            counts.skipped,
+            counts.failed,
+            counts.killed,
+            counts.absent,
+            context.kernel,
+            context.accel,
+            outcome.baseline_digest,
+            lineage,
+        ),
+    )
+    conn.executemany(
+        """INSERT OR REPLACE INTO test_results (distro_result, test, identifier, result,
+            duration_s, reran, log_path, unexpected, note, verdict, reason, attempts,
+            failed_attempts, attempt_results)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [_test_row(cursor.lastrowid, outcome, t, paths) for t in outcome.tests],
+    )
+
+
 def _test_row(
     distro_result: int | None, outcome: DistroOutcome, test: TestResult, paths: Mapping[str, str]
 ) -> tuple[object, ...]:
-    judged = judged_test(outcome, test)
+    key = test.key
+    given = outcome.verdicts.get(key) or outcome.verdict_of(test)
+    judged = _judged(given, test)
     return (
         distro_result,
         test.name,
@@ -152,8 +177,8 @@ def _test_row(
         test.result,
         test.duration_s,
         int(test.reran),
-        paths.get(test.key),
-        int(Verdict(judged.verdict) in FAILING),
+        paths.get(key),
+        int(given.verdict in FAILING),
         test.note,
         judged.verdict,
         judged.reason,
