@@ -50,6 +50,27 @@ if enabled KLAB_SEAL_CLOUD_INIT && command -v cloud-init >/dev/null; then
   cloud-init clean --logs --seed
 fi
 
+# Multi-datasource: a golden (and its exports) boots on the lab's NoCloud seeds, OpenStack
+# (a config-2 drive or the metadata service) and the public clouds.  The file sorts after
+# the bootstrap image's 95_imagefactory.cfg ([NoCloud, None]) and any vendor file, so its
+# list wins.  ds-identify picks the sources it can see (a seed's label, the DMI product),
+# so a clone with a NoCloud seed never waits on a metadata service; Ec2 is the one it
+# would otherwise enable on a guess ("maybe"), and strict_id (read by ds-identify only
+# from a file named *ec2*.cfg) keeps it to platforms that identify as EC2.
+if [[ -d /etc/cloud/cloud.cfg.d ]]; then
+  cat >/etc/cloud/cloud.cfg.d/99_zz-klab-datasources.cfg <<'EOF_DS'
+# Written by the seal (imagefactory hooks/common/90-seal.sh).
+datasource_list: [NoCloud, ConfigDrive, OpenStack, Ec2, GCE, Azure, None]
+EOF_DS
+  cat >/etc/cloud/cloud.cfg.d/99_zz-klab-ec2.cfg <<'EOF_EC2'
+# Written by the seal (imagefactory hooks/common/90-seal.sh).
+datasource:
+  Ec2:
+    strict_id: true
+EOF_EC2
+  echo "seal: cloud-init datasources: NoCloud ConfigDrive OpenStack Ec2 GCE Azure None"
+fi
+
 if enabled KLAB_SEAL_SSH_HOST_KEYS; then
   rm -f /etc/ssh/ssh_host_*
 fi
