@@ -462,6 +462,8 @@ finish() {
     set +e
     trap - EXIT
     ((rc == 0)) || log "the run stopped with status $rc"
+    # The host's hang clock stops here: collection finishes no test (testrun/crash.py).
+    printf 'klab-test: collecting the results\n'
     stop_bpftrace
     collect
     write_results

@@ -50,6 +50,7 @@ _ESCAPES = re.compile(
     r"|\x9b[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
 )
 _RETRIED = ("FAIL", "KILLED")
+ORDER_MARK = "klab-order: "
 
 
 def test_name(path: str) -> str:
@@ -245,6 +246,20 @@ class Selector:
             self.add(directory, items, [test])
             self.selected.append(test_name(path))
 
+    def order_lines(self) -> list[str]:
+        """`klab-order: <section> <test>...` per section, tests as the host names them."""
+        lines = []
+        for section in self.order:
+            path = section.split(":", 1)[0]
+            entry = self.sections[section]
+            if "tests" in entry:
+                tests = as_list(section, "tests", entry["tests"])
+                names = [test_name(f"{path}/{t}") for t in tests]
+            else:
+                names = [test_name(path)]
+            lines.append(f"{ORDER_MARK}{section} {' '.join(names)}")
+        return lines
+
     def runfile(self) -> str:
         lines = ["[DEFAULT]"]
         lines += [f"{k} = {v}" if v else f"{k} =" for k, v in (self.default or {}).items()]
@@ -295,6 +310,10 @@ def main(argv: list[str]) -> int:
         "sections": len(selector.order),
     }
     args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    # The run order, for the host: after a guest crash it names the test that was running
+    # (the one after the last result line) and resumes after it (testrun/crash.py).
+    for line in selector.order_lines():
+        print(line)
     print(
         f"select_tests: {len(selector.selected)} test(s) in {len(selector.order)} section(s), "
         f"{len(absent)} absent in this suite"

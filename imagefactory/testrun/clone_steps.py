@@ -8,7 +8,9 @@ failure and on Ctrl-C (a cancellation).  `klab test --keep` is the runner's keep
   with the stage's own QEMU argument list);
 - seed: the clone's seed, SSH key and results disk in the distro's `.work` directory,
   removed whatever happened (a kept clone's key moves to the artifacts first);
-- boot: boots the clone and runs the test hook; `Machine` stops QEMU on every path;
+- boot: boots the clone and runs the test hook; `Machine` stops QEMU on every path; a
+  guest that crashes or hangs (watch.py) ends the step with `GuestCrashed`, which the stage
+  turns into a crashed test and a fresh clone for the rest (clones.py);
 - collect: unpacks the results disk and judges the artifacts (`collect.py`).
 
 A run fails without an exception when its tests fail: `CloneRun.failed` tells the runner.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -33,8 +36,10 @@ from imagefactory.testrun.bpftrace_option import scripts_for
 from imagefactory.testrun.collect import GoldenFacts, Judged, Judging, judge
 from imagefactory.testrun.kept import keep_clone, move_key
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
+from imagefactory.testrun.resolve import DistroTests
 from imagefactory.testrun.results_disk import ResultsDiskError, extract_results
-from imagefactory.testrun.watch import ConsoleWatch
+from imagefactory.testrun.selection import Selection
+from imagefactory.testrun.watch import ConsoleWatch, GuestCrashed
 from imagefactory.vm.firmware import UefiFirmware
 from imagefactory.vm.fromspec import uefi_firmware, vm_config
 from imagefactory.vm.hookplan import HookPlan
@@ -80,6 +85,12 @@ class CloneRun:
     golden: Golden
     facts: GoldenFacts
     artifacts: Path
+    tests: DistroTests | None = None
+    """This boot's tests (a clone's part, a resume); None: the stage's plan for the distro."""
+    selection: Selection | None = None
+    """This boot's selection (a resume's recipes); None: the stage's."""
+    cpus: int | None = None
+    """vCPUs when clones share the host (budget.py); None: the spec's."""
     clone: Clone | None = None
     boot: BootFiles | None = None
     result: ProvisionResult | None = None
@@ -162,7 +173,17 @@ class SeedStep:
 
     async def run(self, ctx: CloneRun) -> None:
         assert ctx.clone is not None
-        ctx.boot = await asyncio.to_thread(self.stage.prepare, ctx.resolved, ctx.clone, ctx.work)
+        ctx.boot = await asyncio.to_thread(
+            functools.partial(
+                self.stage.prepare,
+                ctx.resolved,
+                ctx.clone,
+                ctx.work,
+                tests=ctx.tests,
+                selection=ctx.selection,
+                cpus=ctx.cpus,
+            )
+        )
 
     def cleanup(self, ctx: CloneRun) -> None:
         shutil.rmtree(ctx.work, ignore_errors=True)
@@ -192,6 +213,7 @@ class BootStep:
             name,
             boot_allowance=self.stage.options.boot_allowance,
             report=self.stage.report,
+            hang_timeout=self.stage.options.hang_timeout,
         )
         provisioning = asyncio.create_task(
             provision_async(
@@ -208,6 +230,7 @@ class BootStep:
             if not provisioning.done():
                 watching.result()  # raises BootStalled; `finally` stops the VM
             ctx.result = provisioning.result()
+            await asyncio.to_thread(watch.read_now)  # the console's last lines (a panic's)
         finally:
             for task in (watching, provisioning):
                 if not task.done():
@@ -215,6 +238,11 @@ class BootStep:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
         (ctx.artifacts / "hooks.txt").write_text(ctx.result.report() + "\n", encoding="utf-8")
+        shutdown = ctx.result.shutdown
+        if watch.crash is not None:
+            raise GuestCrashed(f"the guest crashed: {watch.crash}")
+        if shutdown is not None and shutdown.panicked:
+            raise GuestCrashed("the guest kernel panicked (pvpanic: QEMU stopped the VM)")
 
     def cleanup(self, ctx: CloneRun) -> None:
         """`Machine` already stopped QEMU, on every path."""
@@ -251,7 +279,7 @@ class CollectStep:
             return
         bpf = scripts_for(self.stage.options.bpf, boot.config.accel)
         judging = Judging(self.stage.options.baseline, boot.config.accel, bpf)
-        selection = self.stage.selection
+        selection = ctx.selection or self.stage.selection
         judged = await asyncio.to_thread(
             judge, name, artifacts, selection, facts, duration=hook_seconds, judging=judging
         )

@@ -16,6 +16,11 @@ For every distro, in parallel as far as the host allows (`jobs`):
 4. record the outcome in the history.
 Afterwards the run directory gets the matrix, summary.md and junit.xml.
 
+A distro may take several boots (clones.py): `--clones K` splits its selection over K
+clones that run at once (the VM budget sizes distros x clones: budget.py), and a clone
+whose guest crashes or hangs hands its unfinished tests to a fresh clone, up to
+`--crash-retries` times; the boots' pieces merge into the distro's one outcome.
+
 Everything runs in one asyncio loop: Ctrl-C cancels every distro at once and each one's
 runner still destroys its clone.  Store calls are serialised (they take the store lock
 anyway) and run in a worker thread.
@@ -33,8 +38,7 @@ from typing import Any, Literal, TypeVar
 
 import structlog
 
-from imagefactory.builder.steps import AsyncStepRunner, Keep
-from imagefactory.errors import ImageFactoryError
+from imagefactory.builder.steps import Keep
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.store.base import Clone, Golden, Store
 from imagefactory.store.select import open_store
@@ -42,24 +46,36 @@ from imagefactory.testrun import artifacts as paths
 from imagefactory.testrun.baseline import Baseline
 from imagefactory.testrun.bpftrace_files import with_bpf_scripts
 from imagefactory.testrun.bpftrace_option import scripts_for
+from imagefactory.testrun.budget import VmBudget, vm_budget
 from imagefactory.testrun.clone_steps import (
     BootFiles,
-    CloneRun,
-    clone_steps,
     clone_vm_name,
     random_mac,
 )
+from imagefactory.testrun.clones import (
+    clone_splits,
+    merge_pieces,
+    part_tests,
+)
 from imagefactory.testrun.collect import GoldenFacts, Judged
+from imagefactory.testrun.durations import Durations
 from imagefactory.testrun.guest import runner_hook
 from imagefactory.testrun.history import History, new_run_id
-from imagefactory.testrun.jobs import resolve_jobs
 from imagefactory.testrun.kept import KeptClone
 from imagefactory.testrun.matrix import summary_line
-from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
-from imagefactory.testrun.resolve import DistroTests, StagePlan, check_selection, plan_distros
+from imagefactory.testrun.outcome import DistroOutcome, stage_exit_status
+from imagefactory.testrun.part_run import run_part
+from imagefactory.testrun.resolve import (
+    DistroTests,
+    StagePlan,
+    check_selection,
+    inventories_of,
+    plan_distros,
+)
 from imagefactory.testrun.results_disk import DEFAULT_SIZE, SERIAL, create_results_disk
 from imagefactory.testrun.run_files import write_run_files
 from imagefactory.testrun.selection import Selection
+from imagefactory.testrun.watch import HANG_TIMEOUT
 from imagefactory.vm.accel import AccelChoice, AccelRequest, select_accel
 from imagefactory.vm.fromspec import seed_files, uefi_firmware, vm_config
 from imagefactory.vm.hookplan import HookPlan
@@ -103,6 +119,14 @@ class StageOptions:
     """Known failures and flakes to judge against (testrun/baseline.py); None: raw results."""
     bpf: tuple[str, ...] | None = None
     """bpftrace scripts run alongside (--bpf; testrun/bpftrace_option.py); None: the default."""
+    clones: int | None = None
+    """Clones per distro (--clones); None: what the VM budget leaves (budget.py)."""
+    durations: Durations | None = None
+    """What the clones' split is weighed with; None: no recorded times (split by count)."""
+    hang_timeout: float = HANG_TIMEOUT
+    """Seconds without a finished test before a clone is stopped as hung (--hang-timeout)."""
+    crash_retries: int = 2
+    """Fresh clones for the rest of a part after its guest crashed (--crash-retries)."""
 
 
 @dataclass
@@ -116,10 +140,6 @@ class StageResult:
     files: dict[str, Path] = field(default_factory=dict)
     wall_s: float | None = None
     """The run's wall-clock time, clones to judgement (the matrix's `total wall:`)."""
-
-
-def _failed(ctx: CloneRun) -> bool:
-    return ctx.failed
 
 
 def not_built(resolved: ResolvedSpec, store: Store) -> DistroOutcome:
@@ -161,8 +181,16 @@ class Stage:
         self.on_outcome = on_outcome
         self._store_lock: asyncio.Lock | None = None
         self._accel: dict[str, AccelChoice] = {}
+        self.parts: dict[str, tuple[DistroTests, ...]] = {}
+        """Each split distro's clones' tests (clones.py); absent: one clone."""
+        self.cpus: int | None = None
+        """vCPUs per clone when clones share the host (budget.py); None: the spec's."""
 
     # -- helpers (the steps in clone_steps.py use them) ------------------------------------
+
+    @property
+    def keep_policy(self) -> Keep:
+        return KEEP_POLICIES[self.options.keep]
 
     async def store_call(self, func: Callable[..., T], *args: Any) -> T:
         assert self._store_lock is not None
@@ -186,9 +214,21 @@ class Stage:
             return self.options.timeout
         return float(resolved.spec.test.timeout)
 
-    def prepare(self, resolved: ResolvedSpec, clone: Clone, work: Path) -> BootFiles:
-        """The seed, SSH key, results disk and QEMU configuration of one clone's boot."""
+    def prepare(
+        self,
+        resolved: ResolvedSpec,
+        clone: Clone,
+        work: Path,
+        *,
+        tests: DistroTests | None = None,
+        selection: Selection | None = None,
+        cpus: int | None = None,
+    ) -> BootFiles:
+        """The seed, SSH key, results disk and QEMU configuration of one clone's boot.
+
+        `tests`, `selection`: this boot's (a clone's part, a resume); default the plan's."""
         spec = resolved.spec
+        selection = selection or self.selection
         work.mkdir(parents=True, exist_ok=True)
         suffix = clone.clone_id.rsplit("-", 1)[-1]
         name = hostname_for(f"{spec.name}-t{suffix}")
@@ -197,10 +237,11 @@ class Stage:
         # done: a kept clone stays reachable with it (and a destroyed one takes it along).
         seed_key = dataclasses.replace(key, comment="")
         mac = random_mac()
-        tests = self.plan.for_distro(spec.name) if self.plan else DistroTests(None)
+        if tests is None:
+            tests = self.plan.for_distro(spec.name) if self.plan else DistroTests(None)
         hook = runner_hook(
             resolved,
-            self.selection,
+            selection,
             self.timeout_for(resolved),
             tests=tests.tests,
             absent=tests.absent,
@@ -224,7 +265,29 @@ class Stage:
             extra_disks=(ExtraDisk(disk, serial=SERIAL),),
             boot_timeout=self.options.boot_allowance + hook_time + POWEROFF_ALLOWANCE,
         )
+        if cpus is not None:
+            config = dataclasses.replace(config, cpus=cpus)
         return BootFiles(config, plan, disk, key, uefi_firmware(spec))
+
+    def size(self) -> VmBudget:
+        """Distros at once and clones each from the host's VM budget; splits the distros
+        that take several clones (`parts`) and sets the clones' vCPUs."""
+        specs = [r.spec for r in self.specs]
+        accel = self._accel_for(specs[0].vm.cpu_model).accel if specs else "tcg"
+        budget = vm_budget(specs, jobs=self.options.jobs, clones=self.options.clones, accel=accel)
+        if budget.warning is not None:
+            log.warning("test.budget", warning=budget.warning)
+            if self.report is not None:
+                self.report(f"warning: {budget.warning}")
+        if budget.clones > 1 and self.plan is not None:
+            inventories, _ = inventories_of(
+                {d: g for d, g in self.plan.goldens.items() if d not in self.preset}
+            )
+            durations = self.options.durations or Durations(source="no history")
+            splits = clone_splits(self.plan, self.selection, inventories, durations, budget.clones)
+            self.parts = {d: part_tests(split) for d, split in splits.items()}
+            self.cpus = budget.cpus
+        return budget
 
     # -- one distro ------------------------------------------------------------------------
 
@@ -241,37 +304,14 @@ class Stage:
             return Judged(not_built(resolved, self.store))
         prov = golden.provenance
         facts = GoldenFacts(prov.build_id, prov.zfs_version, prov.suite_version)
-        artifacts = paths.distro_dir(self.run_dir, spec.name)
-        artifacts.mkdir(parents=True, exist_ok=True)
-        ctx = CloneRun(resolved, golden, facts, artifacts)
-        runner: AsyncStepRunner[CloneRun] = AsyncStepRunner(
-            clone_steps(self), keep=KEEP_POLICIES[self.options.keep], failed=_failed
-        )
-        started = time.monotonic()
-        try:
-            await runner.run(ctx)
-        except (ImageFactoryError, OSError) as exc:
-            # OSError: the host's side failed (disk full, permissions), not the tests.
-            log.error("test.infrastructure", distro=spec.name, error=str(exc))
-            ctx.judged = Judged(
-                DistroOutcome.failed_infrastructure(
-                    spec.name,
-                    str(exc).splitlines()[0],
-                    duration_s=time.monotonic() - started,
-                    golden_build_id=facts.build_id,
-                    zfs_version=facts.zfs_version,
-                    suite_version=facts.suite_version,
-                    artifacts_dir=str(artifacts),
-                )
-            )
-        judged = ctx.judged
-        assert judged is not None, "the collect step judges every run that ends without error"
-        if ctx.leak is not None:
-            outcome = judged.outcome
-            outcome.message = f"{outcome.message}; {ctx.leak}" if outcome.message else ctx.leak
-            if outcome.status is DistroStatus.PASSED:
-                outcome.status = DistroStatus.INFRA_ERROR
-        return judged
+        base = paths.distro_dir(self.run_dir, spec.name)
+        parts: tuple[DistroTests | None, ...] = self.parts.get(spec.name) or (None,)
+        runs = [
+            run_part(self, resolved, golden, facts, base, k, len(parts), tests)
+            for k, tests in enumerate(parts, 1)
+        ]
+        pieces = [piece for part in await asyncio.gather(*runs) for piece in part]
+        return merge_pieces(spec.name, pieces, base)
 
     # -- all distros -----------------------------------------------------------------------
 
@@ -312,7 +352,6 @@ def run_stage(
         if report is not None:
             report(f"warning: {warning}")
     preset.update(plan.unbooted())
-    jobs = resolve_jobs(options.jobs, [r.spec for r in specs])
     history = History.open(options.history)
     try:
 
@@ -333,6 +372,8 @@ def run_stage(
             report=report,
             plan=plan,
         )
+        budget = stage.size()
+        jobs = budget.jobs
         stage.run_dir.mkdir(parents=True, exist_ok=True)
         history.start_run(
             stage.run_id,
@@ -345,6 +386,8 @@ def run_stage(
             selection=selection.canonical,
             distros=[r.spec.name for r in specs],
             jobs=jobs,
+            clones={d: len(p) for d, p in stage.parts.items()},
+            cpus=stage.cpus,
             run_dir=str(stage.run_dir),
         )
         began = time.monotonic()

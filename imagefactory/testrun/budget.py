@@ -1,0 +1,97 @@
+"""One host-wide VM budget for the test stage: distros at once (--jobs) x clones each (--clones).
+
+Both options draw on the same VMs, so they are sized together, by the one job sizer's
+rules (testrun/jobs.py): each VM needs its memory plus QEMU's overhead out of MemAvailable,
+and vCPUs of guest work out of the host's cores.  What a core carries depends on the
+accelerator:
+
+- TCG (no KVM): a vCPU is a host thread emulating instructions flat out, so one vCPU of guest
+  work per host core; more only makes every guest slower until the suite's own timeouts
+  fire.  Two clones of one vCPU each on a 2-core host, not one clone of two.
+- KVM: vCPUs run natively and the suite mostly waits on I/O and sleeps, so two vCPUs per
+  core; memory is then what limits, which is the documented "five distros in parallel on a
+  host with >= 24 GB" (4 GiB guests plus overhead).
+
+The default fills the budget: every distro at once if it fits, then as many clones each as
+the rest allows.  With K clones, each clone gets its share of the cores as vCPUs (at most
+the spec's, at least one); a single clone keeps the spec's vCPUs.  Explicit values are
+honoured (the user may know better); more VMs than the budget gets a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from imagefactory.errors import UsageError
+from imagefactory.testrun.jobs import QEMU_OVERHEAD, available_memory
+
+if TYPE_CHECKING:
+    from imagefactory.spec.model import DistroSpec
+
+VCPUS_PER_CORE = {"tcg": 1, "kvm": 2}
+MAX_CLONES = 64
+
+
+@dataclass(frozen=True)
+class VmBudget:
+    slots: int
+    """VMs the host carries at once."""
+    jobs: int
+    """Distros at once."""
+    clones: int
+    """Clones per distro (an upper bound: a distro with fewer sections gets fewer)."""
+    cpus: int | None
+    """vCPUs per clone when the clones share the host; None: the spec's own."""
+    warning: str | None = None
+
+    def describe(self) -> str:
+        cpus = f", {self.cpus} vCPU(s) each" if self.cpus is not None else ""
+        return f"{self.jobs} distro(s) x {self.clones} clone(s) of {self.slots} VM(s){cpus}"
+
+
+def host_slots(
+    specs: Sequence[DistroSpec], accel: str, *, memory: int | None = None, cores: int | None = None
+) -> tuple[int, int]:
+    """(VMs the host carries, vCPUs it carries) for these distros' VMs."""
+    memory = available_memory() if memory is None else memory
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    vcpus = max(1, cores * VCPUS_PER_CORE.get(accel, 1))
+    largest = max((int(s.vm.memory) for s in specs), default=0)
+    by_memory = memory // (largest + QEMU_OVERHEAD)
+    return max(1, min(by_memory, vcpus)), vcpus
+
+
+def vm_budget(
+    specs: Sequence[DistroSpec],
+    *,
+    jobs: int | None,
+    clones: int | None,
+    accel: str,
+    memory: int | None = None,
+    cores: int | None = None,
+) -> VmBudget:
+    """Distros at once, clones each and their vCPUs, from one budget (see the module doc)."""
+    if jobs is not None and jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if clones is not None and not 1 <= clones <= MAX_CLONES:
+        raise UsageError(f"--clones must be between 1 and {MAX_CLONES}, not {clones}")
+    slots, vcpus = host_slots(specs, accel, memory=memory, cores=cores)
+    distros = max(1, len(specs))
+    chosen_jobs = min(jobs, distros) if jobs is not None else min(distros, slots)
+    chosen_clones = clones if clones is not None else max(1, slots // chosen_jobs)
+    vms = chosen_jobs * chosen_clones
+    cpus = None
+    if chosen_clones > 1:
+        spec_cpus = min((s.vm.cpus for s in specs), default=1)
+        cpus = max(1, min(spec_cpus, vcpus // vms))
+    warning = None
+    if vms > slots:
+        warning = (
+            f"{chosen_jobs} distro(s) x {chosen_clones} clone(s) = {vms} VMs, more than the "
+            f"{slots} this host carries ({accel}: memory and {vcpus} vCPU(s)); expect "
+            "swapping or the suite's timeouts"
+        )
+    return VmBudget(slots, chosen_jobs, chosen_clones, cpus, warning)
