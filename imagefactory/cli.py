@@ -107,17 +107,17 @@ def _shipped_recipes_on_first_run() -> None:
     (testrun/recipe_paths.py); a failure to do so is a warning, never the command's end."""
     if os.geteuid() != 0:
         return
-    import structlog
-
+    from imagefactory.log import get_logger  # structlog loads only if there is news
     from imagefactory.testrun.recipe_paths import install_on_first_run
 
+    log = get_logger(__name__)
     try:
         written = install_on_first_run()
     except OSError as exc:
-        structlog.get_logger(__name__).warning("recipes.not_installed", error=str(exc))
+        log.warning("recipes.not_installed", error=str(exc))
         return
     if written:
-        structlog.get_logger(__name__).info("recipes.installed", directory=str(written[0].parent))
+        log.info("recipes.installed", directory=str(written[0].parent))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

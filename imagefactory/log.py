@@ -17,46 +17,16 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from importlib.machinery import ModuleSpec
+from importlib.machinery import ModuleSpec, PathFinder
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+
+    from structlog.stdlib import BoundLogger
 
 from imagefactory.settings import FORCE_COLOR, NO_COLOR
-
-
-def _structlog_without_rich() -> ModuleType:
-    """Import structlog without letting it load rich (~50 ms, a third of `klab history`).
-
-    structlog imports rich, when installed, only to offer rich tracebacks; our renderers
-    format exceptions with `format_exc_info` or `ExceptionDictTransformer(show_locals=
-    False)`, which never use it.  rich stays importable for the tables and progress bars
-    that do (only structlog's own optional import is refused, while it runs).
-    """
-    if "structlog" in sys.modules or "rich" in sys.modules:
-        import structlog as loaded
-
-        return loaded
-    refuse = _RefuseRich()
-    sys.meta_path.insert(0, refuse)
-    try:
-        import structlog as loaded
-    finally:
-        sys.meta_path.remove(refuse)
-    return loaded
-
-
-class _RefuseRich(importlib.abc.MetaPathFinder):
-    """While structlog imports: `import rich` fails as if rich were not installed."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname == "rich" or fullname.startswith("rich."):
-            raise ModuleNotFoundError(f"{fullname} is not loaded for structlog", name=fullname)
-        return None
-
-
-structlog = _structlog_without_rich()
 
 REDACTED = "[redacted]"
 _PRIVATE_KEY = re.compile(
@@ -115,7 +85,12 @@ def _wants_color(stream: Any) -> bool:
 
 
 def configure_logging(verbosity: int = 0, *, json_lines: bool | None = None) -> None:
-    """Configure structlog and stdlib logging; verbosity -1 quiet, 0 info, 1+ debug."""
+    """Configure structlog and stdlib logging; verbosity -1 quiet, 0 info, 1+ debug.
+
+    structlog itself (with asyncio, ~100 ms) is configured the moment something imports it:
+    a command that never logs (`klab history`, `--help`) never pays for it.  When it is
+    already loaded (a test process), it is configured here and now.
+    """
     level = logging.INFO
     if verbosity < 0:
         level = logging.WARNING
@@ -124,6 +99,26 @@ def configure_logging(verbosity: int = 0, *, json_lines: bool | None = None) -> 
     stream = sys.stderr
     if json_lines is None:
         json_lines = not stream.isatty()
+    root = logging.getLogger()
+    root.setLevel(level)
+    # qemu.qmp logs every failed connect attempt at ERROR and is chatty at DEBUG.
+    logging.getLogger("qemu.qmp").setLevel(
+        logging.CRITICAL if level > logging.DEBUG else logging.INFO
+    )
+    logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+    _HOOK.pending = (json_lines, stream)
+    loaded = sys.modules.get("structlog")
+    if loaded is not None:
+        _apply(loaded)
+    elif _HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _HOOK)
+
+
+def _apply(structlog: ModuleType) -> None:
+    """structlog's processors and the stdlib handler, as configure_logging asked."""
+    if _HOOK.pending is None:
+        return
+    json_lines, stream = _HOOK.pending
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -159,11 +154,77 @@ def configure_logging(verbosity: int = 0, *, json_lines: bool | None = None) -> 
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
         )
     )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # qemu.qmp logs every failed connect attempt at ERROR and is chatty at DEBUG.
-    logging.getLogger("qemu.qmp").setLevel(
-        logging.CRITICAL if level > logging.DEBUG else logging.INFO
-    )
-    logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+    logging.getLogger().handlers[:] = [handler]
+
+
+class _StructlogImport(importlib.abc.MetaPathFinder):
+    """Imports structlog, when something first does, without rich, then configures it.
+
+    structlog imports rich, when installed, only to offer rich tracebacks (~50 ms); our
+    renderers format exceptions with `format_exc_info` or `ExceptionDictTransformer(
+    show_locals=False)`, which never use it.  So while structlog's own modules run,
+    `import rich` fails as if rich were absent; afterwards rich imports normally (tables,
+    progress bars).
+    """
+
+    def __init__(self) -> None:
+        self.pending: tuple[bool, TextIO] | None = None
+        self.refusing = False
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if self.refusing and (fullname == "rich" or fullname.startswith("rich.")):
+            raise ModuleNotFoundError(f"{fullname} is not loaded for structlog", name=fullname)
+        if fullname != "structlog" or self.refusing:
+            return None
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _ConfiguringLoader(spec.loader, self)
+        return spec
+
+
+class _ConfiguringLoader(importlib.abc.Loader):
+    def __init__(self, inner: Loader, hook: _StructlogImport) -> None:
+        self.inner = inner
+        self.hook = hook
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.hook.refusing = True
+        try:
+            self.inner.exec_module(module)
+        finally:
+            self.hook.refusing = False
+            if self.hook in sys.meta_path:
+                sys.meta_path.remove(self.hook)
+        _apply(module)
+
+
+_HOOK = _StructlogImport()
+
+
+def stdlib_ready() -> None:
+    """Make a stdlib record render like every structlog event: the handler is installed
+    when structlog loads (configure_logging), so load it."""
+    import structlog  # noqa: F401
+
+
+def get_logger(name: str) -> BoundLogger:
+    """A logger that imports structlog on its first use, not at the module's import: for
+    modules on the path of commands that usually log nothing (the history)."""
+    return cast("BoundLogger", _LazyLogger(name))
+
+
+class _LazyLogger:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import structlog
+
+        logger = structlog.get_logger(self._name)
+        return getattr(logger, attr)

@@ -55,7 +55,9 @@ def _warn_deprecated(alias: str, name: str) -> None:
     if alias in _warned:
         return
     _warned.add(alias)
-    # stdlib logging: the CLI routes it through the same renderer as every other event.
+    from imagefactory.log import stdlib_ready
+
+    stdlib_ready()  # rendered like every other event
     logging.getLogger(__name__).warning(
         "%s is deprecated: set %s instead (it wins when both are set)", alias, name
     )

@@ -109,7 +109,7 @@ def read_guest_facts(root: Path) -> dict[str, Any]:
 def keep_guest_inventory(root: Path, *, state: Path | None = None) -> str | None:
     """Keep the suite inventory the guest wrote (if any) on the host; its digest.
 
-    A ztest golden's 80-golden-facts.sh writes it; a regular golden has none.  One that is
+    A ztest golden's 80-golden-facts.sh writes it; a lean golden has none.  One that is
     there but unreadable or malformed is a bug in the guest, so the build fails here rather
     than publish a golden whose selections could not be checked.
     """

@@ -108,8 +108,7 @@ def _started(iso: str) -> str:
 
 
 def _show_runs(rows: list[DistroRow]) -> None:
-    from imagefactory.testrun.matrix import format_duration
-    from imagefactory.testrun.tables import print_table
+    from imagefactory.testrun.tables import format_duration, print_table
 
     table = [
         [
@@ -140,8 +139,7 @@ def _result_text(result: str, attempts: tuple[str, ...], reran: bool = False) ->
 
 
 def _show_tests(rows: list[TestRow]) -> None:
-    from imagefactory.testrun.matrix import format_duration
-    from imagefactory.testrun.tables import print_table
+    from imagefactory.testrun.tables import format_duration, print_table
 
     table = [
         [
@@ -192,8 +190,7 @@ def _cell(result: str | None, verdict: str | None) -> str:
 
 
 def _show_diff(diff: RunDiff, thresholds: TimingThresholds) -> None:
-    from imagefactory.testrun.matrix import format_duration
-    from imagefactory.testrun.tables import print_table
+    from imagefactory.testrun.tables import format_duration, print_table
 
     print(f"selection {diff.selection}: {diff.previous} -> {diff.current}")
     for name, before, after in diff.status_changes:

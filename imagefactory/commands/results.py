@@ -90,8 +90,7 @@ def _read(file: str) -> ParsedRun:
 
 
 def _print_human(run: ParsedRun) -> None:
-    from imagefactory.testrun.matrix import format_duration
-    from imagefactory.testrun.tables import print_table
+    from imagefactory.testrun.tables import format_duration, print_table
 
     rows = [
         [

@@ -27,6 +27,7 @@ from imagefactory.spec.model import ShortName
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
 from imagefactory.testrun.results import KILLED, TestResult
 from imagefactory.testrun.selection import Selection
+from imagefactory.testrun.tables import format_duration as format_duration  # re-export
 from imagefactory.testrun.verdict import TestVerdict, Verdict
 
 SYMBOLS: dict[str, str] = {
@@ -118,20 +119,6 @@ class Matrix:
     @property
     def regressions(self) -> list[MatrixRow]:
         return [row for row in self.rows if row.regression]
-
-
-def format_duration(seconds: float | None) -> str:
-    """`8m13s`, `2h14m24s`, `42s`; `?` when unknown."""
-    if seconds is None:
-        return "?"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def legend(matrix: Matrix) -> str:

@@ -16,6 +16,20 @@ from rich.table import Table
 from rich.text import Text
 
 
+def format_duration(seconds: float | None) -> str:
+    """`8m13s`, `2h14m24s`, `42s`; `?` when unknown."""
+    if seconds is None:
+        return "?"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
 def format_table(
     headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Collection[int] = ()
 ) -> str:

@@ -17,11 +17,10 @@ import os
 import sqlite3
 from pathlib import Path
 
-import structlog
-
 from imagefactory.errors import InfrastructureError
+from imagefactory.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog loads on first use: reading logs nothing
 
 BUSY_TIMEOUT_S = 30.0
 

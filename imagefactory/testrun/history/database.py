@@ -18,9 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-import structlog
-
 from imagefactory.errors import ImageFactoryError
+from imagefactory.log import get_logger
 from imagefactory.testrun.history import queries, writing
 from imagefactory.testrun.history.connection import (
     connect,
@@ -51,7 +50,7 @@ from imagefactory.testrun.history.values import RunRef
 if TYPE_CHECKING:  # reading the history must not load the judge (pydantic baselines)
     from imagefactory.testrun.outcome import DistroOutcome
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog loads on first use: reading logs nothing
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,11 +13,10 @@ import sqlite3
 from dataclasses import dataclass
 from functools import cache
 
-import structlog
-
 from imagefactory.errors import InfrastructureError
+from imagefactory.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog loads on first use: reading logs nothing
 
 
 @dataclass(frozen=True, slots=True)

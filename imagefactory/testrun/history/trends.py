@@ -175,7 +175,7 @@ def timing_markdown(
     rises: Sequence[TimingRise], compared: int, thresholds: TimingThresholds | None = None
 ) -> list[str]:
     """The "Timing" section of a run's summary.md (lines, no trailing blank)."""
-    from imagefactory.testrun.matrix import format_duration  # rich: only for a summary
+    from imagefactory.testrun.tables import format_duration  # rich: only for a summary
 
     limits = thresholds or TimingThresholds()
     lines = ["## Timing", ""]

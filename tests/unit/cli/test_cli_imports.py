@@ -10,9 +10,12 @@ itself is measured by bench/cli_start.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+LOG = Path(__file__).resolve().parents[1] / "testrun" / "logs" / "zts-rerun-maybes.log"
 HEAVY = ("requests", "rich", "pydantic", "qemu", "pycdlib", "structlog", "hcl2", "yaml")
 
 PROBE = """
@@ -59,13 +62,24 @@ def test_help_and_version_run_without_the_heavy_libraries() -> None:
         assert sorted(loaded & set(HEAVY)) == [], argv
 
 
-def test_history_without_a_history_file_loads_no_pydantic_rich_or_network(tmp_path: object) -> None:
-    """`klab history` reads SQLite: no spec models, no HTTP, no tables to draw yet."""
-    code = (
-        "import os\n"
-        f"os.environ['IMAGEFACTORY_STATE'] = {str(tmp_path)!r}\n"
-        "import imagefactory.cli as cli\n"
-        "assert cli.main(['history']) == 0\n"
-    )
-    loaded = loaded_by(code)
-    assert sorted(loaded & {"pydantic", "requests", "qemu", "pycdlib", "hcl2"}) == []
+def test_history_reads_a_real_history_without_pydantic_structlog_or_network(
+    tmp_path: Path,
+) -> None:
+    """`klab history` reads SQLite and draws a table: no spec models, no structlog (and its
+    asyncio), no HTTP.  The history is a real one, recorded by `klab results judge`."""
+    env = {**os.environ, "IMAGEFACTORY_STATE": str(tmp_path)}
+    record = [sys.executable, "-m", "imagefactory", "results", "judge", str(LOG)]
+    record += ["--no-baseline", "--distro", "debian13", "--record"]
+    subprocess.run(record, env=env, capture_output=True, check=True, timeout=120)
+    assert (tmp_path / "history.sqlite").is_file()
+    for argv in (["history"], ["history", "--flaky"]):
+        code = (
+            "import os\n"
+            f"os.environ['IMAGEFACTORY_STATE'] = {str(tmp_path)!r}\n"
+            "import imagefactory.cli as cli\n"
+            f"assert cli.main({argv!r}) == 0\n"
+        )
+        loaded = loaded_by(code)
+        assert "sqlite3" in loaded  # it did read the history
+        unwanted = {"pydantic", "structlog", "asyncio", "requests", "qemu", "pycdlib", "hcl2"}
+        assert sorted(loaded & unwanted) == [], argv
