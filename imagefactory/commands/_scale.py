@@ -92,7 +92,7 @@ def _section_label(name: str) -> str:
     return name.removeprefix("tests/functional/")
 
 
-def _print_split(distro: str, split: DistroSplit, mine: int | None) -> None:
+def _print_split(distro: str, split: DistroSplit, mine: int | None, *, unit: str = "part") -> None:
     from imagefactory.testrun.matrix import format_duration
 
     done = split.assignment
@@ -100,15 +100,18 @@ def _print_split(distro: str, split: DistroSplit, mine: int | None) -> None:
     guess = " (estimated: no test of it has a recorded time; split by count)" * split.estimated
     print(
         f"{distro}: {tests} test(s) in {len(split.sections)} section(s), "
-        f"{len(done.parts)} part(s); longest {format_duration(done.makespan_ms / 1000)}, "
+        f"{len(done.parts)} {unit}(s); longest {format_duration(done.makespan_ms / 1000)}, "
         f"lower bound {format_duration(done.lower_bound_ms / 1000)}{guess}"
     )
     if split.absent:
         print(f"  absent in this suite: {', '.join(split.absent)}")
     for part in done.parts:
         this = " (this shard)" if part.index == mine else ""
+        if not part.tests and unit == "clone":
+            print(f"  clone {part.index}: nothing (fewer sections than clones): not booted")
+            continue
         print(
-            f"  part {part.index}{this}: {format_duration(part.expected_ms / 1000)}, "
+            f"  {unit} {part.index}{this}: {format_duration(part.expected_ms / 1000)}, "
             f"{len(part.sections)} section(s), {len(part.tests)} test(s)"
         )
         for section in part.sections:
@@ -141,9 +144,23 @@ def dry_run(specs: list[ResolvedSpec], selection: Selection, args: argparse.Name
     for distro, golden in plan.goldens.items():
         if golden is None:
             print(f"{distro}: no ztest golden (make golden-ztest DISTRO={distro}): not run")
+    clones = getattr(args, "clones", None) or 1
     for distro, split in splits.items():
-        _print_split(distro, split, mine)
+        _print_split(distro, split, mine, unit="clone" if mine is None and clones > 1 else "part")
+        if mine is not None and clones > 1:  # this shard's part over its clones
+            _print_clones(distro, split, mine, clones)
     return 0
+
+
+def _print_clones(distro: str, split: DistroSplit, mine: int, clones: int) -> None:
+    """`--shard i/N --clones K`: the shard's part split again over its K clones."""
+    from imagefactory.testrun.balance import balance
+    from imagefactory.testrun.shard import DistroSplit
+
+    part = split.assignment.parts[mine - 1]
+    again = balance(part.sections, split.weights, clones)
+    sub = DistroSplit(part.sections, split.weights, again, (), None, split.estimated)
+    _print_split(f"{distro} shard {mine}", sub, None, unit="clone")
 
 
 def export_durations(args: argparse.Namespace, *, default_last: int) -> int:

@@ -33,9 +33,11 @@ from imagefactory.testrun.bpftrace_option import add_bpf_option
 from imagefactory.testrun.selection import SUITES, Selection, parse_selection, rerun_selection
 
 if TYPE_CHECKING:
+    from imagefactory.testrun.durations import Durations
     from imagefactory.testrun.stage import StageOptions, StageResult
 
 MAX_RETRIES = 5
+MAX_CRASH_RETRIES = 10
 
 
 def duration(text: str) -> float:
@@ -60,6 +62,29 @@ def retries(text: str) -> int:
     return value
 
 
+def clones(text: str) -> int:
+    """--clones K: 1-64 (testrun/budget.py)."""
+    from imagefactory.testrun.budget import MAX_CLONES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_CLONES:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_CLONES}")
+    return value
+
+
+def crash_retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_CRASH_RETRIES:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and {MAX_CRASH_RETRIES}")
+    return value
+
+
 def add_run_options(parser: argparse.ArgumentParser, *, default_retries: int = 0) -> None:
     """Options `klab test` and `klab rc` share (the gate retries once by default)."""
     parser.add_argument("--jobs", type=int, help="distros at once (default: what the host allows)")
@@ -81,6 +106,29 @@ def add_run_options(parser: argparse.ArgumentParser, *, default_retries: int = 0
         const="failed",
         choices=("failed", "always"),
         help="keep the clone when the distro failed (or always) and say how to reach it",
+    )
+    # -- clones and crashes (testrun/budget.py, clones.py, part_run.py) ----------------------
+    parser.add_argument(
+        "--clones",
+        type=clones,
+        metavar="K",
+        help="split each distro's selection over K clones at once, by runfile section and "
+        "recorded duration (default: what the host's VM budget leaves after --jobs)",
+    )
+    parser.add_argument(
+        "--hang-timeout",
+        type=duration,
+        default=1200.0,
+        metavar="DURATION",
+        help="stop a clone in which no test finished for this long (default 20m; "
+        "zfs-tests.sh stops a test after 10m)",
+    )
+    parser.add_argument(
+        "--crash-retries",
+        type=crash_retries,
+        default=2,
+        metavar="R",
+        help="after a guest crash or hang, run the rest in a fresh clone up to R times (default 2)",
     )
     settings.add_store_option(parser)
     settings.add_accel_option(parser)
@@ -125,7 +173,21 @@ def stage_options(args: argparse.Namespace) -> StageOptions:
         retries=args.retries,
         baseline=baseline_from_args(args),
         bpf=args.bpf,
+        clones=args.clones,
+        durations=_clone_durations(args),
+        hang_timeout=args.hang_timeout,
+        crash_retries=args.crash_retries,
     )
+
+
+def _clone_durations(args: argparse.Namespace) -> Durations | None:
+    """What --clones balances by: --durations, else this machine's history; None for one
+    clone (nothing to balance)."""
+    if args.clones == 1:
+        return None
+    from imagefactory.commands._scale import durations_for
+
+    return durations_for(args)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -214,6 +214,7 @@ class BootStep:
             boot_allowance=self.stage.options.boot_allowance,
             report=self.stage.report,
             hang_timeout=self.stage.options.hang_timeout,
+            crash_grace=self.stage.options.crash_grace,
         )
         provisioning = asyncio.create_task(
             provision_async(

@@ -138,6 +138,8 @@ def _suite(
     finished = reading.finished()
     crashed = running_test(reading.order, finished)
     wanted = tests.tests if tests.tests is not None else (reading.order or None)
+    if crashed is not None and wanted is not None and crashed not in wanted:
+        crashed = None  # an order this boot was not given: trust none of it
     if wanted is None:  # nothing known of the order: the whole part again
         return list(reading.parsed.tests), crashed, Resume(tests, selection)
     left = remaining(wanted, finished, crashed)

@@ -75,7 +75,7 @@ from imagefactory.testrun.resolve import (
 from imagefactory.testrun.results_disk import DEFAULT_SIZE, SERIAL, create_results_disk
 from imagefactory.testrun.run_files import write_run_files
 from imagefactory.testrun.selection import Selection
-from imagefactory.testrun.watch import HANG_TIMEOUT
+from imagefactory.testrun.watch import CRASH_GRACE, HANG_TIMEOUT
 from imagefactory.vm.accel import AccelChoice, AccelRequest, select_accel
 from imagefactory.vm.fromspec import seed_files, uefi_firmware, vm_config
 from imagefactory.vm.hookplan import HookPlan
@@ -127,6 +127,8 @@ class StageOptions:
     """Seconds without a finished test before a clone is stopped as hung (--hang-timeout)."""
     crash_retries: int = 2
     """Fresh clones for the rest of a part after its guest crashed (--crash-retries)."""
+    crash_grace: float = CRASH_GRACE
+    """Seconds from a crash line to stopping the VM (the trace reaches the console first)."""
 
 
 @dataclass
