@@ -83,3 +83,24 @@ def test_history_reads_a_real_history_without_pydantic_structlog_or_network(
         assert "sqlite3" in loaded  # it did read the history
         unwanted = {"pydantic", "structlog", "asyncio", "requests", "qemu", "pycdlib", "hcl2"}
         assert sorted(loaded & unwanted) == [], argv
+
+
+def test_structlog_imported_after_configuration_is_configured_and_leaves_rich_out() -> None:
+    """configure_logging defers structlog to its first import; that import is configured
+    (JSON lines, redaction) and does not drag rich in; rich still imports afterwards."""
+    code = (
+        "import sys\n"
+        "from imagefactory.log import configure_logging\n"
+        "configure_logging(0, json_lines=True)\n"
+        "assert 'structlog' not in sys.modules\n"
+        "import structlog\n"
+        "assert 'rich' not in sys.modules\n"
+        "structlog.get_logger('probe').warning('probe.event', url='https://u:secret@m/x')\n"
+        "import rich.table\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    event = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert event["event"] == "probe.event" and event["level"] == "warning"
+    assert event["url"] == "https://u:***@m/x"
