@@ -18,23 +18,26 @@ history rows; an input that is already inside a merged input is skipped.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from imagefactory.errors import UsageError
+from imagefactory.testrun.artifacts import RUN_FILE
 from imagefactory.testrun.baseline import Baseline
-from imagefactory.testrun.collect import GoldenFacts, Judging, judge
+from imagefactory.testrun.collect import GoldenFacts, Judged, Judging, judge
 from imagefactory.testrun.history import History
 from imagefactory.testrun.judge import Judgement
+from imagefactory.testrun.judged_record import trusted_outcome
 from imagefactory.testrun.merge_inputs import Piece, RunInput, read_run
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
-from imagefactory.testrun.results import ABSENT, TestResult, merge_counts
+from imagefactory.testrun.results import ABSENT, TestResult, locate_test_logs, merge_counts
 from imagefactory.testrun.run_files import write_run_files
 
 _WORST = {
@@ -124,9 +127,33 @@ def _link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link, symlinks=True)
 
 
+def _recorded(
+    piece: Piece, run: RunInput, baseline: Baseline | None
+) -> tuple[Judged | None, str | None]:
+    """The piece as its run judged it, when run.json's judged record still holds (else None
+    and why not): parsing and judging again is most of a merge's time."""
+    selection = run.as_selection()
+    if piece.recorded is None or selection.mode == "recipe":
+        return None, None
+    outcome, why = trusted_outcome(
+        str(run.path / RUN_FILE),
+        piece.recorded,
+        piece.directory,
+        baseline_digest=run.baseline_digest,
+        judged_with=baseline.digest if baseline is not None else None,
+    )
+    if outcome is None:
+        return None, why
+    results = piece.directory / "test_results"
+    found = locate_test_logs(results, [t.key for t in outcome.tests]) if results.is_dir() else {}
+    return Judged(outcome, {k: str(p.relative_to(piece.directory)) for k, p in found.items()}), None
+
+
 def _judge_piece(
     piece: Piece, run: RunInput, baseline: Baseline | None, target: Path
-) -> tuple[DistroOutcome, dict[str, str]]:
+) -> tuple[DistroOutcome, dict[str, str], str | None]:
+    """The piece's outcome, its tests' log paths (under the merged run) and, when run.json's
+    verdicts could not be used, why they were judged again."""
     status = DistroStatus(piece.status) if piece.status in _WORST else DistroStatus.INFRA_ERROR
     facts = GoldenFacts(piece.golden_build_id, piece.zfs_version, piece.suite_version)
     if status in _UNTRUSTED or not piece.directory.is_dir():
@@ -140,21 +167,23 @@ def _judge_piece(
             zfs_version=facts.zfs_version,
             suite_version=facts.suite_version,
         )
-        return outcome, {}
-    judged = judge(
-        piece.distro,
-        piece.directory,
-        run.as_selection(),
-        facts,
-        duration=piece.duration_s,
-        judging=Judging(baseline, piece.accel),
-    )
+        return outcome, {}, None
+    judged, distrust = _recorded(piece, run, baseline)
+    if judged is None:
+        judged = judge(
+            piece.distro,
+            piece.directory,
+            run.as_selection(),
+            facts,
+            duration=piece.duration_s,
+            judging=Judging(baseline, piece.accel),
+        )
     outcome = judged.outcome
     if _WORST[status] > _WORST[outcome.status]:  # never greener than what the shard saw
         outcome.status = status
         outcome.message = piece.message
     _link_tree(piece.directory, target)
-    return outcome, {k: f"{target.name}/{v}" for k, v in judged.log_paths.items()}
+    return outcome, {k: f"{target.name}/{v}" for k, v in judged.log_paths.items()}, distrust
 
 
 def combine(
@@ -227,6 +256,19 @@ def _select_inputs(inputs: list[RunInput]) -> tuple[list[RunInput], list[str]]:
     return chosen, skipped
 
 
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """A merge builds some 10^5 objects per 1,000 tests, all alive until it ends: the cycle
+    collector rescans them again and again for nothing (a third of a big merge's time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def merge_runs(
     paths: Sequence[Path],
     out: Path | None,
@@ -237,6 +279,20 @@ def merge_runs(
     force: bool = False,
 ) -> Merged:
     """Merge the run directories at `paths` into `out` (default: `runs_root/<merged id>`)."""
+    with _without_cycle_collection():
+        return _merge(paths, out, runs_root=runs_root, baseline=baseline, history=history,
+                      force=force)  # fmt: skip
+
+
+def _merge(
+    paths: Sequence[Path],
+    out: Path | None,
+    *,
+    runs_root: Path,
+    baseline: Baseline | None,
+    history: Path | None,
+    force: bool,
+) -> Merged:
     inputs, skipped = _select_inputs([read_run(p) for p in paths])
     problems = check_inputs(inputs)
     notes: list[str] = []
@@ -280,7 +336,11 @@ def merge_runs(
                     hint="give each shard's run directory once",
                 )
             target = run_dir / distro / f"shard-{piece.index}-of-{count}"
-            outcome, found = _judge_piece(piece, run, baseline, target)
+            outcome, found, why = _judge_piece(piece, run, baseline, target)
+            if why:
+                notes.append(
+                    f"{distro} shard {piece.index}/{count} ({run.path}): judged again: {why}"
+                )
             judged.append((piece.index, outcome))
             paths_here.update(found)
             pieces_record.setdefault(distro, []).append(
@@ -302,8 +362,9 @@ def merge_runs(
     timing = _record(history, run_id, selection.canonical, outcomes, log_paths, inputs)
     extra = _provenance(inputs, count, pieces_record, missing, notes)
     files = write_run_files(
-        run_dir, run_id, selection, outcomes, baseline=baseline, timing=timing, extra=extra
-    )
+        run_dir, run_id, selection, outcomes, baseline=baseline, timing=timing, extra=extra,
+        judged=False,
+    )  # fmt: skip
     return Merged(run_id, run_dir, outcomes, files, stage_exit_status(outcomes), skipped,
                   missing, notes)  # fmt: skip
 

@@ -9,6 +9,7 @@ directory holding that piece's artifacts (a shard run's `<distro>/`, a merged ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -102,6 +103,9 @@ class Piece:
     suite_version: str | None
     kernel: str | None
     accel: str | None
+    recorded: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """A shard run's run.json entry for the distro, as read (its verdicts and `judged`
+    record: testrun/judged_record.py); None for a piece of a merged run."""
 
 
 @dataclass
@@ -183,14 +187,20 @@ def read_run(path: Path) -> RunInput:
         expected_s={d: list(s.expected_s) for d, s in (shard.distros if shard else {}).items()},
         merged_from=tuple(run.merged_from),
     )
-    for entry in run.distros:
+    for entry, recorded in zip(run.distros, raw["distros"], strict=True):
         _check(where, "distro", entry.distro, _DISTRO)
-        found.pieces += _pieces_of(path, where, entry, run.run_id, shard, count)
+        found.pieces += _pieces_of(path, where, entry, run.run_id, shard, count, recorded)
     return found
 
 
 def _pieces_of(
-    path: Path, where: str, entry: _Distro, run_id: str, shard: _Shard | None, count: int
+    path: Path,
+    where: str,
+    entry: _Distro,
+    run_id: str,
+    shard: _Shard | None,
+    count: int,
+    recorded: dict[str, Any],
 ) -> list[Piece]:
     def piece(index: int, source: str, directory: Path, status: str, message: str | None,
               duration: float | None) -> Piece:  # fmt: skip
@@ -210,6 +220,6 @@ def _pieces_of(
             pieces.append(piece(p.index, p.run_id, directory, p.status, p.message, p.duration_s))
         return pieces
     index = shard.index if shard is not None and shard.index is not None else 1
-    return [
-        piece(index, run_id, path / entry.distro, entry.status, entry.message, entry.duration_s)
-    ]
+    whole = piece(index, run_id, path / entry.distro, entry.status, entry.message,
+                  entry.duration_s)  # fmt: skip
+    return [dataclasses.replace(whole, recorded=recorded)]

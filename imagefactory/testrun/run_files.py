@@ -14,13 +14,14 @@ from pathlib import Path
 from imagefactory.report.render import write_run_report
 from imagefactory.testrun import artifacts as paths
 from imagefactory.testrun.baseline import Baseline, baseline_record
+from imagefactory.testrun.judged_record import judged_record
 from imagefactory.testrun.junit import write_junit
 from imagefactory.testrun.matrix import build_matrix, format_plain
 from imagefactory.testrun.outcome import DistroOutcome, stage_exit_status
 from imagefactory.testrun.report import markdown_summary, write_markdown
 from imagefactory.testrun.selection import Selection
 
-INDENTED_TESTS = 2000
+INDENTED_TESTS = 500
 """Up to this many test verdicts run.json is indented for a reader; above it, compact."""
 
 
@@ -49,6 +50,7 @@ def write_run_files(
     extra: Mapping[str, object] | None = None,
     history: Path | None = None,
     wall_s: float | None = None,
+    judged: bool = True,
 ) -> dict[str, Path]:
     """matrix.txt, summary.md, junit.xml and run.json in the run directory.
 
@@ -57,6 +59,8 @@ def write_run_files(
     to run.json (a merged run's sources and completeness: testrun/merge.py).  Then
     report.html (imagefactory/report; `history` gives its trends), never failing the run.
     `wall_s` is the run's wall-clock time (matrix.txt's `total wall:`), None if unknown.
+    `judged` adds each distro's judged record (`judged_record`: what `klab results merge`
+    trusts instead of judging again); a merged run, whose pieces carry their own, has none.
     """
     run_directory.mkdir(parents=True, exist_ok=True)
     matrix = build_matrix(outcomes, selection=selection, wall_s=wall_s)
@@ -72,31 +76,37 @@ def write_run_files(
     )
     write_markdown(files["summary"], text)
     write_junit(files["junit"], outcomes, name=f"klab {selection.canonical}")
+    entries: list[dict[str, object]] = [
+        {
+            "distro": o.distro,
+            "status": str(o.status),
+            "message": o.message,
+            "golden_build_id": o.golden_build_id,
+            "zfs_version": o.zfs_version,
+            "suite_version": o.suite_version,
+            "duration_s": o.duration_s,
+            "counts": dataclasses.asdict(o.counts),
+            "unexpected": o.unexpected,
+            "verdicts": o.judgement.counts(),
+            "tests": [v.to_json() for v in o.verdicts.values()],
+            "context": dataclasses.asdict(o.context),
+            "artifacts_dir": o.artifacts_dir,
+        }
+        for o in outcomes
+    ]
     run = {
         "run_id": run_id,
         "selection": selection.canonical,
         "selected": list(selection.items),
         "exit_status": stage_exit_status(outcomes),
         "baseline": baseline_record(baseline),
-        "distros": [
-            {
-                "distro": o.distro,
-                "status": str(o.status),
-                "message": o.message,
-                "golden_build_id": o.golden_build_id,
-                "zfs_version": o.zfs_version,
-                "suite_version": o.suite_version,
-                "duration_s": o.duration_s,
-                "counts": dataclasses.asdict(o.counts),
-                "unexpected": o.unexpected,
-                "verdicts": o.judgement.counts(),
-                "tests": [v.to_json() for v in o.verdicts.values()],
-                "context": dataclasses.asdict(o.context),
-                "artifacts_dir": o.artifacts_dir,
-            }
-            for o in outcomes
-        ],
+        "distros": entries,
     }
+    if judged:
+        for outcome, entry in zip(outcomes, entries, strict=True):
+            record = judged_record(outcome, entry)
+            if record is not None:
+                entry["judged"] = record
     if selection.shard is not None:  # which part ran, and the whole split (results merge)
         run["shard"] = selection.shard.record(selection.unsharded)
     run.update(extra or {})
