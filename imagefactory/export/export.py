@@ -87,7 +87,7 @@ def _disk(req: ExportRequest, work: Path, say: Say) -> tuple[Path, int]:
                 overlay, "qcow2", size, backing=str(source.resolve()), backing_format=source_format
             )
             source, source_format = overlay, "qcow2"
-        say(f"converting {golden.leaf} to {fmt.name} ({fmt.meaning})")
+        say(f"converting {golden.leaf} to {fmt.name}: {fmt.meaning}")
         with percent_bar(f"{golden.leaf} → {fmt.name}", enabled=req.progress) as advance:
             convert(source, source_format, disk, fmt, advance=advance)
     return disk, size

@@ -33,7 +33,8 @@ from imagefactory.paths import hooks_dir
 from imagefactory.testrun.selection import Recipe
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-LIBRARY = "_lib.sh"
+EXAMPLE = "pool-corruption-block"
+"""The recipe the documentation's first-recipe walk-through copies."""
 
 
 def shipped_source(hooks_root: Path | None = None) -> Path:
@@ -85,11 +86,12 @@ def find_recipe(text: str, search: RecipeSearch) -> Recipe:
     name = text.removesuffix(".sh")
     if name in shipped:
         return Recipe(name)
+    example = EXAMPLE if EXAMPLE in shipped else (shipped or ["NAME"])[0]
     raise UsageError(
         f"--recipe {text}: no such recipe in {search.user}/ nor among the shipped ones",
         hint=f"shipped: {', '.join(shipped)}; your own go in {search.user}/ "
-        f"(e.g. cp {settings.SHIPPED_RECIPES}/{(shipped or ['NAME'])[0]}.sh "
-        f"{search.user}/my-test.sh), or give a path (./my-test.sh)",
+        f"(e.g. cp {settings.SHIPPED_RECIPES}/{example}.sh {search.user}/my-test.sh), "
+        "or give a path (./my-test.sh)",
     )
 
 
