@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     import structlog  # the seed machinery (pycdlib, pydantic): only when the command runs
 
+    from imagefactory.fetch.git_refs import pin_zfs_source
     from imagefactory.spec.loader import load_distro
     from imagefactory.vm.fromspec import hook_plan, seed_files
     from imagefactory.vm.qemu_args import DEFAULT_MAC
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
             f"--out {out} exists and is not a directory",
             hint="name a directory (it is created if missing); nothing was written",
         )
-    resolved = load_distro(args.distro, lineage=args.lineage)
+    # A PR build's seed pins the commit its branch is at now, as the build does.
+    resolved = pin_zfs_source(load_distro(args.distro, lineage=args.lineage))
     spec = resolved.spec
     out.mkdir(parents=True, exist_ok=True)
     key = generate_ssh_key(out / "ssh", build_key_comment(spec.name))
