@@ -13,8 +13,8 @@ accelerator:
   host with >= 24 GB" (4 GiB guests plus overhead).
 
 The default fills the budget: every distro at once if it fits, then as many clones each as
-the rest allows.  With K clones, each clone gets its share of the cores as vCPUs (at most
-the spec's, at least one); a single clone keeps the spec's vCPUs.  Explicit values are
+the rest allows.  When several VMs share the host (distros x clones), each gets its share
+of the vCPUs (at most the spec's, at least one); a single VM keeps the spec's.  Explicit values are
 honoured (the user may know better); more VMs than the budget gets a warning.
 """
 
@@ -44,7 +44,8 @@ class VmBudget:
     clones: int
     """Clones per distro (an upper bound: a distro with fewer sections gets fewer)."""
     cpus: int | None
-    """vCPUs per clone when the clones share the host; None: the spec's own."""
+    """Each VM's share of the vCPUs when several share the host (a spec asking for fewer
+    keeps its own); None: one VM, the spec's own."""
     warning: str | None = None
 
     def describe(self) -> str:
@@ -83,10 +84,7 @@ def vm_budget(
     chosen_jobs = min(jobs, distros) if jobs is not None else min(distros, slots)
     chosen_clones = clones if clones is not None else max(1, slots // chosen_jobs)
     vms = chosen_jobs * chosen_clones
-    cpus = None
-    if chosen_clones > 1:
-        spec_cpus = min((s.vm.cpus for s in specs), default=1)
-        cpus = max(1, min(spec_cpus, vcpus // vms))
+    cpus = max(1, vcpus // vms) if vms > 1 else None
     warning = None
     if vms > slots:
         warning = (

@@ -90,7 +90,7 @@ class CloneRun:
     selection: Selection | None = None
     """This boot's selection (a resume's recipes); None: the stage's."""
     cpus: int | None = None
-    """vCPUs when clones share the host (budget.py); None: the spec's."""
+    """The VM's vCPU share when several VMs share the host (budget.py); None: the spec's."""
     clone: Clone | None = None
     boot: BootFiles | None = None
     result: ProvisionResult | None = None

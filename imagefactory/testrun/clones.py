@@ -136,10 +136,11 @@ def _suite(
     reading: ConsoleReading, tests: DistroTests, selection: Selection
 ) -> tuple[list[TestResult], str | None, Resume | None]:
     finished = reading.finished()
-    crashed = running_test(reading.order, finished)
+    crashed = running_test(reading)
     wanted = tests.tests if tests.tests is not None else (reading.order or None)
-    if crashed is not None and wanted is not None and crashed not in wanted:
-        crashed = None  # an order this boot was not given: trust none of it
+    helper = crashed is not None and crashed.endswith(("/setup", "/cleanup"))
+    if crashed is not None and wanted is not None and crashed not in wanted and not helper:
+        crashed = None  # a name this boot was not given: trust none of it
     if wanted is None:  # nothing known of the order: the whole part again
         return list(reading.parsed.tests), crashed, Resume(tests, selection)
     left = remaining(wanted, finished, crashed)

@@ -12,6 +12,10 @@ with plain string work and bounded, never trusted.
   `klab-order: <section> <test>...` line per runfile section (hooks/testrun/select_tests.py),
   so the host knows which test followed the last one that finished -- the one that was
   running.  A later block (a retry's runfile) replaces the earlier one.
+- zfs-tests.sh -K writes `ZTS run <path>` to the kernel log as each test (setup and
+  cleanup too) starts, and it reaches the console: the last one without a result line is
+  the running test, more precisely than the order (a crash in a section's setup is the
+  setup's); the order is the fallback for a console without them.
 - Finished tests are the suite's result lines (the shared parser, `results.parse_lines`);
   finished recipes the runner's `recipe NAME exited RC (attempt N)` lines.
 """
@@ -23,14 +27,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from imagefactory.testrun.escapes import strip_escapes
-from imagefactory.testrun.results import ParsedRun, parse_lines
+from imagefactory.testrun.results import ParsedRun, name_from_path, parse_lines
 
 SIGNATURES = ("Kernel panic", "BUG:", "Oops", "watchdog: BUG:", "PANIC at ")
 """Kernel lines that mean the guest is dead or no longer to be trusted."""
 ORDER_MARK = "klab-order: "
+STARTED_MARK = "ZTS run "
 COLLECTING_MARK = "klab-test: collecting the results"
 """The runner's line once its tests are over (hooks/testrun/50-klab-test.sh)."""
-MAX_LINE = 4096
+MAX_LINE = 65536
 """Longer console lines are cut before any matching (a runaway line costs nothing)."""
 EXCERPT_BEFORE = 10
 EXCERPT_LINES = 60
@@ -78,6 +83,9 @@ class ConsoleReading:
     """The suite's result lines the console shows."""
     recipes_done: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Recipe name -> (exit status, attempt) of its last attempt that ended."""
+    started: str | None = None
+    """The last test zfs-tests.sh -K announced in the kernel log (`ZTS run`) before the
+    crash, when no result line followed it: the one that was running."""
 
     def finished(self) -> set[str]:
         return {t.key for t in self.parsed.tests} | {t.name for t in self.parsed.tests}
@@ -90,6 +98,7 @@ def read_console(text: str) -> ConsoleReading:
     in_block = False
     result_lines: list[str] = []
     recipes: dict[str, tuple[int, int]] = {}
+    started: str | None = None
     for index, raw in enumerate(lines):
         line = raw[:MAX_LINE]
         if crash_at is None and signature(line) is not None:
@@ -97,6 +106,10 @@ def read_console(text: str) -> ConsoleReading:
         said = hook_text(line)
         if said is None:
             in_block = False
+            kernel = kernel_text(line) or ""
+            if kernel.startswith(STARTED_MARK) and crash_at is None:
+                words = kernel[len(STARTED_MARK) :].split()
+                started = name_from_path(words[0]) if words else started
             continue
         if said.startswith(ORDER_MARK):
             if not in_block:
@@ -107,6 +120,9 @@ def read_console(text: str) -> ConsoleReading:
         in_block = False
         if "Test" in said:
             result_lines.append(said)
+            ran = parse_lines([said]).tests
+            if started is not None and ran and ran[0].name == started:
+                started = None  # it finished
         ended = RECIPE_END.search(said)
         if ended:
             recipes[ended.group(1)] = (int(ended.group(2)), int(ended.group(3)))
@@ -116,6 +132,7 @@ def read_console(text: str) -> ConsoleReading:
         order=tuple(dict.fromkeys(order)),
         parsed=parse_lines(result_lines),
         recipes_done=recipes,
+        started=started,
     )
 
 
@@ -129,10 +146,13 @@ def excerpt(lines: Sequence[str], at: int | None) -> str:
     return text[-EXCERPT_CHARS:]
 
 
-def running_test(order: Sequence[str], finished: Iterable[str]) -> str | None:
-    """The first test of the run order without a result: the one that was running."""
-    done = set(finished)
-    return next((t for t in order if t not in done), None)
+def running_test(reading: ConsoleReading) -> str | None:
+    """The test that was running: the last one announced without a result after it (maybe
+    a setup or cleanup), else the first of the run order without a result."""
+    if reading.started is not None:
+        return reading.started
+    done = reading.finished()
+    return next((t for t in reading.order if t not in done), None)
 
 
 def remaining(wanted: Sequence[str], finished: Iterable[str], crashed: str | None) -> list[str]:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from imagefactory.atomic import write_atomic
 from imagefactory.errors import UsageError
 from imagefactory.testrun.history.queries import window
 from imagefactory.testrun.history.rows import result_key
@@ -129,9 +130,7 @@ def from_history(
 
 def write_snapshot(durations: Durations, path: Path) -> None:
     text = json.dumps(durations.to_json(), indent=1) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text.encode("utf-8"))
 
 
 # -- from a file (outside text) -----------------------------------------------------------

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from imagefactory.atomic import write_atomic
 from imagefactory.builder.statedir import state_root
 from imagefactory.errors import InfrastructureError
 
@@ -152,17 +151,7 @@ def keep_inventory(data: bytes, state: Path | None = None) -> str:
     if target.is_file() and digest_of(target.read_bytes()) == digest:
         return digest
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".inventory-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, data, mode=0o644)
     return digest
 
 

@@ -110,7 +110,7 @@ class _Entry(BaseModel):
     golden_build_id: StrictStr | None = None
     zfs_version: StrictStr | None = None
     suite_version: StrictStr | None = None
-    duration_s: float | None = None
+    duration_s: StrictFloat | StrictInt | None = None  # an int stays one (byte-identical files)
     unexpected: list[StrictStr] = []
     tests: list[_Verdict] = []
     context: _Context

@@ -75,7 +75,7 @@ async def run_part(
             artifacts,
             tests=tests,
             selection=selection,
-            cpus=stage.cpus if clones > 1 else None,
+            cpus=stage.cpus,
         )
         judged, resume = await boot_once(stage, ctx)
         pieces.append((label, artifacts, judged))

@@ -25,12 +25,15 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagefactory import settings
 from imagefactory.atomic import temp_sibling
 from imagefactory.errors import UsageError
 from imagefactory.paths import hooks_dir
-from imagefactory.testrun.selection import Recipe
+
+if TYPE_CHECKING:  # the first-run installer runs on every root start: it stays light
+    from imagefactory.testrun.selection import Recipe
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 EXAMPLE = "pool-corruption-block"
@@ -72,6 +75,8 @@ def _candidates(directory: Path, text: str) -> list[Path]:
 
 def find_recipe(text: str, search: RecipeSearch) -> Recipe:
     """The recipe `--recipe text` means (see the module docstring for the order)."""
+    from imagefactory.testrun.selection import Recipe
+
     if "/" in text or text.startswith("~"):
         path = Path(text).expanduser()
         if not path.is_file():

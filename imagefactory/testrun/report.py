@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from imagefactory.atomic import write_atomic
 from imagefactory.testrun.matrix import (
     REGRESSION,
     SYMBOLS,
@@ -144,7 +145,5 @@ def markdown_summary(
 
 
 def write_markdown(path: Path, text: str) -> Path:
-    part = path.with_name(path.name + ".part")
-    part.write_text(text, encoding="utf-8")
-    part.replace(path)
+    write_atomic(path, text.encode("utf-8"))
     return path

@@ -186,7 +186,7 @@ class Stage:
         self.parts: dict[str, tuple[DistroTests, ...]] = {}
         """Each split distro's clones' tests (clones.py); absent: one clone."""
         self.cpus: int | None = None
-        """vCPUs per clone when clones share the host (budget.py); None: the spec's."""
+        """Each VM's vCPU share when several share the host (budget.py); None: the spec's."""
 
     # -- helpers (the steps in clone_steps.py use them) ------------------------------------
 
@@ -267,7 +267,7 @@ class Stage:
             extra_disks=(ExtraDisk(disk, serial=SERIAL),),
             boot_timeout=self.options.boot_allowance + hook_time + POWEROFF_ALLOWANCE,
         )
-        if cpus is not None:
+        if cpus is not None and cpus < config.cpus:  # the VM budget's share (budget.py)
             config = dataclasses.replace(config, cpus=cpus)
         return BootFiles(config, plan, disk, key, uefi_firmware(spec))
 
@@ -288,7 +288,7 @@ class Stage:
             durations = self.options.durations or Durations(source="no history")
             splits = clone_splits(self.plan, self.selection, inventories, durations, budget.clones)
             self.parts = {d: part_tests(split) for d, split in splits.items()}
-            self.cpus = budget.cpus
+        self.cpus = budget.cpus
         return budget
 
     # -- one distro ------------------------------------------------------------------------
