@@ -26,6 +26,7 @@ from typing import Literal
 import structlog
 
 from imagefactory import settings
+from imagefactory.atomic import write_atomic
 from imagefactory.errors import InfrastructureError, UsageError
 from imagefactory.run import run
 from imagefactory.vm.qemu_args import Accel
@@ -98,9 +99,7 @@ def _write_cache(path: Path, key: str, usable: bool, detail: str) -> None:
         "probed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        json.dump(entries, tmp, indent=2, sort_keys=True)
-    Path(tmp.name).replace(path)
+    write_atomic(path, (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
 
 
 def kvm_device_problem(device: Path = KVM_DEVICE) -> str | None:
