@@ -157,3 +157,90 @@ def test_the_command_line_exit_statuses(real: RealRun, tmp_path: Path) -> None:
     assert "incomplete: debian13 is missing shard(s) 2" in missing.stdout
     bad = klab(str(tmp_path / "nope"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+# --- run.json's judged record: trusted when it holds, judged again (with a note) when not --
+
+
+def _entry(shard: Path) -> tuple[dict[str, object], dict[str, object]]:
+    data = json.loads((shard / "run.json").read_text())
+    return data, data["distros"][0]
+
+
+def _save(shard: Path, data: dict[str, object]) -> None:
+    (shard / "run.json").write_text(json.dumps(data))
+
+
+def test_the_judged_record_gives_what_judging_again_gives(real: RealRun, tmp_path: Path) -> None:
+    """Trusted and judged anew, the merged files are the same bytes."""
+    shards = write_shards(real, tmp_path / "a", 2)
+    trusted = merge(shards, tmp_path / "merged", tmp_path / "h.sqlite")
+    assert trusted.notes == []
+    files = {p.name: p.read_bytes() for p in (tmp_path / "merged").glob("*.*")}
+    rows = history_rows(tmp_path / "h.sqlite")
+    for shard in shards:  # an older run.json: no record, every piece judged again
+        data, entry = _entry(shard)
+        del entry["judged"]
+        _save(shard, data)
+    again = merge(shards, tmp_path / "merged", tmp_path / "h.sqlite")
+    assert again.notes == []
+    assert {p.name: p.read_bytes() for p in (tmp_path / "merged").glob("*.*")} == files
+    assert history_rows(tmp_path / "h.sqlite") == rows
+
+
+def test_a_valid_record_is_used_as_recorded(real: RealRun, tmp_path: Path) -> None:
+    """The recorded message comes through (judging again would write its own): the record,
+    re-bound with its own digest function, is what the merge used."""
+    from imagefactory.testrun.judged_record import _binding
+
+    shards = write_shards(real, tmp_path, 2)
+    data, entry = _entry(shards[0])
+    entry["message"] = "recorded by the shard's own stage"
+    record = entry["judged"]
+    assert isinstance(record, dict)
+    record["digest"] = _binding(entry, record)
+    _save(shards[0], data)
+    merged = merge(shards, tmp_path / "merged", tmp_path / "h.sqlite")
+    assert merged.notes == []
+    assert "recorded by the shard's own stage" in (merged.outcomes[0].message or "")
+
+
+def test_an_edited_verdict_is_judged_again_never_trusted(real: RealRun, tmp_path: Path) -> None:
+    shards = write_shards(real, tmp_path, 2)
+    whole = merge(shards, tmp_path / "m0", tmp_path / "h0.sqlite")
+    (failing,) = [s for s in shards if _entry(s)[1]["status"] == "failed"][:1]
+    data, entry = _entry(failing)
+    tests = entry["tests"]
+    assert isinstance(tests, list)
+    for test in tests:  # made green by hand, digest left as it was
+        test["verdict"], test["result"], test["attempts"] = "pass", "PASS", ["PASS"]
+    entry["status"], entry["unexpected"] = "passed", []
+    _save(failing, data)
+
+    merged = merge(shards, tmp_path / "m", tmp_path / "h.sqlite")
+    assert any("judged again" in n and "digest" in n for n in merged.notes)
+    (outcome,) = merged.outcomes
+    assert outcome.status is DistroStatus.FAILED
+    assert sorted(outcome.unexpected) == sorted(whole.outcomes[0].unexpected)
+    assert merged.exit_status == 1
+
+
+def test_changed_artifacts_are_judged_again(real: RealRun, tmp_path: Path) -> None:
+    shards = write_shards(real, tmp_path, 2)
+    log = shards[1] / DISTRO / "test.log"
+    log.write_text(log.read_text() + "\n")
+    merged = merge(shards, tmp_path / "m", tmp_path / "h.sqlite")
+    assert any("artifacts differ" in n for n in merged.notes)
+    assert "artifacts differ" in json.dumps(json.loads((tmp_path / "m" / "run.json").read_text()))
+
+
+def test_a_malformed_record_is_a_one_line_usage_error(real: RealRun, tmp_path: Path) -> None:
+    shards = write_shards(real, tmp_path, 2)
+    data, entry = _entry(shards[0])
+    record = entry["judged"]
+    assert isinstance(record, dict)
+    record["results"] = [["x", "PASS", "not a number", False, None, None, None, None, []]]
+    _save(shards[0], data)
+    with pytest.raises(UsageError, match=r"run.json: debian13: judged.results.0.2") as caught:
+        merge(shards, tmp_path / "m", tmp_path / "h.sqlite")
+    assert "\n" not in str(caught.value)

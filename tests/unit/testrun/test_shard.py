@@ -168,3 +168,32 @@ def test_forged_shards_and_piece_paths_are_refused(tmp_path: Path, shard: object
     (tmp_path / "run.json").write_text(json.dumps(document))
     with pytest.raises(UsageError):
         read_run(tmp_path)
+
+
+def _trust_or_refuse(directory: Path, entry: dict[str, object]) -> None:
+    from imagefactory.testrun.judged_record import trusted_outcome
+
+    try:
+        outcome, why = trusted_outcome(
+            "run.json", entry, directory, baseline_digest=None, judged_with=None
+        )
+    except UsageError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert outcome is None or why is None  # an outcome is never given with a doubt
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(judged=_json, tests=_json, context=_json, status=_json)
+def test_hostile_judged_records_are_used_refused_or_judged_again(
+    tmp_path: Path, judged: object, tests: object, context: object, status: object
+) -> None:
+    """run.json's judged record comes from another machine: any shape is a usage error or
+    a reason to judge again, never a traceback (in a capped child)."""
+    entry = {"distro": "debian13", "status": status, "tests": tests, "context": context,
+             "judged": judged}  # fmt: skip
+    run_capped(_trust_or_refuse, tmp_path, entry)
