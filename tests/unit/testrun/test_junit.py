@@ -5,11 +5,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from imagefactory.testrun.absent import absent_results
 from imagefactory.testrun.baseline import baselines_dir, load_baseline
-from imagefactory.testrun.junit import junit_bytes, write_junit
+from imagefactory.testrun.junit import build_junit, junit_bytes, write_junit
 from imagefactory.testrun.outcome import DistroOutcome
-from imagefactory.testrun.results import parse_file, parse_log
+from imagefactory.testrun.results import TestResult, parse_file, parse_log
 
 LOGS = Path(__file__).parent / "logs"
 
@@ -112,3 +115,34 @@ def test_flaky_stale_and_rerun_failures_in_surefires_rerun_format(tmp_path: Path
     assert stale.find("failure") is None
     assert stale.findtext("system-out") == f"unexpected pass: expected FAIL: stale ({baseline}:1)"
     assert failing_suite.get("failures") == "1"
+
+
+_word = st.text(min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    names=st.lists(
+        st.tuples(
+            _word, _word, st.sampled_from(["PASS", "FAIL", "SKIP", "KILLED"]), st.none() | _word
+        ),
+        min_size=0,
+        max_size=6,
+    ),
+    message=st.none() | st.text(max_size=20),
+)
+def test_the_writer_writes_what_elementtree_would(
+    names: list[tuple[str, str, str, str | None]], message: str | None
+) -> None:
+    """The direct serializer against ElementTree's own (ET.indent + tostring) on hostile
+    names, notes and messages (markup, quotes, tabs, newlines, control characters)."""
+    tests = [
+        TestResult(f"{group}/{base}", result, 1.5, note=note) for group, base, result, note in names
+    ]
+    passed = DistroOutcome.from_tests('d<1>&"', tests, golden_build_id=message)
+    broken = DistroOutcome.failed_infrastructure("e\t2", message or "x")
+    for outcomes in ([passed, broken], [passed], []):
+        root = build_junit(outcomes, name=f"klab {message}")
+        ET.indent(root)
+        expected = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+        assert junit_bytes(outcomes, name=f"klab {message}") == expected
