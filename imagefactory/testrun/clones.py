@@ -114,7 +114,9 @@ def crashed_piece(
     results.append(TestResult(name=crashed or GUEST, result=CRASHED_RESULT, note=note))
     (artifacts / "crash.txt").write_text(
         f"{why}\nrunning: {crashed or 'no test (the guest crashed outside the tests)'}\n\n"
-        f"--- console ---\n{reading.excerpt}\n",
+        f"--- console ---\n{reading.excerpt}\n\n"
+        f"--- what the running test printed (as far as the console shows) ---\n"
+        f"{reading.running_output}\n",
         encoding="utf-8",
     )
     outcome = DistroOutcome.from_tests(

@@ -83,6 +83,9 @@ class ConsoleReading:
     """The suite's result lines the console shows."""
     recipes_done: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Recipe name -> (exit status, attempt) of its last attempt that ended."""
+    running_output: str = ""
+    """What the hook printed after the last finished test (or recipe), up to the crash: the
+    running recipe's output; zfs-tests.sh prints a test's output only when it ends."""
     started: str | None = None
     """The last test zfs-tests.sh -K announced in the kernel log (`ZTS run`) before the
     crash, when no result line followed it: the one that was running."""
@@ -99,6 +102,7 @@ def read_console(text: str) -> ConsoleReading:
     result_lines: list[str] = []
     recipes: dict[str, tuple[int, int]] = {}
     started: str | None = None
+    since: list[str] = []  # hook output since the last finished test, before the crash
     for index, raw in enumerate(lines):
         line = raw[:MAX_LINE]
         if crash_at is None and signature(line) is not None:
@@ -118,20 +122,27 @@ def read_console(text: str) -> ConsoleReading:
             order += said[len(ORDER_MARK) :].split()[1:]
             continue
         in_block = False
+        if crash_at is None:
+            since.append(said)
+            del since[:-EXCERPT_LINES]
         if "Test" in said:
             result_lines.append(said)
             ran = parse_lines([said]).tests
+            if ran:
+                since.clear()
             if started is not None and ran and ran[0].name == started:
                 started = None  # it finished
         ended = RECIPE_END.search(said)
         if ended:
             recipes[ended.group(1)] = (int(ended.group(2)), int(ended.group(3)))
+            since.clear()
     return ConsoleReading(
         crash=signature(lines[crash_at]) if crash_at is not None else None,
         excerpt=excerpt(lines, crash_at),
         order=tuple(dict.fromkeys(order)),
         parsed=parse_lines(result_lines),
         recipes_done=recipes,
+        running_output="\n".join(since)[-EXCERPT_CHARS:],
         started=started,
     )
 

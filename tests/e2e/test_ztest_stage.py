@@ -259,3 +259,88 @@ def test_rc_rebuilds_gates_and_reports_what_cannot_be_built(
     [row] = [r for r in (run_dir / "matrix.txt").read_text().splitlines() if ZPOOL_CREATE in r]
     assert "✅" in row, row
     assert_nothing_left(debian_ztest_golden, run_dir, proc)
+
+
+PANIC_RECIPE = """#!/usr/bin/env bash
+# Crashes the guest kernel on purpose: the run must go on in a fresh clone.
+echo 'panic-kernel: crashing the kernel through sysrq'
+echo 1 > /proc/sys/kernel/sysrq
+echo c > /proc/sysrq-trigger
+sleep 60
+echo 'panic-kernel: still alive (the crash did not happen)'
+"""
+
+
+def test_a_guest_crash_is_reported_and_the_rest_runs_in_a_fresh_clone(
+    debian_ztest_golden: ZtestGolden, tmp_path: Path
+) -> None:
+    """A recipe panics the kernel (sysrq 'c'); the recipe after it runs in a second clone.
+
+    Two boots; the crashed recipe is `crashed` with the console's panic lines, the other
+    passes; exit 1 (a crash is a failure); the first boot's console and crash.txt are kept
+    in debian13/, the second boot's artifacts in debian13/boot-2/; no clone is left."""
+    panic = tmp_path / "panic-kernel.sh"
+    panic.write_text(PANIC_RECIPE)
+    after = tmp_path / "after-crash.sh"
+    after.write_text("#!/usr/bin/env bash\necho 'after-crash: PASS'\n")
+
+    proc = klab(
+        debian_ztest_golden, tmp_path, "test", "debian13",
+        "--recipe", str(panic), "--recipe", str(after),
+    )  # fmt: skip
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-6000:]
+    assert len(clones_made(proc)) == 2, "one clone crashed, one fresh clone for the rest"
+    run_dir = only_run_dir(tmp_path)
+    artifacts = run_dir / "debian13"
+    assert "Kernel panic - not syncing: sysrq triggered crash" in (
+        artifacts / "console.log"
+    ).read_text(errors="replace")
+    crash = (artifacts / "crash.txt").read_text()
+    assert "running: recipes/panic-kernel" in crash
+    assert "sysrq triggered crash" in crash
+    assert "panic-kernel: crashing the kernel through sysrq" in crash  # the recipe's own output
+    rows = (artifacts / "boot-2" / "recipes.tsv").read_text().splitlines()
+    assert [r.split("\t")[:2] for r in rows] == [["after-crash", "0"]]
+    run = json.loads((run_dir / "run.json").read_text())
+    [debian] = [d for d in run["distros"] if d["distro"] == "debian13"]
+    verdicts = {v["name"]: v for v in debian["tests"]}
+    assert verdicts["recipes/panic-kernel"]["verdict"] == "crashed"
+    assert "sysrq triggered crash" in verdicts["recipes/panic-kernel"]["reason"]
+    assert verdicts["recipes/after-crash"]["verdict"] == "pass"
+    assert "after-crash: PASS" not in proc.stdout  # recipes' output stays in the artifacts
+    [row] = [r for r in (run_dir / "matrix.txt").read_text().splitlines() if "panic-kernel" in r]
+    assert "💥" in row or "crashed" in row, row
+    history = klab(
+        debian_ztest_golden, tmp_path, "history", "--test", "recipes/panic-kernel", "--json"
+    )
+    assert history.returncode == 0, history.stderr[-3000:]
+    assert "crashed" in history.stdout
+    assert_nothing_left(debian_ztest_golden, run_dir, proc)
+
+
+def test_two_clones_run_their_parts_at_once_into_one_column(
+    debian_ztest_golden: ZtestGolden, tmp_path: Path
+) -> None:
+    """--clones 2 over two runfile sections: each clone runs one (with its setup and
+    cleanup), under debian13/clone-1 and clone-2; one column, both tests pass."""
+    other = "cli_root/zfs_create/zfs_create_001_pos"
+    proc = klab(
+        debian_ztest_golden, tmp_path, "test", "debian13",
+        "--run", f"{ZPOOL_CREATE},{other}", "--clones", "2",
+    )  # fmt: skip
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-6000:]
+    assert len(clones_made(proc)) == 2
+    run_dir = only_run_dir(tmp_path)
+    logs = {k: parse_file(run_dir / "debian13" / f"clone-{k}" / "test.log") for k in (1, 2)}
+    ran = sorted(t.name for p in logs.values() for t in p.tests if t.name in (ZPOOL_CREATE, other))
+    assert ran == sorted([ZPOOL_CREATE, other])  # each test once, in one of the clones
+    assert all(len({t.name for t in p.tests} & {ZPOOL_CREATE, other}) == 1 for p in logs.values())
+    system = (run_dir / "debian13" / "clone-1" / "system.txt").read_text()
+    assert "cpus: 1" in system  # two clones on this 2-core TCG host: one vCPU each
+    run = json.loads((run_dir / "run.json").read_text())
+    [debian] = [d for d in run["distros"] if d["distro"] == "debian13"]
+    verdicts = {v["name"]: v["verdict"] for v in debian["tests"]}
+    assert verdicts[ZPOOL_CREATE] == "pass" and verdicts[other] == "pass"
+    assert_nothing_left(debian_ztest_golden, run_dir, proc)

@@ -165,3 +165,4 @@ def test_recipes_resume_after_the_recipe_that_crashed(tmp_path: Path) -> None:
     assert results == {"recipes/one": "FAIL", "recipes/two": "CRASHED"}
     assert resume is not None and resume.selection.items == ("three",)
     assert "+ echo c" in (tmp_path / "crash.txt").read_text()
+    assert reading.running_output == "+ echo c"  # only what the running recipe printed
