@@ -37,7 +37,7 @@ def add_merge(actions: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def run_merge(args: argparse.Namespace) -> int:
     from imagefactory.testrun.baseline import baseline_from_args
-    from imagefactory.testrun.matrix import build_matrix, print_matrix
+    from imagefactory.testrun.matrix import print_matrix
     from imagefactory.testrun.merge import merge_runs
 
     merged = merge_runs(
@@ -52,7 +52,7 @@ def run_merge(args: argparse.Namespace) -> int:
         print(f"skipped: {line}")
     for line in merged.notes:
         print(f"note: {line}")
-    print_matrix(build_matrix(merged.outcomes))
+    print_matrix(merged.matrix)
     print()
     for distro, shards in merged.missing.items():
         print(f"incomplete: {distro} is missing shard(s) {', '.join(map(str, shards))}")

@@ -35,6 +35,7 @@ from imagefactory.testrun.collect import GoldenFacts, Judged, Judging, judge
 from imagefactory.testrun.history import History
 from imagefactory.testrun.judge import Judgement
 from imagefactory.testrun.judged_record import trusted_outcome
+from imagefactory.testrun.matrix import Matrix, build_matrix
 from imagefactory.testrun.merge_inputs import Piece, RunInput, read_run
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus, stage_exit_status
 from imagefactory.testrun.results import ABSENT, TestResult, locate_test_logs, merge_counts
@@ -59,6 +60,8 @@ class Merged:
     outcomes: list[DistroOutcome]
     files: dict[str, Path]
     exit_status: int
+    matrix: Matrix
+    """What matrix.txt shows (the command prints it)."""
     skipped: list[str] = field(default_factory=list)
     """Inputs left out because another input already holds them."""
     missing: dict[str, list[int]] = field(default_factory=dict)
@@ -361,12 +364,13 @@ def _merge(
     selection = inputs[0].as_selection()
     timing = _record(history, run_id, selection.canonical, outcomes, log_paths, inputs)
     extra = _provenance(inputs, count, pieces_record, missing, notes)
+    matrix = build_matrix(outcomes, selection=selection)
     files = write_run_files(
         run_dir, run_id, selection, outcomes, baseline=baseline, timing=timing, extra=extra,
-        judged=False,
+        judged=False, matrix=matrix,
     )  # fmt: skip
-    return Merged(run_id, run_dir, outcomes, files, stage_exit_status(outcomes), skipped,
-                  missing, notes)  # fmt: skip
+    return Merged(run_id, run_dir, outcomes, files, stage_exit_status(outcomes), matrix,
+                  skipped, missing, notes)  # fmt: skip
 
 
 def _unrun(inputs: Sequence[RunInput], distro: str, absent: list[int]) -> str:

@@ -16,7 +16,7 @@ from imagefactory.testrun import artifacts as paths
 from imagefactory.testrun.baseline import Baseline, baseline_record
 from imagefactory.testrun.judged_record import judged_record
 from imagefactory.testrun.junit import write_junit
-from imagefactory.testrun.matrix import build_matrix, format_plain
+from imagefactory.testrun.matrix import Matrix, build_matrix, format_plain
 from imagefactory.testrun.outcome import DistroOutcome, stage_exit_status
 from imagefactory.testrun.report import markdown_summary, write_markdown
 from imagefactory.testrun.selection import Selection
@@ -51,6 +51,7 @@ def write_run_files(
     history: Path | None = None,
     wall_s: float | None = None,
     judged: bool = True,
+    matrix: Matrix | None = None,
 ) -> dict[str, Path]:
     """matrix.txt, summary.md, junit.xml and run.json in the run directory.
 
@@ -61,9 +62,11 @@ def write_run_files(
     `wall_s` is the run's wall-clock time (matrix.txt's `total wall:`), None if unknown.
     `judged` adds each distro's judged record (`judged_record`: what `klab results merge`
     trusts instead of judging again); a merged run, whose pieces carry their own, has none.
+    `matrix` is the run's matrix when the caller built it already (to print it too).
     """
     run_directory.mkdir(parents=True, exist_ok=True)
-    matrix = build_matrix(outcomes, selection=selection, wall_s=wall_s)
+    if matrix is None:
+        matrix = build_matrix(outcomes, selection=selection, wall_s=wall_s)
     files = {
         "matrix": run_directory / paths.MATRIX_FILE,
         "summary": run_directory / paths.SUMMARY_FILE,
