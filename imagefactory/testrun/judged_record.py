@@ -166,11 +166,15 @@ def judged_record(outcome: DistroOutcome, entry: Mapping[str, Any]) -> dict[str,
     """run.json's `judged` for `outcome` (written as `entry`), None without artifacts."""
     if outcome.artifacts_dir is None or not Path(outcome.artifacts_dir).is_dir():
         return None
+    try:
+        evidence = evidence_digest(Path(outcome.artifacts_dir))
+    except OSError:
+        return None  # an unreadable artifact: the merge will judge this distro again
     j = outcome.judgement
     record: dict[str, Any] = {
         "format": FORMAT,
         "imagefactory": _version(),
-        "evidence": evidence_digest(Path(outcome.artifacts_dir)),
+        "evidence": evidence,
         "report_present": outcome.report_present,
         "summary": dict(outcome.summary),
         "judgement": {
@@ -220,7 +224,11 @@ def trusted_outcome(
         return None, "judged with another baseline"
     if record.digest != _binding(entry, raw):
         return None, "run.json's verdicts do not match their digest (edited or damaged)"
-    if record.evidence != evidence_digest(artifacts):
+    try:
+        evidence = evidence_digest(artifacts)
+    except OSError as exc:
+        return None, f"cannot read the artifacts: {exc.strerror}"
+    if record.evidence != evidence:
         return None, "the artifacts differ from those the run judged"
     tests = [
         TestResult(name=r[0], result=r[1], duration_s=r[2], reran=r[3], identifier=r[4],

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from imagefactory.errors import UsageError
-from imagefactory.testrun.results import TestResult, is_failure
+from imagefactory.testrun.results import PASS, TestResult, is_failure
 from imagefactory.testrun.verdict import FAILING, TestVerdict, Verdict
 
 if TYPE_CHECKING:  # reading the history must not load the judge (pydantic baselines)
@@ -75,7 +75,7 @@ def judged_test(outcome: DistroOutcome, test: TestResult) -> Judged:
 
 def _judged(given: TestVerdict, test: TestResult) -> Judged:
     attempts = tuple(given.attempts) or tuple(test.attempts) or (test.result,)
-    failed = sum(1 for word in attempts if is_failure(word))
+    failed = sum(1 for word in attempts if word != PASS and is_failure(word))  # PASS: most
     count = len(attempts)
     if test.reran and count == 1:
         # test-runner's RERAN without the first attempt's line: it failed once, then reran.
