@@ -135,7 +135,8 @@ def dry_run(specs: list[ResolvedSpec], selection: Selection, args: argparse.Name
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     splits = split_plan(plan, whole, inventories, durations, parts)
-    print(f"selection {whole.canonical}; {parts} part(s); nothing is booted (--dry-run)")
+    unit = "part" if selection.shard else "clone"
+    print(f"selection {whole.canonical}; {parts} {unit}(s); nothing is booted (--dry-run)")
     print(
         f"durations: {durations.source or 'given'} ({durations.digest[:19]}, "
         f"{len(durations.tests)} test(s) known over {durations.runs} run(s)); "
@@ -145,6 +146,8 @@ def dry_run(specs: list[ResolvedSpec], selection: Selection, args: argparse.Name
         if golden is None:
             print(f"{distro}: no ztest golden (make golden-ztest DISTRO={distro}): not run")
     clones = getattr(args, "clones", None) or 1
+    if getattr(args, "clones", 1) is None and not selection.shard:
+        print("clones: sized by the VM budget when the run starts; --clones K shows that split")
     for distro, split in splits.items():
         _print_split(distro, split, mine, unit="clone" if mine is None and clones > 1 else "part")
         if mine is not None and clones > 1:  # this shard's part over its clones
