@@ -46,7 +46,14 @@ class VmBudget:
     cpus: int | None
     """Each VM's share of the vCPUs when several share the host (a spec asking for fewer
     keeps its own); None: one VM, the spec's own."""
+    vcpus: int = 1
+    """vCPUs the host carries in all."""
     warning: str | None = None
+
+    def share(self, vms: int) -> int | None:
+        """Each VM's vCPUs when `vms` VMs actually run at once (fewer clones than planned:
+        recipes, few sections); None for one VM."""
+        return max(1, self.vcpus // vms) if vms > 1 else None
 
     def describe(self) -> str:
         cpus = f", {self.cpus} vCPU(s) each" if self.cpus is not None else ""
@@ -92,4 +99,4 @@ def vm_budget(
             f"{slots} this host carries ({accel}: memory and {vcpus} vCPU(s)); expect "
             "swapping or the suite's timeouts"
         )
-    return VmBudget(slots, chosen_jobs, chosen_clones, cpus, warning)
+    return VmBudget(slots, chosen_jobs, chosen_clones, cpus, vcpus, warning)

@@ -288,7 +288,8 @@ class Stage:
             durations = self.options.durations or Durations(source="no history")
             splits = clone_splits(self.plan, self.selection, inventories, durations, budget.clones)
             self.parts = {d: part_tests(split) for d, split in splits.items()}
-        self.cpus = budget.cpus
+        clones = max((len(p) for p in self.parts.values()), default=1)
+        self.cpus = budget.share(budget.jobs * clones)  # the VMs that will really run
         return budget
 
     # -- one distro ------------------------------------------------------------------------

@@ -56,3 +56,9 @@ def test_never_zero_and_bad_values_are_usage_errors(specs: list[DistroSpec]) -> 
         vm_budget(specs, jobs=None, clones=0, accel="tcg")
     with pytest.raises(UsageError, match="--jobs"):
         vm_budget(specs, jobs=0, clones=None, accel="tcg")
+
+
+def test_the_share_follows_the_vms_that_really_run(specs: list[DistroSpec]) -> None:
+    budget = vm_budget(specs[:1], jobs=None, clones=None, accel="tcg", memory=64 * GIB, cores=2)
+    assert budget.share(1) is None  # recipes (never split): one VM keeps the spec's vCPUs
+    assert budget.share(2) == 1
