@@ -157,14 +157,16 @@ def _recipes(
     finished: list[str] = []
     for name in selection.items:
         ended = reading.recipes_done.get(name)
-        if ended is None:
+        if ended is None or name == reading.recipe_running:  # a retry was running
             continue
         finished.append(name)
         rc = ended[0]
         word = "PASS" if rc == 0 else KILLED if rc in (124, 137) else "FAIL"
         note = None if rc == 0 else f"exit status {rc}"
         results.append(TestResult(name=f"{RECIPE_GROUP}/{name}", result=word, note=note))
-    running = next((n for n in selection.items if n not in finished), None)
+    running = reading.recipe_running
+    if running not in selection.items:
+        running = next((n for n in selection.items if n not in finished), None)
     left = [n for n in selection.items if n not in finished and n != running]
     crashed = f"{RECIPE_GROUP}/{running}" if running is not None else None
     if not left:

@@ -42,6 +42,7 @@ EXCERPT_LINES = 60
 EXCERPT_CHARS = 6000
 _HOOK_PREFIX = re.compile(r"[0-9]{2}-[A-Za-z0-9_.-]{1,64}\| ")
 _STAMP = re.compile(r"\[ *[0-9]{1,9}\.[0-9]{1,9}\] ?")
+RECIPE_START = re.compile(r"recipe (\S{1,200}), attempt [0-9]{1,3}: ")
 RECIPE_END = re.compile(r"recipe (\S{1,200}) exited (-?[0-9]{1,9}) \(attempt ([0-9]{1,3})\)")
 
 
@@ -86,6 +87,8 @@ class ConsoleReading:
     running_output: str = ""
     """What the hook printed after the last finished test (or recipe), up to the crash: the
     running recipe's output; zfs-tests.sh prints a test's output only when it ends."""
+    recipe_running: str | None = None
+    """The recipe whose attempt started and did not end before the crash (a retry too)."""
     started: str | None = None
     """The last test zfs-tests.sh -K announced in the kernel log (`ZTS run`) before the
     crash, when no result line followed it: the one that was running."""
@@ -102,6 +105,7 @@ def read_console(text: str) -> ConsoleReading:
     result_lines: list[str] = []
     recipes: dict[str, tuple[int, int]] = {}
     started: str | None = None
+    recipe_running: str | None = None
     since: list[str] = []  # hook output since the last finished test, before the crash
     for index, raw in enumerate(lines):
         line = raw[:MAX_LINE]
@@ -132,7 +136,12 @@ def read_console(text: str) -> ConsoleReading:
                 since.clear()
             if started is not None and ran and ran[0].name == started:
                 started = None  # it finished
+        begun = RECIPE_START.search(said)
+        if begun and crash_at is None:
+            recipe_running = begun.group(1)
         ended = RECIPE_END.search(said)
+        if ended and crash_at is None and ended.group(1) == recipe_running:
+            recipe_running = None
         if ended:
             recipes[ended.group(1)] = (int(ended.group(2)), int(ended.group(3)))
             since.clear()
@@ -143,6 +152,7 @@ def read_console(text: str) -> ConsoleReading:
         parsed=parse_lines(result_lines),
         recipes_done=recipes,
         running_output="\n".join(since)[-EXCERPT_CHARS:],
+        recipe_running=recipe_running,
         started=started,
     )
 

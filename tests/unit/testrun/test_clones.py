@@ -166,3 +166,25 @@ def test_recipes_resume_after_the_recipe_that_crashed(tmp_path: Path) -> None:
     assert resume is not None and resume.selection.items == ("three",)
     assert "+ echo c" in (tmp_path / "crash.txt").read_text()
     assert reading.running_output == "+ echo c"  # only what the running recipe printed
+
+
+def test_a_crash_during_a_recipes_retry_is_that_recipes(tmp_path: Path) -> None:
+    selection = Selection("recipe", ("one", "two"))
+    reading = read_console(
+        "50-klab-test.sh| 50-klab-test.sh: recipe one, attempt 1: /x/one (at most 9s)\n"
+        "50-klab-test.sh| 50-klab-test.sh: recipe one exited 1 (attempt 1)\n"
+        "50-klab-test.sh| 50-klab-test.sh: recipe one, attempt 2: /x/one (at most 8s)\n"
+        "[   40.1] Kernel panic - not syncing: sysrq triggered crash\n"
+    )
+    judged, resume = crashed_piece(
+        DISTRO,
+        tmp_path,
+        reading,
+        "the guest crashed",
+        tests=DistroTests(None),
+        selection=selection,
+        facts=FACTS,
+        judging=Judging(),
+    )
+    assert {t.key: t.result for t in judged.outcome.tests} == {"recipes/one": "CRASHED"}
+    assert resume is not None and resume.selection.items == ("two",)
