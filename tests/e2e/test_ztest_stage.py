@@ -265,6 +265,7 @@ def test_rc_rebuilds_gates_and_reports_what_cannot_be_built(
 PANIC_RECIPE = """#!/usr/bin/env bash
 # Crashes the guest kernel on purpose: the run must go on in a fresh clone.
 echo 'panic-kernel: crashing the kernel through sysrq'
+sleep 2  # the serial line drains first: a panic drops what the tty has not sent yet
 echo 1 > /proc/sys/kernel/sysrq
 echo c > /proc/sysrq-trigger
 sleep 60
