@@ -47,13 +47,14 @@ class ShardSpec:
 def parse_shard(text: str) -> ShardSpec:
     """`i/N` with 1 <= i <= N <= 256; ValueError (one line) otherwise."""
     match = _SPEC.fullmatch(text.strip())
+    shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "..."
     if match is None:
-        raise ValueError(f"{text!r} is not i/N (e.g. 2/4: the second of four parts)")
+        raise ValueError(f"{shown} is not i/N (e.g. 2/4: the second of four parts)")
     index, count = int(match.group(1)), int(match.group(2))
     if not 1 <= count <= MAX_SHARDS:
-        raise ValueError(f"{text!r}: N must be between 1 and {MAX_SHARDS}")
+        raise ValueError(f"{shown}: N must be between 1 and {MAX_SHARDS}")
     if not 1 <= index <= count:
-        raise ValueError(f"{text!r}: i must be between 1 and N ({count})")
+        raise ValueError(f"{shown}: i must be between 1 and N ({count})")
     return ShardSpec(index, count)
 
 
