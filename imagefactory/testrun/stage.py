@@ -274,7 +274,8 @@ class Stage:
     def size(self) -> VmBudget:
         """Distros at once and clones each from the host's VM budget; splits the distros
         that take several clones (`parts`) and sets the clones' vCPUs."""
-        specs = [r.spec for r in self.specs]
+        specs = [r.spec for r in self.specs if r.spec.name not in self.preset]
+        # Only distros that boot count, and only they need the accelerator probed.
         accel = self._accel_for(specs[0].vm.cpu_model).accel if specs else "tcg"
         budget = vm_budget(specs, jobs=self.options.jobs, clones=self.options.clones, accel=accel)
         if budget.warning is not None:
