@@ -12,11 +12,10 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import structlog
-
 from imagefactory.errors import CommandError, InfrastructureError
+from imagefactory.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog loads at the first event: reading a store logs none
 
 
 def require_tool(name: str, *, package: str) -> str:

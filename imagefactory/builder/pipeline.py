@@ -27,7 +27,7 @@ from imagefactory.builder.fetch_step import FetchStep, bootstrap_request
 from imagefactory.builder.identity import Identity, hooks_digest, what_changed
 from imagefactory.builder.lock import golden_lock
 from imagefactory.builder.markers import Markers, inputs_hash
-from imagefactory.builder.seal_check import guest_summary, inspect_sealed_volume
+from imagefactory.builder.seal_check import inspect_sealed_volume
 from imagefactory.builder.statedir import build_dir
 from imagefactory.builder.steps import RunReport, Step, StepRunner
 from imagefactory.errors import ImageFactoryError, NotBuiltYet
@@ -36,6 +36,7 @@ from imagefactory.fetch.git_refs import pin_zfs_source
 from imagefactory.spec.loader import ResolvedSpec
 from imagefactory.store.base import Golden, Provenance, Store
 from imagefactory.store.crashpoints import crashpoint
+from imagefactory.store.guest_facts import guest_summary
 from imagefactory.vm.accel import select_accel
 from imagefactory.vm.fromspec import hook_plan, seed_files, uefi_firmware, vm_config
 from imagefactory.vm.provision import provision

@@ -8,7 +8,9 @@ the command to try once the ztest lineage is ready.  `--json` carries the same f
 
 The guest facts come from the golden's provenance (`guest_facts`, written at build time),
 so every host that reads the store sees the same answer.  A golden whose provenance lacks
-them (built before they were recorded) is not ready: nothing shows what it holds.
+them (built before they were recorded) is not ready: nothing shows what it holds.  The
+distros and their goldens' names come from the spec files read without the models
+(spec/index.py): the status starts in a few interpreter start-ups, without pydantic.
 One unusable golden (a corrupt manifest, forged properties) never hides the others: it is
 listed as damaged with the reason.  A golden of a copied files store is `moved, not
 verified` until `imagefactory verify` (or the first `klab test` clone) checks its digest.
@@ -22,24 +24,15 @@ import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 from imagefactory import settings
 from imagefactory.errors import ImageFactoryError
 
-if TYPE_CHECKING:  # the store and the spec models load when the command runs (fast --help)
-    from imagefactory.spec.model import DistroSpec, Lineage
-    from imagefactory.store.base import Golden, Store
+if TYPE_CHECKING:  # the store and the spec index load when the command runs (fast --help)
+    from imagefactory.spec.index import DistroGoldens
+    from imagefactory.store.base import Golden
 
-
-def distro_order() -> tuple[str, ...]:
-    """The documentation's order of the distros, everywhere a row per distro is shown."""
-    from imagefactory.spec.model import ShortName
-
-    return get_args(ShortName)
-
-
-LINEAGE_PREFIX = {"lean": "klab-golden", "ztest": "klab-ztest"}
 METRICS_ADDR_FILE = "metrics.addr"  # written by `klab metrics serve` (metrics/server.py)
 PROBE_SECONDS = 0.5
 
@@ -90,7 +83,7 @@ def ztest_problems(golden: Golden, facts: dict[str, Any]) -> list[str]:
 
 
 def golden_facts(golden: Golden, lineage: str, now: datetime) -> dict[str, Any]:
-    from imagefactory.builder.seal_check import read_guest_summary
+    from imagefactory.store.guest_facts import read_guest_summary
 
     prov = golden.provenance
     facts = read_guest_summary(prov.guest_facts)
@@ -124,34 +117,20 @@ def golden_facts(golden: Golden, lineage: str, now: datetime) -> dict[str, Any]:
     return row
 
 
-def release_specs() -> dict[str, DistroSpec]:
-    """Every distro's spec, read once for both lineages (no environment: release goldens)."""
-    from imagefactory.spec.loader import load_spec_file, spec_files
-
-    return {
-        path.stem: load_spec_file(path, env={})[0]
-        for path in spec_files()
-        if path.suffix != ".hcl"  # an HCL twin mirrors its YAML spec
-    }
-
-
 def lineage_facts(
-    store: Store,
     goldens: dict[str, Golden],
-    lineage: Lineage,
+    damaged: dict[str, str],
+    lineage: str,
     now: datetime,
-    distros: dict[str, DistroSpec],
+    distros: list[DistroGoldens],
 ) -> dict[str, Any]:
     """Every distro's release golden of one lineage, PR goldens under it, and the count."""
-    from imagefactory.spec.names import golden_leaf
+    from imagefactory.spec.names import release_leaf
 
-    damaged = store.damaged()
-    specs = {spec.short: (name, golden_leaf(spec, lineage)) for name, spec in distros.items()}
-    known = distro_order()
-    order = [s for s in known if s in specs] + sorted(set(specs) - set(known))
+    # In the documented order; one row per short name (it names the golden).
+    specs = {d.short: (d.spec, d.leaves[lineage]) for d in distros}
     rows = []
-    for short in order:
-        name, leaf = specs[short]
+    for short, (name, leaf) in specs.items():
         golden = goldens.get(leaf)
         row: dict[str, Any] = {"distro": short, "spec": name, "golden": leaf, "present": False}
         if golden is not None:
@@ -171,7 +150,7 @@ def lineage_facts(
         rows.append(row)
     return {
         "lineage": lineage,
-        "pattern": f"{LINEAGE_PREFIX[lineage]}-*",
+        "pattern": release_leaf("*", lineage),  # klab-ztest-*
         "ready": sum(1 for r in rows if r["ready"]),
         "total": len(rows),
         "goldens": rows,
@@ -302,16 +281,20 @@ def last_run_line(run: dict[str, Any] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from imagefactory.spec.model import LINEAGES
+    from imagefactory.spec.index import release_goldens
     from imagefactory.store.select import open_store
 
     now = datetime.now(UTC)
     store = open_store(args.store)
     goldens = {g.leaf: g for g in store.list_goldens()}
-    distros = release_specs()
+    damaged = store.damaged()
+    distros = release_goldens()
     facts = {
         "store": store.spec,
-        "lineages": [lineage_facts(store, goldens, lineage, now, distros) for lineage in LINEAGES],
+        "lineages": [
+            lineage_facts(goldens, damaged, lineage, now, distros)
+            for lineage in settings.LINEAGE_CHOICES
+        ],
         "exporter": exporter_facts(settings.state_dir()),
         "last_run": last_run_facts(args.history),
     }

@@ -4,6 +4,9 @@ Merge rule (documented in distros/README.md): `distros/_defaults.yaml` is read f
 the distro file is merged onto it; mappings merge key by key, recursively; any other value
 (scalars and lists) in the distro file replaces the default.  Environment overrides are
 applied last, here and nowhere else, and `plan` shows them.
+
+Reading and layering documents needs no pydantic: the models load when a document is
+validated, so `klab status`, which reads only the distros' names (spec/index.py), starts fast.
 """
 
 from __future__ import annotations
@@ -15,14 +18,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from imagefactory import settings
 from imagefactory.errors import SpecError, UsageError
 from imagefactory.paths import distros_dir
-from imagefactory.spec.layer import validate_layer
 from imagefactory.spec.located import (
     LocatedDoc,
     Origin,
@@ -30,10 +30,11 @@ from imagefactory.spec.located import (
     dotted,
 )
 from imagefactory.spec.located import format_validation_error as format_validation_error
-from imagefactory.spec.model import DistroSpec, Lineage
 from imagefactory.spec.names import golden_leaf, golden_leaf_problem
-from imagefactory.spec.references import missing_references
 from imagefactory.spec.yaml_doc import load_yaml
+
+if TYPE_CHECKING:  # the models (pydantic) load when a document is validated, not to read one
+    from imagefactory.spec.model import DistroSpec, Lineage
 
 DEFAULTS_FILE = "_defaults.yaml"
 LINEAGE_OLD_KEY = "regular"
@@ -180,6 +181,10 @@ def apply_environment(doc: LocatedDoc, env: Mapping[str, str]) -> dict[str, str]
 
 
 def validate_document(doc: LocatedDoc) -> DistroSpec:
+    from pydantic import ValidationError
+
+    from imagefactory.spec.model import DistroSpec
+
     try:
         spec = DistroSpec.model_validate(doc.data)
     except ValidationError as exc:
@@ -198,6 +203,8 @@ def is_layer(path: Path) -> bool:
 
 def validate_layer_file(path: Path) -> None:
     """Check a layer on its own: known keys and right types, nothing required."""
+    from imagefactory.spec.layer import validate_layer
+
     if not path.is_file():
         raise UsageError(f"{path}: no such spec file")
     validate_layer(read_document(path))
@@ -221,6 +228,8 @@ def load_spec_file(
     applied = apply_environment(doc, env)
     spec = validate_document(doc)
     if check_files:
+        from imagefactory.spec.references import missing_references
+
         problems = missing_references(spec, doc)
         if problems:
             raise SpecError("\n".join(problems))

@@ -17,11 +17,12 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from imagefactory.errors import SpecError
+
+if TYPE_CHECKING:  # only formatted here; reading a document needs no pydantic (klab status)
+    from pydantic import ValidationError
 
 PathKey = tuple[str | int, ...]
 

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, ByteSize, Field, field_validator, model_val
 
 from imagefactory.errors import UsageError
 from imagefactory.spec.hookenv import COMMON_NAMES
+from imagefactory.spec.names import ShortName as ShortName  # declared with golden names
 from imagefactory.spec.source import SourceSpec
 from imagefactory.spec.types import Duration, HttpUrl, Identifier, Size, StrictModel
 from imagefactory.vm.hookplan import HOOK_NAME
@@ -26,8 +27,6 @@ Family = Literal["el", "fedora", "debian", "ubuntu"]
 Lineage = Literal["lean", "ztest"]
 LINEAGES: tuple[Lineage, ...] = ("lean", "ztest")
 
-# The names the lab's documentation uses for goldens; specs are versioned files, names are not.
-ShortName = Literal["centos", "rocky", "fedora", "debian", "ubuntu"]
 
 
 def _user_name(value: str) -> str:

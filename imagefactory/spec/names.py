@@ -14,12 +14,16 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from imagefactory.errors import UsageError
 
 if TYPE_CHECKING:  # the model does not need this module; the loader joins the two
     from imagefactory.spec.model import DistroSpec, Lineage
+
+# The names the lab's documentation uses for goldens; specs are versioned files, names are not.
+# Their order is the documentation's: every row per distro (status, matrix) follows it.
+ShortName = Literal["centos", "rocky", "fedora", "debian", "ubuntu"]
 
 DEFAULT_ZFS_ROOT = "rpool/vms"
 UPSTREAM_ZFS_URL = "https://github.com/openzfs/zfs"
@@ -38,9 +42,8 @@ def _slug(branch: str) -> str:
 
 
 def golden_leaf(spec: DistroSpec, lineage: Lineage) -> str:
-    prefix = "klab-ztest" if lineage == "ztest" else "klab-golden"
-    leaf = f"{prefix}-{spec.short}"
     git = spec.zfs.git if spec.zfs.provider == "git" else None
+    leaf = release_leaf(spec.short, lineage)
     if git is None:
         return leaf
     slug = _slug(git.branch)
@@ -48,6 +51,13 @@ def golden_leaf(spec: DistroSpec, lineage: Lineage) -> str:
         digest = hashlib.sha256(f"{git.url}#{git.branch}".encode()).hexdigest()[:8]
         slug = f"{slug}-{digest}"
     return f"{leaf}-{slug}"
+
+
+def release_leaf(short: str, lineage: str) -> str:
+    """`klab-ztest-<short>` or `klab-golden-<short>`: the golden of a spec that builds a
+    packaged OpenZFS (no git source); a git build adds its branch (golden_leaf)."""
+    prefix = "klab-ztest" if lineage == "ztest" else "klab-golden"
+    return f"{prefix}-{short}"
 
 
 def golden_leaf_problem(spec: DistroSpec) -> str | None:

@@ -20,10 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-import structlog
-
-from imagefactory import __version__
 from imagefactory.errors import InfrastructureError, UsageError
+from imagefactory.log import get_logger
 from imagefactory.settings import lineage_name
 from imagefactory.store.names import (
     Kind,
@@ -34,7 +32,7 @@ from imagefactory.store.names import (
 )
 from imagefactory.store.owner import owner_alive
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)  # structlog loads at the first event (`klab status` logs none)
 
 ROLE_BUILD = "build"
 ROLE_GOLDEN = "golden"
@@ -76,6 +74,13 @@ def _now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def _tool_version() -> str:
+    # Read when a provenance is made, not when the store is imported (importlib.metadata).
+    from imagefactory import __version__
+
+    return __version__
+
+
 @dataclass(frozen=True, kw_only=True)
 class Provenance:
     """What a golden is and where it came from; stored as `imagefactory:<field>` properties
@@ -103,8 +108,8 @@ class Provenance:
     (imagefactory/builder/identity.py); None: built before identities, inputs unknown."""
     guest_facts: str | None = None
     """What the sealed guest holds (ksh, zfs-tests.sh, vdev images, commit built), as compact
-    JSON: `klab status` on any host reads it here (builder/seal_check.py, guest_summary)."""
-    tool_version: str | None = __version__
+    JSON: `klab status` on any host reads it here (store/guest_facts.py)."""
+    tool_version: str | None = field(default_factory=_tool_version)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -32,9 +32,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from imagefactory.atomic import fsync_dir, fsync_file
+from imagefactory.log import get_logger
 from imagefactory.store import qemu_img
 from imagefactory.store.base import (
     ROLE_BUILD,
@@ -77,7 +76,7 @@ from imagefactory.store.names import (
 from imagefactory.store.owner import current_owner
 from imagefactory.store.safety import UnsafeOperation, check_plain_file
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _identity(image: Path) -> tuple[int, int, int]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import structlog
-
 from imagefactory.errors import EXIT_TEST_FAILURES
+from imagefactory.log import get_logger
 from imagefactory.store.base import ROLE_GOLDEN, StoreError
 from imagefactory.store.files_layout import FilesLayout, Live
 from imagefactory.store.manifest import ManifestError, load_manifest, write_manifest
 from imagefactory.store.names import ParsedName, parse_child
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class GoldenCorrupt(StoreError):

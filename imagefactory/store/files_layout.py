@@ -23,10 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
-import structlog
-
 from imagefactory.atomic import fsync_dir
 from imagefactory.errors import UsageError
+from imagefactory.log import get_logger
 from imagefactory.store.base import (
     ROLE_BUILD,
     ROLE_CLONE,
@@ -43,7 +42,7 @@ from imagefactory.store.manifest import provenance_of, read_manifest, write_mani
 from imagefactory.store.names import Kind, ParsedName
 from imagefactory.store.safety import check_plain_file, child_in_dir, require_role
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 FORMAT: Final = "qcow2"
 Manifest: TypeAlias = dict[str, Any]

@@ -9,14 +9,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from imagefactory import settings
 from imagefactory.errors import UsageError
-from imagefactory.store.base import Store
-from imagefactory.store.files import FileStore
 from imagefactory.store.safety import check_dataset_root
-from imagefactory.store.zfs import ZfsStore
+
+if TYPE_CHECKING:
+    from imagefactory.store.base import Store
 
 ENV = settings.STORE.name
 DEFAULT_ZFS_ROOT = "rpool/vms"
@@ -73,8 +73,13 @@ def open_store(spec: str | None = None) -> Store:
     """Open the store named by `spec` (see `resolve_store_spec`), checking it can work:
     a zfs store whose host lacks ZFS fails here, naming what to install."""
     kind, location = parse_store_spec(resolve_store_spec(spec))
+    # Only the backend in use is imported: `klab status` on a files store loads no zfs code.
     if kind == "zfs":
+        from imagefactory.store.zfs import ZfsStore
+
         store = ZfsStore(location)
         store.check_available()
         return store
+    from imagefactory.store.files import FileStore
+
     return FileStore(Path(location))

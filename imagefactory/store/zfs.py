@@ -29,9 +29,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import structlog
-
 from imagefactory.errors import UsageError
+from imagefactory.log import get_logger
 from imagefactory.store import qemu_img, zfs_cli, zvol_devices
 from imagefactory.store.base import (
     ROLE_BUILD,
@@ -80,7 +79,7 @@ from imagefactory.store.zfs_layout import (
 
 __all__ = ["HOLD_TAG", "ZfsStore"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class ZfsStore(ZfsLayout):

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import structlog
-
+from imagefactory.log import get_logger
 from imagefactory.run import run
 from imagefactory.store.base import StoreError
 from imagefactory.store.lzc import ZfsBusy
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEV_ZVOL = Path("/dev/zvol")
 _T = TypeVar("_T")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from imagefactory.builder.seal_check import guest_summary
 from imagefactory.store.base import Provenance
 from imagefactory.store.files import FileStore
+from imagefactory.store.guest_facts import guest_summary
 from tests.fixtures.stores import MIB, make_raw_image
 from tests.unit.testrun.history_builder import HistoryBuilder, t
 

@@ -8,8 +8,8 @@ import json
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imagefactory.builder.seal_check import guest_summary, read_guest_summary
 from imagefactory.store.base import Provenance
+from imagefactory.store.guest_facts import guest_summary, read_guest_summary
 from tests.fixtures.capped import run_capped
 
 # Each case runs in a capped child (tests/fixtures/capped.py): a hang or a bomb fails it.
