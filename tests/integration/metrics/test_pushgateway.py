@@ -26,7 +26,13 @@ def gateway(tmp_path: Path) -> Iterator[str]:
     binary = need("prometheus-pushgateway")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [binary, f"--web.listen-address=127.0.0.1:{port}"]
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: a
+    # gateway of our own keeps its state in the test's directory, never another run's.
+    argv = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={tmp_path / 'pushgateway.data'}",
+    ]
     with process(argv, tmp_path / "pushgateway.log") as proc:
         wait_for("the pushgateway", lambda: proc.poll() is None and reachable(f"{url}/-/ready"))
         yield url
