@@ -104,3 +104,44 @@ def test_structlog_imported_after_configuration_is_configured_and_leaves_rich_ou
     event = json.loads(proc.stderr.strip().splitlines()[-1])
     assert event["event"] == "probe.event" and event["level"] == "warning"
     assert event["url"] == "https://u:***@m/x"
+
+
+def test_status_reads_a_real_store_and_history_without_pydantic_or_structlog(
+    tmp_path: Path,
+) -> None:
+    """`klab status` shows names, provenance and the last run: it reads the spec files
+    without the models (spec/index.py), a files store holding a real golden with guest
+    facts, and a real history -- no pydantic, no structlog (and its asyncio), no HTTP."""
+    from imagefactory.store.base import Provenance
+    from imagefactory.store.files import FileStore
+    from imagefactory.store.guest_facts import guest_summary
+    from tests.fixtures.stores import MIB, make_raw_image
+
+    store = FileStore(tmp_path / "store")
+    volume = store.create_build_volume("klab-ztest-debian", "b1", 4 * MIB)
+    image = make_raw_image(tmp_path / "golden.raw", 1, size=4 * MIB)
+    volume = store.write_image(volume, image, source_format="raw")
+    facts = {"ksh": True, "zfs_tests_sh": True, "vdevs": 8, "vdev_count": 8}
+    provenance = Provenance(
+        distro="debian13", lineage="ztest", build_id="b1", zfs_version="2.3.9-1",
+        guest_facts=guest_summary(facts),
+    )  # fmt: skip
+    store.publish(volume, provenance)
+    env = {**os.environ, "IMAGEFACTORY_STATE": str(tmp_path / "state")}
+    record = [sys.executable, "-m", "imagefactory", "results", "judge", str(LOG)]
+    record += ["--no-baseline", "--distro", "debian13", "--record"]
+    subprocess.run(record, env=env, capture_output=True, check=True, timeout=120)
+    code = (
+        "import contextlib, io, json, os\n"
+        f"os.environ['IMAGEFACTORY_STATE'] = {str(tmp_path / 'state')!r}\n"
+        "import imagefactory.cli as cli\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    assert cli.main(['status', '--json', '--store', {store.spec!r}]) == 0\n"
+        "ztest = json.loads(out.getvalue())['lineages'][1]['goldens']\n"
+        "assert [r['ready'] for r in ztest] == [False, False, False, True, False], ztest\n"
+    )
+    loaded = loaded_by(code)
+    assert {"sqlite3", "yaml"} <= loaded  # it did read the history and the specs
+    unwanted = {"pydantic", "structlog", "asyncio", "requests", "qemu", "pycdlib", "hcl2"}
+    assert sorted(loaded & unwanted) == []
