@@ -19,6 +19,7 @@ from imagefactory.store.select import open_store
 from imagefactory.testrun.baseline import baselines_dir
 from imagefactory.testrun.results import parse_file
 from tests.fixtures.ztest_golden import ZtestGolden
+from tests.integration.metrics.servers import process, prometheus, wait_for
 
 pytestmark = [pytest.mark.vm, pytest.mark.root, pytest.mark.timeout(7200)]
 
@@ -31,11 +32,14 @@ SHORT_ZPOOL_CREATE = "cli_root/zpool_create_001_pos"
 def klab(
     golden: ZtestGolden, tmp_path: Path, *args: str, timeout: float = 5400
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **golden.env,
-        "IMAGEFACTORY_STATE": str(tmp_path / "state"),
-        "KLAB_LOG_DIR": str(tmp_path / "runs"),
-    }
+    state = tmp_path / "state"
+    inventories = state / "inventories"
+    if not inventories.exists():
+        # One state directory holds the history and the inventories: each test gets its own
+        # history, and the golden's inventory the build kept in the fixture's state.
+        state.mkdir(parents=True, exist_ok=True)
+        inventories.symlink_to(golden.state / "inventories")
+    env = {**golden.env, "IMAGEFACTORY_STATE": str(state), "KLAB_LOG_DIR": str(tmp_path / "runs")}
     return subprocess.run(
         [*KLAB, *args], env=env, capture_output=True, text=True, check=False, timeout=timeout
     )
@@ -137,6 +141,39 @@ def test_one_real_test_passes_and_is_in_the_history(
     assert rows[0]["zfs_version"].startswith("2.3.")
     assert rows[0]["log_path"] and (artifacts / rows[0]["log_path"]).is_dir()
     assert_nothing_left(debian_ztest_golden, run_dir, proc)
+    see_it(debian_ztest_golden, tmp_path, run_dir, artifacts)
+
+
+def see_it(golden: ZtestGolden, tmp_path: Path, run_dir: Path, artifacts: Path) -> None:
+    """Issue 15 on the same real run, no extra boot: the bpftrace JSON of every script the
+    run asked for, report.html, and the run's metrics scraped by a real Prometheus."""
+    traces = sorted(p.stem for p in (artifacts / "bpftrace").glob("*.json"))
+    assert {"txg", "zio"} <= set(traces), traces
+    for name in traces:
+        data = json.loads((artifacts / "bpftrace" / f"{name}.json").read_text())
+        assert data["schema"] == "klab-bpftrace/1", data
+    zio = json.loads((artifacts / "bpftrace" / "zio.json").read_text())
+    assert zio.get("attached") is not False, zio
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert ZPOOL_CREATE in report and "<script" in report
+    state = tmp_path / "state"
+    history = state / "history.sqlite"
+    assert history.is_file(), sorted(p.name for p in state.iterdir())
+    argv = [*KLAB, "metrics", "serve", "--listen", "127.0.0.1:0", "--history", str(history),
+            "--store", golden.store]  # fmt: skip
+    env = {**golden.env, "IMAGEFACTORY_STATE": str(state)}
+    with process(argv, tmp_path / "exporter.log", env) as exporter:
+        addr = state / "metrics.addr"
+        wait_for("metrics.addr", lambda: exporter.poll() is None and addr.is_file())
+        with prometheus(tmp_path, addr.read_text(encoding="utf-8").strip()) as prom:
+            wait_for(
+                "two scrapes",
+                lambda: any(float(r["value"][1]) >= 2
+                            for r in prom.query("count_over_time(klab_history_up[5m])")),
+            )  # fmt: skip
+            passed = prom.query('klab_run_tests{distro="debian13",verdict="pass"}')
+            assert passed and float(passed[0]["value"][1]) >= 1, passed
+            assert prom.query("klab_golden_age_seconds"), "no golden series"
 
 
 FLAKY_ONCE = """#!/usr/bin/env bash
