@@ -139,6 +139,7 @@ def _requests_failure(exc: Exception) -> Failure | None:
     if "requests" not in sys.modules:  # never loaded: not its error (and not worth 100 ms)
         return None
     import requests
+
     if not isinstance(exc, requests.RequestException):
         return None
     url = getattr(getattr(exc, "request", None), "url", None)
@@ -168,6 +169,7 @@ def _validation_failure(exc: Exception) -> Failure | None:
     if "pydantic" not in sys.modules:  # never loaded: not its error
         return None
     from pydantic import ValidationError
+
     if not isinstance(exc, ValidationError):
         return None
     errors = exc.errors(include_url=False)

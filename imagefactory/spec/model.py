@@ -28,7 +28,6 @@ Lineage = Literal["lean", "ztest"]
 LINEAGES: tuple[Lineage, ...] = ("lean", "ztest")
 
 
-
 def _user_name(value: str) -> str:
     # What useradd and cloud-init accept everywhere (shadow-utils' portable name rule).
     if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
