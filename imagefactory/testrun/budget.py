@@ -20,18 +20,16 @@ honoured (the user may know better); more VMs than the budget gets a warning.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from imagefactory.errors import UsageError
-from imagefactory.testrun.jobs import QEMU_OVERHEAD, available_memory
+from imagefactory.testrun.jobs import host_capacity
 
 if TYPE_CHECKING:
     from imagefactory.spec.model import DistroSpec
 
-VCPUS_PER_CORE = {"tcg": 1, "kvm": 2}
 MAX_CLONES = 64
 
 
@@ -64,11 +62,7 @@ def host_slots(
     specs: Sequence[DistroSpec], accel: str, *, memory: int | None = None, cores: int | None = None
 ) -> tuple[int, int]:
     """(VMs the host carries, vCPUs it carries) for these distros' VMs."""
-    memory = available_memory() if memory is None else memory
-    cores = (os.cpu_count() or 1) if cores is None else cores
-    vcpus = max(1, cores * VCPUS_PER_CORE.get(accel, 1))
-    largest = max((int(s.vm.memory) for s in specs), default=0)
-    by_memory = memory // (largest + QEMU_OVERHEAD)
+    by_memory, vcpus = host_capacity(specs, accel=accel, memory=memory, cores=cores)
     return max(1, min(by_memory, vcpus)), vcpus
 
 

@@ -39,16 +39,34 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+VCPUS_PER_CORE = {"tcg": 1, "kvm": 2}
+"""vCPUs of guest work a host core carries: under TCG a vCPU is a host thread emulating
+flat out; with KVM the suite mostly waits on I/O and sleeps (see testrun/budget.py)."""
+
+
+def host_capacity(
+    specs: Sequence[DistroSpec],
+    *,
+    accel: str = "tcg",
+    memory: int | None = None,
+    cores: int | None = None,
+) -> tuple[int, int]:
+    """(VMs of the largest spec's memory that MemAvailable carries, vCPUs the cores carry
+    under `accel`): the two limits every sizing here starts from."""
+    memory = available_memory() if memory is None else memory
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    largest = max((int(s.vm.memory) for s in specs), default=0)
+    return memory // (largest + QEMU_OVERHEAD), max(1, cores * VCPUS_PER_CORE.get(accel, 1))
+
+
 def default_jobs(
     specs: Sequence[DistroSpec], *, memory: int | None = None, cores: int | None = None
 ) -> int:
-    """What the host carries for these distros' VMs at once (at least 1)."""
+    """Build VMs the host carries at once (at least 1): each gets its spec's vCPUs."""
     if not specs:
         return 1
-    memory = available_memory() if memory is None else memory
-    cores = (os.cpu_count() or 1) if cores is None else cores
-    by_memory = memory // (max(int(s.vm.memory) for s in specs) + QEMU_OVERHEAD)
-    by_cores = cores // max(s.vm.cpus for s in specs)
+    by_memory, vcpus = host_capacity(specs, memory=memory, cores=cores)
+    by_cores = vcpus // max(s.vm.cpus for s in specs)
     jobs = max(1, min(by_memory, by_cores, len(specs)))
     log.debug("jobs.sized", by_memory=by_memory, by_cores=by_cores, jobs=jobs)
     return jobs
