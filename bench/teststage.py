@@ -1,6 +1,7 @@
-"""Benchmark the test stage's start: clone + seed + QEMU process start, by golden size.
+"""Benchmark the test stage: its start by golden size, and (--scale-out) clones and bpftrace.
 
     .venv/bin/python bench/teststage.py [--repeat 7]
+    .venv/bin/python bench/teststage.py --scale-out --durations FILE   (real guests, ~40 min)
 
 Targets (issue 8): clone + seed + QEMU process start <= 1 s, and for a 20 GiB golden at most
 1.1x the time for a 1 GiB golden (files store).  Two goldens are published into a scratch
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,10 +91,67 @@ async def measure(repeat: int, root: Path) -> dict[str, list[tuple[float, dict[s
     return results
 
 
+SCALE_GROUPS = ("l2arc", "cli_root/zpool_create", "removal", "cli_root/zpool_scrub",
+                "cli_root/zfs_create", "userquota")  # fmt: skip
+"""A ~10-minute subset of the quick suite (under TCG, idle host) whose sections split into
+two near-equal halves by their recorded durations."""
+
+ALL_BPF = "zio,txg,arc,spl"
+
+
+def klab_run(state: Path, runs: Path, *args: str) -> tuple[float, int, str]:
+    """One real `klab test debian13` on the cached Debian ztest golden: (wall s, exit, stdout)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.fixtures.ztest_golden import ztest_golden_env
+
+    golden = ztest_golden_env()
+    state.mkdir(parents=True, exist_ok=True)
+    if not (state / "inventories").exists():
+        (state / "inventories").symlink_to(Path(golden["IMAGEFACTORY_STATE"]) / "inventories")
+    env = {**golden, "IMAGEFACTORY_STATE": str(state), "KLAB_LOG_DIR": str(runs)}
+    groups = [a for g in SCALE_GROUPS for a in ("--group", g)]
+    argv = [sys.executable, "-m", "imagefactory", "test", "debian13", *groups, *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    return time.perf_counter() - t0, proc.returncode, proc.stdout
+
+
+def scale_out(durations: Path) -> int:
+    """Issue 16: 2 clones of 1 vCPU against 1 clone of 2 vCPUs on the same subset (bpftrace
+    all four in both); issue 15: the four bpftrace scripts against none (1 clone)."""
+    runs = {
+        "1 clone x 2 vCPU, bpf all": ("--clones", "1", "--bpf", ALL_BPF),
+        "2 clones x 1 vCPU, bpf all": ("--clones", "2", "--bpf", ALL_BPF),
+        "1 clone x 2 vCPU, bpf none": ("--clones", "1", "--bpf", "none"),
+    }
+    walls: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-scale-", dir="/var/tmp") as tmp:
+        for n, (label, extra) in enumerate(runs.items()):
+            wall, status, out = klab_run(
+                Path(tmp) / f"state{n}", Path(tmp) / f"runs{n}", *extra, "--durations",
+                str(durations),
+            )  # fmt: skip
+            summary = [line for line in out.splitlines() if line.startswith("debian13:")]
+            print(f"{label}: wall {wall:.0f} s, exit {status}; {' '.join(summary)}", flush=True)
+            if status not in (0, 1):
+                return 1
+            walls[label] = wall
+    one, two, bare = walls.values()
+    print(f"2 clones / 1 clone: {two / one:.2f}x wall (same tests, same 2 host cores)")
+    print(f"bpftrace all four / none: {one / bare:.2f}x wall ({(one / bare - 1) * 100:+.1f} %)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--scale-out", action="store_true", help="real guests: clones, bpftrace")
+    parser.add_argument("--durations", type=Path, help="klab history --export-durations FILE")
     args = parser.parse_args()
+    if args.scale_out:
+        if args.durations is None:
+            parser.error("--scale-out needs --durations (klab history --export-durations)")
+        return scale_out(args.durations)
     with tempfile.TemporaryDirectory(prefix="bench-teststage-", dir="/var/tmp") as tmp:
         results = asyncio.run(measure(args.repeat, Path(tmp)))
     medians = {}
