@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from grafana_foundation_sdk.builders import (
     barchart,
@@ -120,390 +121,312 @@ def verdict_mappings() -> list[ValueMap]:
     ]
 
 
+def panel(
+    kind: Callable[[], Any],
+    title: str,
+    *targets: prometheus.Dataquery,
+    height: int,
+    span: int,
+    unit: str = "",
+    bounds: tuple[int, int] | None = None,
+    description: str = "",
+) -> Any:
+    """One panel of any kind (`stat.Panel`, `table.Panel`...): title, queries, unit, optional
+    min/max, size; the caller chains what only that panel has (thresholds, transformations)."""
+    built = kind().title(title)
+    if description:
+        built = built.description(description)
+    for target in targets:
+        built = built.with_target(target)
+    if unit:
+        built = built.unit(unit)
+    if bounds is not None:
+        built = built.min(bounds[0]).max(bounds[1])
+    return built.height(height).span(span)
+
+
+def with_panels(board: dashboard.Dashboard, *panels: Any) -> dashboard.Dashboard:
+    for one in panels:
+        board = board.with_panel(one)
+    return board
+
+
+def grid(*, rows: str, value: str) -> DataTransformerConfig:
+    """A table of one row per `rows` label and one column per distro."""
+    return DataTransformerConfig(
+        id_val="groupingToMatrix",
+        options={"columnField": "distro", "rowField": rows, "valueField": value},
+    )
+
+
+RATIO = (0, 1)
+"""A pass or hit ratio's axis: 0 to 1, shown as a percentage."""
+DISTRO = 'distro=~"$distro"'
+
+
 # -- (1) the pass/fail matrix ------------------------------------------------------------
 
 
 def matrix() -> dashboard.Dashboard:
-    d = base(
-        "klab-matrix",
-        "klab: pass/fail matrix",
-        "Each test's newest verdict on each distro (tests x distros), and the newest run's "
-        "unexpected failures.",
-    ).with_variable(distro_variable("klab_test_last_verdict"))
-    d = d.with_panel(
-        stat.Panel()
-        .title("Unexpected failures in the newest run")
-        .description("unexpected-failure and crashed verdicts; 0 is the only green")
-        .with_target(
+    return with_panels(
+        base(
+            "klab-matrix",
+            "klab: pass/fail matrix",
+            "Each test's newest verdict on each distro (tests x distros), and the newest run's "
+            "unexpected failures.",
+        ).with_variable(distro_variable("klab_test_last_verdict")),
+        panel(
+            stat.Panel,
+            "Unexpected failures in the newest run",
             query(
                 'sum by (distro) (klab_last_run_tests{distro=~"$distro", '
                 'verdict=~"unexpected-failure|crashed"})',
                 legend="{{distro}}",
                 instant=True,
-            )
-        )
-        .thresholds(
+            ),
+            description="unexpected-failure and crashed verdicts; 0 is the only green",
+            height=5,
+            span=12,
+        ).thresholds(
             dashboard.ThresholdsConfig()
             .mode(ThresholdsMode.ABSOLUTE)
             .steps([Threshold(value=None, color="green"), Threshold(value=1, color="red")])
-        )
-        .height(5)
-        .span(12)
-    )
-    d = d.with_panel(
-        bargauge.Panel()
-        .title("Pass ratio of the newest run")
-        .with_target(
-            query('klab_last_run_pass_ratio{distro=~"$distro"}', legend="{{distro}}", instant=True)
-        )
-        .unit("percentunit")
-        .min(0)
-        .max(1)
-        .height(5)
-        .span(12)
-    )
-    d = d.with_panel(
-        table.Panel()
-        .title("Verdicts: tests x distros")
-        .description("The newest verdict of each test on each distro, in verdict colours.")
-        .with_target(
+        ),
+        panel(
+            bargauge.Panel,
+            "Pass ratio of the newest run",
+            query(f"klab_last_run_pass_ratio{{{DISTRO}}}", legend="{{distro}}", instant=True),
+            unit="percentunit",
+            bounds=RATIO,
+            height=5,
+            span=12,
+        ),
+        panel(
+            table.Panel,
+            "Verdicts: tests x distros",
             query(
-                'max by (distro, test, verdict) (klab_test_last_verdict{distro=~"$distro"})',
+                f"max by (distro, test, verdict) (klab_test_last_verdict{{{DISTRO}}})",
                 instant=True,
                 fmt="table",
-            )
+            ),
+            description="The newest verdict of each test on each distro, in verdict colours.",
+            height=24,
+            span=24,
         )
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="groupingToMatrix",
-                options={"columnField": "distro", "rowField": "test", "valueField": "verdict"},
-            )
-        )
-        .mappings(verdict_mappings())  # type: ignore[arg-type]
-        .height(24)
-        .span(24)
+        .with_transformation(grid(rows="test", value="verdict"))
+        .mappings(verdict_mappings()),
     )
-    return d
 
 
 # -- (2) the pass-rate trend -----------------------------------------------------------------
 
 
 def pass_rate() -> dashboard.Dashboard:
-    d = base(
-        "klab-pass-rate",
-        "klab: pass-rate trend",
-        "Pass ratio per distro over the last runs (the exporter's window, 100 by default): "
-        "passes / tests that ran.",
-    ).with_variable(distro_variable("klab_run_pass_ratio"))
-    d = d.with_panel(
-        barchart.Panel()
-        .title("Pass ratio per run (last 100 runs)")
-        .description("One bar per run and distro; run ids sort by start time.")
-        .with_target(
+    return with_panels(
+        base(
+            "klab-pass-rate",
+            "klab: pass-rate trend",
+            "Pass ratio per distro over the last runs (the exporter's window, 100 by default): "
+            "passes / tests that ran.",
+        ).with_variable(distro_variable("klab_run_pass_ratio")),
+        panel(
+            barchart.Panel,
+            "Pass ratio per run (last 100 runs)",
             query(
-                'klab_run_pass_ratio{distro=~"$distro"}',
-                instant=True,
-                fmt="table",
-                legend="{{distro}}",
-            )
+                f"klab_run_pass_ratio{{{DISTRO}}}", instant=True, fmt="table", legend="{{distro}}"
+            ),
+            description="One bar per run and distro; run ids sort by start time.",
+            unit="percentunit",
+            bounds=RATIO,
+            height=12,
+            span=24,
         )
-        .with_transformation(
-            DataTransformerConfig(
-                id_val="groupingToMatrix",
-                options={"columnField": "distro", "rowField": "run_id", "valueField": "Value"},
-            )
-        )
-        .x_field("run_id\\distro")
-        .unit("percentunit")
-        .min(0)
-        .max(1)
-        .height(12)
-        .span(24)
+        .with_transformation(grid(rows="run_id", value="Value"))
+        .x_field("run_id\\distro"),
+        panel(
+            timeseries.Panel,
+            "Pass ratio of the newest run, over time",
+            query(f"klab_last_run_pass_ratio{{{DISTRO}}}", legend="{{distro}}"),
+            unit="percentunit",
+            bounds=RATIO,
+            height=10,
+            span=16,
+        ),
+        panel(
+            stat.Panel,
+            "Window mean before the newest run",
+            query(f"klab_window_pass_ratio{{{DISTRO}}}", legend="{{distro}}", instant=True),
+            unit="percentunit",
+            height=10,
+            span=8,
+        ),
+        panel(
+            timeseries.Panel,
+            "Run wall time",
+            query("max by (selection) (klab_run_wall_seconds)", legend="{{selection}}"),
+            unit="s",
+            height=8,
+            span=24,
+        ),
     )
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("Pass ratio of the newest run, over time")
-        .with_target(query('klab_last_run_pass_ratio{distro=~"$distro"}', legend="{{distro}}"))
-        .unit("percentunit")
-        .min(0)
-        .max(1)
-        .height(10)
-        .span(16)
-    )
-    d = d.with_panel(
-        stat.Panel()
-        .title("Window mean before the newest run")
-        .with_target(
-            query('klab_window_pass_ratio{distro=~"$distro"}', legend="{{distro}}", instant=True)
-        )
-        .unit("percentunit")
-        .height(10)
-        .span(8)
-    )
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("Run wall time")
-        .with_target(query("max by (selection) (klab_run_wall_seconds)", legend="{{selection}}"))
-        .unit("s")
-        .height(8)
-        .span(24)
-    )
-    return d
 
 
 # -- (3) zio latency -----------------------------------------------------------------------
 
 
-def zio() -> dashboard.Dashboard:
-    sel = 'distro=~"$distro", op=~"$op", run_id=~"$run_id"'
-    d = (
-        base(
-            "klab-zio",
-            "klab: zio latency",
-            "zio latency per operation (read, write, scrub...) of the newest run, from "
-            "bpftrace/zio.json, and its txg sync durations (bpftrace/txg.json).",
-        )
-        .with_variable(distro_variable("klab_zio_latency_seconds_bucket"))
-        .with_variable(
-            variable(
-                "op",
-                "Operation",
-                'label_values(klab_zio_latency_seconds_bucket{distro=~"$distro"}, op)',
-            )
-        )
-        .with_variable(
-            variable(
-                "run_id",
-                "Run",
-                'label_values(klab_zio_latency_seconds_bucket{distro=~"$distro"}, run_id)',
-            )
-        )
+def percentiles(title: str, by: str, bucket: str, sel: str) -> Any:
+    """A p50 / p99 time series of a latency histogram, one line per `by` label."""
+    return panel(
+        timeseries.Panel,
+        title,
+        query(quantile(0.5, by, bucket, sel), legend=f"p50 {{{{{by}}}}}"),
+        query(quantile(0.99, by, bucket, sel), legend=f"p99 {{{{{by}}}}}", ref="B"),
+        unit="s",
+        height=9,
+        span=12,
     )
-    d = d.with_panel(
-        heatmap.Panel()
-        .title("zio latency heatmap: $op")
-        .description("Bucket counts of the run's zios (bpftrace hist, converted to seconds).")
+
+
+def zio() -> dashboard.Dashboard:
+    bucket = "klab_zio_latency_seconds_bucket"
+    sel = 'distro=~"$distro", op=~"$op", run_id=~"$run_id"'
+    board = base(
+        "klab-zio",
+        "klab: zio latency",
+        "zio latency per operation (read, write, scrub...) of the newest run, from "
+        "bpftrace/zio.json, and its txg sync durations (bpftrace/txg.json).",
+    ).with_variable(distro_variable(bucket))
+    for name, label in (("op", "Operation"), ("run_id", "Run")):
+        board = board.with_variable(
+            variable(name, label, f"label_values({bucket}{{{DISTRO}}}, {name})")
+        )
+    return with_panels(
+        board,
+        panel(
+            heatmap.Panel,
+            "zio latency heatmap: $op",
+            query(f"sum by (le) ({bucket}{{{sel}}})", legend="{{le}}", fmt="heatmap"),
+            description="Bucket counts of the run's zios (bpftrace hist, converted to seconds).",
+            height=10,
+            span=8,
+        )
         .repeat("op")
         .repeat_direction("h")
-        .with_target(
-            query(
-                f"sum by (le) (klab_zio_latency_seconds_bucket{{{sel}}})",
-                legend="{{le}}",
-                fmt="heatmap",
-            )
-        )
         .calculate(False)
-        .y_axis(heatmap.YAxisConfig().unit("s"))
-        .height(10)
-        .span(8)
+        .y_axis(heatmap.YAxisConfig().unit("s")),
+        percentiles("zio latency p50 / p99 per operation", "op", bucket, sel),
+        percentiles(
+            "txg sync duration p50 / p99",
+            "pool",
+            "klab_txg_sync_duration_seconds_bucket",
+            'distro=~"$distro", run_id=~"$run_id"',
+        ),
     )
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("zio latency p50 / p99 per operation")
-        .with_target(
-            query(
-                quantile(0.5, "op", "klab_zio_latency_seconds_bucket", sel),
-                legend="p50 {{op}}",
-            )
-        )
-        .with_target(
-            query(
-                quantile(0.99, "op", "klab_zio_latency_seconds_bucket", sel),
-                legend="p99 {{op}}",
-                ref="B",
-            )
-        )
-        .unit("s")
-        .height(9)
-        .span(12)
-    )
-    txg = 'distro=~"$distro", run_id=~"$run_id"'
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("txg sync duration p50 / p99")
-        .with_target(
-            query(
-                quantile(0.5, "pool", "klab_txg_sync_duration_seconds_bucket", txg),
-                legend="p50 {{pool}}",
-            )
-        )
-        .with_target(
-            query(
-                quantile(0.99, "pool", "klab_txg_sync_duration_seconds_bucket", txg),
-                legend="p99 {{pool}}",
-                ref="B",
-            )
-        )
-        .unit("s")
-        .height(9)
-        .span(12)
-    )
-    return d
 
 
 # -- (4) ARC efficiency --------------------------------------------------------------------
 
 
 def arc() -> dashboard.Dashboard:
-    d = base(
-        "klab-arc",
-        "klab: ARC efficiency",
-        "ARC hit ratio, MRU/MFU traffic and evictions of the newest run (bpftrace/arc.json).",
-    ).with_variable(distro_variable("klab_arc_hit_ratio"))
-    d = d.with_panel(
-        stat.Panel()
-        .title("ARC hit ratio")
-        .with_target(
-            query('klab_arc_hit_ratio{distro=~"$distro"}', legend="{{distro}}", instant=True)
-        )
-        .unit("percentunit")
-        .height(6)
-        .span(8)
+    def by_state(title: str, family: str, unit: str = "") -> Any:
+        expr = f"sum by (state) ({family}{{{DISTRO}}})"
+        target = query(expr, legend="{{state}}", instant=True)
+        return panel(bargauge.Panel, title, target, unit=unit, height=8, span=12)
+
+    hit_ratio = f"klab_arc_hit_ratio{{{DISTRO}}}"
+    return with_panels(
+        base(
+            "klab-arc",
+            "klab: ARC efficiency",
+            "ARC hit ratio, MRU/MFU traffic and evictions of the newest run (bpftrace/arc.json).",
+        ).with_variable(distro_variable("klab_arc_hit_ratio")),
+        panel(
+            stat.Panel,
+            "ARC hit ratio",
+            query(hit_ratio, legend="{{distro}}", instant=True),
+            unit="percentunit",
+            height=6,
+            span=8,
+        ),
+        panel(
+            timeseries.Panel,
+            "ARC hit ratio over time",
+            query(hit_ratio, legend="{{distro}} {{run_id}}"),
+            unit="percentunit",
+            bounds=RATIO,
+            height=6,
+            span=16,
+        ),
+        by_state("Buffers moved into MRU / MFU (and their ghosts)", "klab_arc_state_changes"),
+        by_state("Bytes evicted per ARC state", "klab_arc_evicted_bytes", unit="bytes"),
     )
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("ARC hit ratio over time")
-        .with_target(query('klab_arc_hit_ratio{distro=~"$distro"}', legend="{{distro}} {{run_id}}"))
-        .unit("percentunit")
-        .min(0)
-        .max(1)
-        .height(6)
-        .span(16)
-    )
-    d = d.with_panel(
-        bargauge.Panel()
-        .title("Buffers moved into MRU / MFU (and their ghosts)")
-        .with_target(
-            query(
-                'sum by (state) (klab_arc_state_changes{distro=~"$distro"})',
-                legend="{{state}}",
-                instant=True,
-            )
-        )
-        .height(8)
-        .span(12)
-    )
-    d = d.with_panel(
-        bargauge.Panel()
-        .title("Bytes evicted per ARC state")
-        .with_target(
-            query(
-                'sum by (state) (klab_arc_evicted_bytes{distro=~"$distro"})',
-                legend="{{state}}",
-                instant=True,
-            )
-        )
-        .unit("bytes")
-        .height(8)
-        .span(12)
-    )
-    return d
 
 
 # -- (5) flaky and slow tests ----------------------------------------------------------------
 
 
 def flaky() -> dashboard.Dashboard:
-    d = base(
-        "klab-flaky-slow",
-        "klab: flaky and slow tests",
-        "Fail rates over the window, tests slower than their recent median, and the slowest "
-        'tests\' durations over time ("scrub took 12 % longer").',
-    ).with_variable(distro_variable("klab_test_last_duration_seconds"))
-    d = d.with_panel(
-        table.Panel()
-        .title("Fail rate (runs with a failed attempt / runs)")
-        .with_target(
-            query('sort_desc(klab_test_flake_ratio{distro=~"$distro"})', instant=True, fmt="table")
-        )
-        .unit("percentunit")
-        .height(10)
-        .span(12)
-    )
-    d = d.with_panel(
-        table.Panel()
-        .title("Got slower in the newest run (vs the median of the last clean passes)")
-        .with_target(
+    def ranked(title: str, family: str) -> Any:
+        target = query(f"sort_desc({family}{{{DISTRO}}})", instant=True, fmt="table")
+        return panel(table.Panel, title, target, unit="percentunit", height=10, span=12)
+
+    return with_panels(
+        base(
+            "klab-flaky-slow",
+            "klab: flaky and slow tests",
+            "Fail rates over the window, tests slower than their recent median, and the slowest "
+            'tests\' durations over time ("scrub took 12 % longer").',
+        ).with_variable(distro_variable("klab_test_last_duration_seconds")),
+        ranked("Fail rate (runs with a failed attempt / runs)", "klab_test_flake_ratio"),
+        ranked(
+            "Got slower in the newest run (vs the median of the last clean passes)",
+            "klab_test_slowdown_ratio",
+        ),
+        panel(
+            timeseries.Panel,
+            "Durations of the 10 slowest tests",
             query(
-                'sort_desc(klab_test_slowdown_ratio{distro=~"$distro"})', instant=True, fmt="table"
-            )
-        )
-        .unit("percentunit")
-        .height(10)
-        .span(12)
-    )
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("Durations of the 10 slowest tests")
-        .with_target(
-            query(
-                'topk(10, klab_test_last_duration_seconds{distro=~"$distro"})',
+                f"topk(10, klab_test_last_duration_seconds{{{DISTRO}}})",
                 legend="{{distro}} {{test}}",
-            )
-        )
-        .unit("s")
-        .height(10)
-        .span(24)
+            ),
+            unit="s",
+            height=10,
+            span=24,
+        ),
     )
-    return d
 
 
 # -- (6) goldens ---------------------------------------------------------------------------
 
 
 def goldens() -> dashboard.Dashboard:
-    d = base(
-        "klab-goldens",
-        "klab: goldens",
-        "Each golden in the store: age, OpenZFS version, build id, size and build time.",
-    ).with_variable(distro_variable("klab_golden_info"))
-    d = d.with_panel(
-        table.Panel()
-        .title("Goldens (lineage, distro, build id, OpenZFS)")
-        .with_target(query('klab_golden_info{distro=~"$distro"}', instant=True, fmt="table"))
-        .height(8)
-        .span(24)
+    def per_golden(kind: Callable[[], Any], title: str, expr: str, unit: str) -> Any:
+        instant = kind is not timeseries.Panel  # a time series plots a range
+        target = query(expr, legend="{{lineage}} {{distro}}", instant=instant)
+        return panel(kind, title, target, unit=unit, height=8, span=8)
+
+    return with_panels(
+        base(
+            "klab-goldens",
+            "klab: goldens",
+            "Each golden in the store: age, OpenZFS version, build id, size and build time.",
+        ).with_variable(distro_variable("klab_golden_info")),
+        panel(
+            table.Panel,
+            "Goldens (lineage, distro, build id, OpenZFS)",
+            query(f"klab_golden_info{{{DISTRO}}}", instant=True, fmt="table"),
+            height=8,
+            span=24,
+        ),
+        per_golden(bargauge.Panel, "Age", f"klab_golden_age_seconds{{{DISTRO}}}", "s"),
+        per_golden(
+            bargauge.Panel,
+            "Size on disk",
+            f'klab_golden_size_bytes{{{DISTRO}, kind="allocated"}}',
+            "bytes",
+        ),
+        per_golden(timeseries.Panel, "Build time", f"klab_golden_build_seconds{{{DISTRO}}}", "s"),
     )
-    d = d.with_panel(
-        bargauge.Panel()
-        .title("Age")
-        .with_target(
-            query(
-                'klab_golden_age_seconds{distro=~"$distro"}',
-                legend="{{lineage}} {{distro}}",
-                instant=True,
-            )
-        )
-        .unit("s")
-        .height(8)
-        .span(8)
-    )
-    d = d.with_panel(
-        bargauge.Panel()
-        .title("Size on disk")
-        .with_target(
-            query(
-                'klab_golden_size_bytes{distro=~"$distro", kind="allocated"}',
-                legend="{{lineage}} {{distro}}",
-                instant=True,
-            )
-        )
-        .unit("bytes")
-        .height(8)
-        .span(8)
-    )
-    d = d.with_panel(
-        timeseries.Panel()
-        .title("Build time")
-        .with_target(
-            query('klab_golden_build_seconds{distro=~"$distro"}', legend="{{lineage}} {{distro}}")
-        )
-        .unit("s")
-        .height(8)
-        .span(8)
-    )
-    return d
 
 
 DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
