@@ -104,20 +104,23 @@ def report(exc: BaseException, *, prog: str, verbose: bool) -> int:
 
 def _shipped_recipes_on_first_run() -> None:
     """The first `klab` run as root puts the shipped recipes where the documentation says
-    (testrun/recipe_paths.py); a failure to do so is a warning, never the command's end."""
+    (testrun/recipe_install.py: a few stats when nothing changed); a failure to do so is a
+    warning, never the command's end."""
     if os.geteuid() != 0:
         return
-    from imagefactory.log import get_logger  # structlog loads only if there is news
-    from imagefactory.testrun.recipe_paths import install_on_first_run
+    from imagefactory.testrun.recipe_install import install_on_first_run
 
-    log = get_logger(__name__)
     try:
         written = install_on_first_run()
     except OSError as exc:
-        log.warning("recipes.not_installed", error=str(exc))
+        from imagefactory.log import get_logger  # structlog loads only if there is news
+
+        get_logger(__name__).warning("recipes.not_installed", error=str(exc))
         return
     if written:
-        log.info("recipes.installed", directory=str(written[0].parent))
+        from imagefactory.log import get_logger
+
+        get_logger(__name__).info("recipes.installed", directory=str(written[0].parent))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

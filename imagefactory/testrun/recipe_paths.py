@@ -14,35 +14,27 @@ so a recipe is looked up, in this order:
 A bare name never means a file in the current directory (`./NAME` does): what runs must
 not depend on where the command was typed.
 
-`install_shipped` puts the shipped recipes at /usr/local/share/klab/recipes/<name>.sh, the
-names the golden uses; `make install` does the same with install(1).
+Putting the shipped recipes on the host (`make install`, the first run as root) is
+testrun/recipe_install.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagefactory import settings
-from imagefactory.atomic import temp_sibling
 from imagefactory.errors import UsageError
-from imagefactory.paths import hooks_dir
+from imagefactory.testrun.recipe_install import shipped_source
 
-if TYPE_CHECKING:  # the first-run installer runs on every root start: it stays light
+if TYPE_CHECKING:  # selection imports this module: Recipe is imported where used
     from imagefactory.testrun.selection import Recipe
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 EXAMPLE = "pool-corruption-block"
 """The recipe the documentation's first-recipe walk-through copies."""
-
-
-def shipped_source(hooks_root: Path | None = None) -> Path:
-    """The repository's recipes: what `make install` installs and the goldens carry."""
-    return (hooks_root if hooks_root is not None else hooks_dir()) / "payload" / "recipes"
 
 
 def shipped_names(source: Path) -> list[str]:
@@ -98,42 +90,3 @@ def find_recipe(text: str, search: RecipeSearch) -> Recipe:
         f"(e.g. cp {settings.SHIPPED_RECIPES}/{example}.sh {search.user}/my-test.sh), "
         "or give a path (./my-test.sh)",
     )
-
-
-def install_shipped(
-    target: Path, source: Path | None = None, *, replace: bool = False
-) -> list[Path]:
-    """Copy the shipped recipes (and their library) into `target` as `<name>.sh`; files
-    already there are kept unless `replace` (an admin may have edited them).  Each file
-    appears whole (temporary name, rename).  Returns the files written."""
-    source = source if source is not None else shipped_source()
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for file in sorted(source.glob("*.sh")):
-        dest = target / file.name
-        if dest.exists() and not replace:
-            continue
-        temp = temp_sibling(dest)
-        try:
-            shutil.copyfile(file, temp)
-            temp.chmod(0o644 if file.name.startswith("_") else 0o755)
-            temp.replace(dest)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        written.append(dest)
-    return written
-
-
-def install_on_first_run() -> list[Path]:
-    """As root, give a host without them the shipped recipes (the first `klab` run);
-    anything else, or a host that has them all, is left alone."""
-    if os.geteuid() != 0:
-        return []
-    source = shipped_source()
-    if not source.is_dir():
-        return []
-    target = settings.SHIPPED_RECIPES
-    if all((target / p.name).exists() for p in source.glob("*.sh")):
-        return []
-    return install_shipped(target, source)

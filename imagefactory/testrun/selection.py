@@ -101,7 +101,8 @@ def _group(text: str) -> str:
 
 def installed_recipes(root: Path | None = None) -> list[str]:
     """The recipes every ztest golden carries (hooks/payload/recipes/, without _lib.sh)."""
-    from imagefactory.testrun.recipe_paths import shipped_names, shipped_source
+    from imagefactory.testrun.recipe_install import shipped_source
+    from imagefactory.testrun.recipe_paths import shipped_names
 
     return shipped_names(shipped_source(root))
 

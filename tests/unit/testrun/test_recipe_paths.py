@@ -14,13 +14,13 @@ import pytest
 
 from imagefactory.errors import UsageError
 from imagefactory.paths import hooks_dir, project_root
-from imagefactory.testrun.recipe_paths import (
-    RecipeSearch,
-    find_recipe,
+from imagefactory.testrun.recipe_install import (
+    STAMP_PREFIX,
+    install_on_first_run,
     install_shipped,
-    shipped_names,
     shipped_source,
 )
+from imagefactory.testrun.recipe_paths import RecipeSearch, find_recipe, shipped_names
 from imagefactory.testrun.selection import Recipe
 
 SHIPPED = shipped_source()
@@ -134,6 +134,66 @@ def test_install_shipped_copies_missing_files_and_keeps_edited_ones(tmp_path: Pa
     again = install_shipped(target, SHIPPED)
     assert [p.name for p in again] == ["dedup-pressure.sh"]
     assert (target / "arc-pressure.sh").read_text() == "echo edited by the admin\n"
+
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the first-run install is root's only")
+
+
+@pytest.fixture
+def shipped_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped recipes this test may add to."""
+    copy = tmp_path / "shipped"
+    copy.mkdir()
+    for file in SHIPPED.glob("*.sh"):
+        (copy / file.name).write_bytes(file.read_bytes())
+    return copy
+
+
+@as_root
+def test_the_first_root_run_installs_once_and_keeps_edited_files(
+    shipped_copy: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "usr-local-share-klab-recipes"
+    first = install_on_first_run(shipped_copy, target)
+    assert {p.name for p in first} == set(EXPECTED)
+    stamp = f"{STAMP_PREFIX}{shipped_copy.stat().st_mtime_ns}"  # hidden, not *.sh
+    modes = _installed(target)
+    assert modes.pop(stamp) is not None and modes == EXPECTED
+    (target / "arc-pressure.sh").write_text("echo edited by the admin\n")
+    assert install_on_first_run(shipped_copy, target) == []
+    assert (target / "arc-pressure.sh").read_text() == "echo edited by the admin\n"
+
+
+@as_root
+def test_a_deleted_file_comes_back_and_a_new_shipped_recipe_arrives(
+    shipped_copy: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "usr-local-share-klab-recipes"
+    install_on_first_run(shipped_copy, target)
+    (target / "dedup-pressure.sh").unlink()
+    assert [p.name for p in install_on_first_run(shipped_copy, target)] == ["dedup-pressure.sh"]
+    (shipped_copy / "new-recipe.sh").write_text("echo new\n")
+    assert [p.name for p in install_on_first_run(shipped_copy, target)] == ["new-recipe.sh"]
+    assert len(list(target.glob(f"{STAMP_PREFIX}*"))) == 1  # the older stamp is gone
+
+
+@as_root
+def test_an_unchanged_target_is_only_stat_ed(shipped_copy: Path, tmp_path: Path) -> None:
+    """The check is the stamp against the directories' mtimes: a deletion hidden from it
+    (the directory's mtime put back) is not looked for, which is what makes it cheap."""
+    target = tmp_path / "usr-local-share-klab-recipes"
+    install_on_first_run(shipped_copy, target)
+    before = target.stat().st_mtime_ns
+    (target / "dedup-pressure.sh").unlink()
+    os.utime(target, ns=(before, before))
+    assert install_on_first_run(shipped_copy, target) == []
+    assert not (target / "dedup-pressure.sh").exists()
+
+
+def test_nothing_shipped_installs_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    assert install_on_first_run(tmp_path / "no-such-dir", target) == []
+    assert not target.exists()
 
 
 def test_make_install_honours_destdir_with_the_goldens_names(tmp_path: Path) -> None:
