@@ -113,47 +113,41 @@ def descriptor(machine: Machine) -> bytes:
         ("VirtualSystemType", "vmx-10 virtualbox-2.2"),
     ):
         ET.SubElement(vssd, _q(VSSD_NS, key)).text = value
-    _item(
-        hardware,
-        ElementName=f"{machine.cpus} virtual CPU(s)",
-        InstanceID="1",
-        ResourceType=RT_CPU,
-        VirtualQuantity=str(machine.cpus),
-    )
-    _item(
-        hardware,
-        AllocationUnits="byte * 2^20",
-        ElementName=f"{machine.memory_mib} MiB of memory",
-        InstanceID="2",
-        ResourceType=RT_MEMORY,
-        VirtualQuantity=str(machine.memory_mib),
-    )
-    _item(
-        hardware,
-        Address="0",
-        ElementName="SATA controller 0",
-        InstanceID="3",
-        ResourceSubType="AHCI",
-        ResourceType=RT_SATA,
-    )
-    _item(
-        hardware,
-        AddressOnParent="0",
-        ElementName="disk0",
-        HostResource="ovf:/disk/vmdisk1",
-        InstanceID="4",
-        Parent="3",
-        ResourceType=RT_DISK,
-    )
-    _item(
-        hardware,
-        AutomaticAllocation="true",
-        Connection="nat",
-        ElementName="ethernet0",
-        InstanceID="5",
-        ResourceSubType="E1000",
-        ResourceType=RT_ETHERNET,
-    )
+    items: list[dict[str, str]] = [  # InstanceID 1, 2...: the disk's Parent is the SATA's 3
+        {
+            "ElementName": f"{machine.cpus} virtual CPU(s)",
+            "ResourceType": RT_CPU,
+            "VirtualQuantity": str(machine.cpus),
+        },
+        {
+            "AllocationUnits": "byte * 2^20",
+            "ElementName": f"{machine.memory_mib} MiB of memory",
+            "ResourceType": RT_MEMORY,
+            "VirtualQuantity": str(machine.memory_mib),
+        },
+        {
+            "Address": "0",
+            "ElementName": "SATA controller 0",
+            "ResourceSubType": "AHCI",
+            "ResourceType": RT_SATA,
+        },
+        {
+            "AddressOnParent": "0",
+            "ElementName": "disk0",
+            "HostResource": "ovf:/disk/vmdisk1",
+            "Parent": "3",
+            "ResourceType": RT_DISK,
+        },
+        {
+            "AutomaticAllocation": "true",
+            "Connection": "nat",
+            "ElementName": "ethernet0",
+            "ResourceSubType": "E1000",
+            "ResourceType": RT_ETHERNET,
+        },
+    ]
+    for instance, fields in enumerate(items, start=1):
+        _item(hardware, InstanceID=str(instance), **fields)
     ET.indent(envelope)
     text = ET.tostring(envelope, encoding="unicode")
     # Elements in the default namespace, attributes `ovf:`-prefixed: the spelling VMware's
