@@ -1,7 +1,13 @@
 """The newest run's traces as the exporter reads them: `<artifacts>/bpftrace/<name>.json`.
 
 The files are written on the host when a distro is judged, in the `klab-bpftrace/1` schema
-(`imagefactory.testrun.bpftrace` documents it in full).  The exporter reads only:
+(`imagefactory.testrun.bpftrace` documents it in full), one per boot: a distro run in
+several clones (`clone-<k>/`), boots after a crash (`boot-<n>/`) or merged shards has one
+file in each, and `read_trace` takes them all through the one reader of a distro's traces
+(`testrun.bpftrace_files.distro_traces`), which sums them.  A piece that is damaged or
+whose buckets do not match the others' is a `BpftraceFileError` (the exporter shows no
+half-read figure); a script that did not attach in every piece is `attached` false (its
+histograms still hold what the others traced).  The exporter reads only:
 
 - every report's (`intervals[].maps`) histogram `latency_us` of zio.json, per operation, and
   `sync_ms` of txg.json, per pool: bucket lists `[{"lower", "upper", "count"}]` already in
@@ -21,15 +27,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from imagefactory.testrun.bpftrace import SCHEMA
+from imagefactory.testrun.bpftrace_files import distro_traces
 from imagefactory.testrun.bpftrace_units import merge_buckets
-
-MAX_FILE_BYTES = 64 << 20
-"""The parser reads a trace up to 64 MiB; its JSON is far smaller, a bigger file is not one."""
 
 SCRIPTS = ("zio", "txg", "arc")
 _NAME = 64
@@ -200,6 +204,10 @@ def parse_trace(path: Path, script: str, text: str) -> Trace:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise _fail(path, "JSON", str(exc)[:120]) from None
+    return _document(path, script, data)
+
+
+def _document(path: Path, script: str, data: object) -> Trace:
     data = _mapping(path, "top level", data)
     if data.get("schema") != SCHEMA:
         raise _fail(path, "schema", f"{data.get('schema')!r:.40} is not {SCHEMA!r}")
@@ -216,15 +224,17 @@ def parse_trace(path: Path, script: str, text: str) -> Trace:
 
 
 def read_trace(artifacts: Path, script: str) -> Trace | None:
-    """`<artifacts>/bpftrace/<script>.json`, None when absent; BpftraceFileError when bad."""
-    path = artifacts / "bpftrace" / f"{script}.json"
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
+    """The distro's trace from `<artifacts>` and every clone and boot below it (module doc);
+    None when no piece has the file; BpftraceFileError when one is bad."""
+    doc = distro_traces(artifacts, script)
+    if doc is None:
         return None
-    except OSError as exc:
-        raise _fail(path, "file", exc.strerror or str(exc)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise _fail(path, "file", f"larger than {MAX_FILE_BYTES >> 20} MiB")
-    return parse_trace(path, script, raw.decode("utf-8", errors="replace"))
+    labels = [str(s.get("source")) for s in doc.get("sources", [])]
+    where = artifacts if labels == ["."] else artifacts / f"{{{','.join(labels)}}}"
+    path = where / "bpftrace" / f"{script}.json"
+    if doc.get("errors"):
+        errors = doc["errors"]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise _fail(path, "pieces", f"{errors[0]}"[:300] + more)
+    trace = _document(path, script, doc)
+    return replace(trace, attached=bool(doc.get("complete")))

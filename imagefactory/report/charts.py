@@ -4,6 +4,8 @@ The page's script only draws: every number is computed here, in Python, where it
 tested.  zio: the latency histogram of the whole run per operation (bpftrace's power-of-two
 buckets) and each report's p99 over time; txg: per pool, the slowest sync and the number of
 syncs in each report.  Latencies are shown in milliseconds, the unit people read them in.
+A distro run in several clones or boots (testrun/bpftrace_merge.py) has its histograms
+summed and one time-series line per clone or boot: each has its own clock.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ def duration_label(seconds: float | None) -> str:
         if abs(seconds) >= scale:
             return f"{seconds / scale:.4g} {unit}"
     return f"{seconds:.3g} s"
+
+
+def _many_sources(doc: Mapping[str, Any]) -> bool:
+    """Whether the trace combines several clones or boots (testrun/bpftrace_merge.py)."""
+    return len({s.get("source") for s in doc.get("sources") or []}) > 1
+
+
+def _labelled(label: str, point: Mapping[str, Any], many: bool) -> str:
+    return f"{label} ({point['source']})" if many and point.get("source") else label
 
 
 def _zio(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,15 +61,18 @@ def _zio(doc: Mapping[str, Any]) -> dict[str, Any]:
         for op, buckets in merged.items()
     ]
     p99 = []
+    many = _many_sources(doc)
     for op in merged:
-        points = []
+        # One line per clone and boot: their clocks start at their own first report.
+        lines: dict[str, list[dict[str, Any]]] = {}
         for interval in doc.get("intervals", []):
             entry = interval.get("maps", {}).get("latency_us", {})
             buckets = entry.get("series", {}).get(op) if isinstance(entry, dict) else None
             value = quantile(buckets, 0.99) if buckets else None
+            points = lines.setdefault(_labelled(f"{op} p99", interval, many), [])
             if value is not None:
                 points.append({"x": interval.get("elapsed_s"), "y": value * 1000})
-        p99.append({"label": f"{op} p99", "data": points})
+        p99 += [{"label": label, "data": points} for label, points in lines.items()]
     return {
         "histogram": {"labels": labels, "datasets": histogram},
         "p99_ms": {"datasets": p99},
@@ -70,8 +84,9 @@ def _txg(doc: Mapping[str, Any]) -> dict[str, Any]:
     summary = doc.get("summary", {})
     slowest: dict[str, list[dict[str, Any]]] = {}
     syncs: dict[str, list[dict[str, Any]]] = {}
+    many = _many_sources(doc)
     for point in summary.get("timeline", []):
-        pool = point.get("pool")
+        pool = _labelled(str(point.get("pool")), point, many)  # clones' pools are distinct
         if point.get("slowest_s") is not None:
             slowest.setdefault(pool, []).append(
                 {"x": point["elapsed_s"], "y": point["slowest_s"] * 1000}

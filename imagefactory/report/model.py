@@ -176,10 +176,11 @@ def _failures(run_dir: Path, entry: dict[str, Any], tests: list[dict[str, Any]])
 
 
 def _traces(artifacts: Path) -> dict[str, Any]:
+    """Each script's trace of the distro, every clone and boot combined."""
     from imagefactory.testrun.bpftrace import SCRIPTS
-    from imagefactory.testrun.bpftrace_files import load_trace
+    from imagefactory.testrun.bpftrace_files import distro_traces
 
-    return {name: doc for name in SCRIPTS if (doc := load_trace(artifacts, name)) is not None}
+    return {name: doc for name in SCRIPTS if (doc := distro_traces(artifacts, name)) is not None}
 
 
 def _distro(run_dir: Path, entry: dict[str, Any]) -> DistroInfo:

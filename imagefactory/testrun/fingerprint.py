@@ -5,7 +5,8 @@ or the quick suite `klab fingerprint capture` runs when no run of the current go
 -- never from a separate measurement, so it costs no extra boot.  It holds the quick
 suite's per-test durations (clean passes only: a failed or retried test's time says nothing
 about speed), zio latency percentiles per operation, txg sync p50/p99, the ARC hit ratio
-(all from the run's `bpftrace/*.json`), and the facts a comparison must match or explain:
+(all from the run's `bpftrace/*.json`, every
+clone's and boot's combined), and the facts a comparison must match or explain:
 kernel, OpenZFS version, accelerator, module parameters.
 
 Stored as JSON in the state directory, `fingerprints/<distro>/<build id>.json`, one per
@@ -106,17 +107,23 @@ def _recorded_durations(history: Path, run_id: str, distro: str) -> dict[str, fl
 
 
 def _trace_metrics(artifacts: Path) -> dict[str, float]:
-    from imagefactory.testrun.bpftrace_files import load_trace
+    from imagefactory.testrun.bpftrace_files import distro_traces
     from imagefactory.testrun.bpftrace_units import merge_buckets, quantile
 
+    # Every clone and boot of the distro combined; a trace some clone lacks (or whose
+    # pieces disagree) measured part of the run and would pass for drift: left out.
+    def complete(name: str) -> dict[str, Any] | None:
+        doc = distro_traces(artifacts, name)
+        return doc if doc is not None and doc.get("complete") else None
+
     metrics: dict[str, float] = {}
-    zio = load_trace(artifacts, "zio")
+    zio = complete("zio")
     if zio and zio.get("attached"):
         for op, figures in (zio.get("summary", {}).get("ops") or {}).items():
             for name in ("p50_s", "p99_s"):
                 if isinstance(figures.get(name), (int, float)):
                     metrics[f"zio/{op}/{name}"] = float(figures[name])
-    txg = load_trace(artifacts, "txg")
+    txg = complete("txg")
     if txg and txg.get("attached"):
         parts = [
             buckets
@@ -130,7 +137,7 @@ def _trace_metrics(artifacts: Path) -> dict[str, float]:
             value = quantile(merged, q)
             if value is not None:
                 metrics[f"txg/{name}"] = value
-    arc = load_trace(artifacts, "arc")
+    arc = complete("arc")
     ratio = (arc or {}).get("summary", {}).get("hit_ratio") if arc and arc.get("attached") else None
     if isinstance(ratio, (int, float)):
         metrics["arc/hit_ratio"] = float(ratio)
