@@ -15,14 +15,15 @@ import pytest
 
 from imagefactory.testrun.clones import (
     GUEST,
+    Resume,
     crashed_piece,
     merge_pieces,
     part_tests,
     piece_dir,
     unrun,
 )
-from imagefactory.testrun.collect import Judging, judge
-from imagefactory.testrun.crash import read_console
+from imagefactory.testrun.collect import Judged, Judging, judge
+from imagefactory.testrun.crash import ConsoleReading, read_console
 from imagefactory.testrun.guest import write_inputs
 from imagefactory.testrun.outcome import DistroStatus
 from imagefactory.testrun.resolve import DistroTests
@@ -143,6 +144,22 @@ def test_a_crash_before_any_test_is_the_guests_and_reruns_everything(tmp_path: P
     assert resume.tests.tests == ("a/one", "a/two")
 
 
+def _recipes_crashed(
+    run_dir: Path, reading: ConsoleReading, selection: Selection
+) -> tuple[Judged, Resume | None]:
+    """A recipe piece whose guest crashed, judged from its console."""
+    return crashed_piece(
+        DISTRO,
+        run_dir,
+        reading,
+        "the guest crashed",
+        tests=DistroTests(None),
+        selection=selection,
+        facts=FACTS,
+        judging=Judging(),
+    )
+
+
 def test_recipes_resume_after_the_recipe_that_crashed(tmp_path: Path) -> None:
     selection = Selection("recipe", ("one", "two", "three"))
     reading = read_console(
@@ -151,16 +168,7 @@ def test_recipes_resume_after_the_recipe_that_crashed(tmp_path: Path) -> None:
         "[   40.1] sysrq: Trigger a crash\n"
         "[   40.1] Kernel panic - not syncing: sysrq triggered crash\n"
     )
-    judged, resume = crashed_piece(
-        DISTRO,
-        tmp_path,
-        reading,
-        "the guest crashed",
-        tests=DistroTests(None),
-        selection=selection,
-        facts=FACTS,
-        judging=Judging(),
-    )
+    judged, resume = _recipes_crashed(tmp_path, reading, selection)
     results = {t.key: t.result for t in judged.outcome.tests}
     assert results == {"recipes/one": "FAIL", "recipes/two": "CRASHED"}
     assert resume is not None and resume.selection.items == ("three",)
@@ -176,15 +184,6 @@ def test_a_crash_during_a_recipes_retry_is_that_recipes(tmp_path: Path) -> None:
         "50-klab-test.sh| 50-klab-test.sh: recipe one, attempt 2: /x/one (at most 8s)\n"
         "[   40.1] Kernel panic - not syncing: sysrq triggered crash\n"
     )
-    judged, resume = crashed_piece(
-        DISTRO,
-        tmp_path,
-        reading,
-        "the guest crashed",
-        tests=DistroTests(None),
-        selection=selection,
-        facts=FACTS,
-        judging=Judging(),
-    )
+    judged, resume = _recipes_crashed(tmp_path, reading, selection)
     assert {t.key: t.result for t in judged.outcome.tests} == {"recipes/one": "CRASHED"}
     assert resume is not None and resume.selection.items == ("two",)
