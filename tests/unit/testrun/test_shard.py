@@ -106,6 +106,16 @@ def _read_or_refuse(directory: Path) -> None:
         assert "\n" not in str(exc)
 
 
+def capped_examples(count: int) -> settings:
+    """Hypothesis settings for cases that each run in a capped child (tmp_path is reused:
+    each case writes the whole file it reads; a child start is slow, so no deadline)."""
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=16),
     lambda inner: (
@@ -115,22 +125,14 @@ _json = st.recursive(
 )
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@capped_examples(100)
 @given(data=st.binary(max_size=1000))
 def test_random_run_json_bytes_are_refused_cleanly(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "run.json").write_bytes(data)
     run_capped(_read_or_refuse, tmp_path)
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@capped_examples(150)
 @given(distros=_json, shard=_json, run_id=_json, extra=_json)
 def test_run_json_shaped_documents_are_read_or_refused(
     tmp_path: Path, distros: object, shard: object, run_id: object, extra: object
@@ -183,11 +185,7 @@ def _trust_or_refuse(directory: Path, entry: dict[str, object]) -> None:
     assert outcome is None or why is None  # an outcome is never given with a doubt
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@capped_examples(150)
 @given(judged=_json, tests=_json, context=_json, status=_json)
 def test_hostile_judged_records_are_used_refused_or_judged_again(
     tmp_path: Path, judged: object, tests: object, context: object, status: object
