@@ -97,7 +97,7 @@ def check_shape(doc: object, script: str) -> Doc:
         raise TraceShapeError("totals: not an object")
     for name, entry in totals.items():
         _check_map(f"totals.{name!s:.40}", entry)
-    return doc
+    return {**doc, "intervals": intervals, "totals": totals}  # a not-attached record may omit them
 
 
 def _reports(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
