@@ -271,9 +271,7 @@ class CollectStep:
                     name,
                     f"{exc}{vm}",
                     duration_s=hook_seconds,
-                    golden_build_id=facts.build_id,
-                    zfs_version=facts.zfs_version,
-                    suite_version=facts.suite_version,
+                    **facts.outcome_fields(),
                     artifacts_dir=str(artifacts),
                 )
             )

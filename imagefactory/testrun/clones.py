@@ -122,9 +122,7 @@ def crashed_piece(
     outcome = DistroOutcome.from_tests(
         distro,
         results,
-        golden_build_id=facts.build_id,
-        zfs_version=facts.zfs_version,
-        suite_version=facts.suite_version,
+        **facts.outcome_fields(),
         artifacts_dir=str(artifacts),
         baseline=judging.baseline,
         context=judging.context(distro, artifacts, facts),

@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from imagefactory.testrun.absent import absent_results
 from imagefactory.testrun.artifacts import TEST_LOG
@@ -43,6 +43,12 @@ _RC = re.compile(r"-?[0-9]{1,9}")
 _ATTEMPT = re.compile(r"[0-9]{1,3}")
 
 
+class OutcomeFacts(TypedDict):
+    golden_build_id: str | None
+    zfs_version: str | None
+    suite_version: str | None
+
+
 @dataclass(frozen=True)
 class GoldenFacts:
     """What the outcome records about the golden a clone came from."""
@@ -50,6 +56,14 @@ class GoldenFacts:
     build_id: str | None = None
     zfs_version: str | None = None
     suite_version: str | None = None
+
+    def outcome_fields(self) -> OutcomeFacts:
+        """The keyword arguments every `DistroOutcome` factory takes for these facts."""
+        return OutcomeFacts(
+            golden_build_id=self.build_id,
+            zfs_version=self.zfs_version,
+            suite_version=self.suite_version,
+        )
 
 
 @dataclass(frozen=True)
@@ -126,9 +140,7 @@ def judge_suite(
         parsed,
         absent=absent,
         duration_s=parsed.running_time_s if parsed.running_time_s is not None else duration,
-        golden_build_id=facts.build_id,
-        zfs_version=facts.zfs_version,
-        suite_version=facts.suite_version,
+        **facts.outcome_fields(),
         artifacts_dir=str(artifacts),
         baseline=judging.baseline,
         context=judging.context(distro, artifacts, facts),
@@ -217,9 +229,7 @@ def judge_recipes(
         distro,
         tests,
         duration_s=duration,
-        golden_build_id=facts.build_id,
-        zfs_version=facts.zfs_version,
-        suite_version=facts.suite_version,
+        **facts.outcome_fields(),
         artifacts_dir=str(artifacts),
         baseline=judging.baseline,
         context=judging.context(distro, artifacts, facts),

@@ -166,9 +166,7 @@ def _judge_piece(
             why,
             not_built=status is DistroStatus.NOT_BUILT,
             duration_s=piece.duration_s,
-            golden_build_id=facts.build_id,
-            zfs_version=facts.zfs_version,
-            suite_version=facts.suite_version,
+            **facts.outcome_fields(),
         )
         return outcome, {}, None
     judged, distrust = _recorded(piece, run, baseline)

@@ -92,9 +92,7 @@ async def run_part(
         outcome = DistroOutcome.from_tests(
             name,
             left,
-            golden_build_id=facts.build_id,
-            zfs_version=facts.zfs_version,
-            suite_version=facts.suite_version,
+            **facts.outcome_fields(),
             artifacts_dir=str(base),
             baseline=stage.options.baseline,
         )
@@ -144,9 +142,7 @@ async def boot_once(stage: Stage, ctx: CloneRun) -> tuple[Judged, Resume | None]
                 spec.name,
                 str(exc).splitlines()[0],
                 duration_s=time.monotonic() - started,
-                golden_build_id=facts.build_id,
-                zfs_version=facts.zfs_version,
-                suite_version=facts.suite_version,
+                **facts.outcome_fields(),
                 artifacts_dir=str(artifacts),
             )
         )
