@@ -133,7 +133,9 @@ def write_trace_json(artifacts: Path, requested: Sequence[str] | None = None) ->
 
 
 def load_trace(artifacts: Path, name: str) -> dict[str, Any] | None:
-    """A parsed trace as written above; None when absent or not this schema."""
+    """One boot's parsed trace as written above; None when absent or not this schema.
+
+    A distro's trace (every clone and boot) is `distro_traces`, which readers use."""
     try:
         doc = json.loads((artifacts / TRACE_DIR / f"{name}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
