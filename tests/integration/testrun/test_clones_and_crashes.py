@@ -11,9 +11,6 @@ real clone is the e2e test (tests/e2e/test_ztest_stage.py: sysrq).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from imagefactory.testrun.resolve import plan_distros
 from imagefactory.testrun.selection import parse_selection
 from imagefactory.testrun.stage import Stage, run_stage
 from imagefactory.vm.payload import unpack
+from tests.integration.testrun.klab_cli import klab
 from tests.integration.testrun.test_stage_without_boot import (
     LEAF,
     fake_qemu,
@@ -221,18 +219,6 @@ def test_each_clone_part_reaches_its_guest_as_its_own_test_list(
     finally:
         store.destroy_clone(clone)
     assert sorted(map(tuple, sent)) == [tuple(ATIME), tuple(ZIL)]  # sections whole, once each
-
-
-def klab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "IMAGEFACTORY_STATE": str(tmp_path / "build-state"),
-        "KLAB_LOG_DIR": str(tmp_path / "runs"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "imagefactory", *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 def test_dry_run_shows_each_clone_and_each_shards_clones(tmp_path: Path, store: FileStore) -> None:

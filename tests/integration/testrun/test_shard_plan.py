@@ -26,6 +26,7 @@ from imagefactory.testrun.resolve import plan_distros
 from imagefactory.testrun.selection import Selection, parse_selection
 from imagefactory.testrun.shard import Shard, ShardSpec
 from imagefactory.testrun.stage import run_stage
+from tests.integration.testrun.klab_cli import klab
 from tests.integration.testrun.test_stage_without_boot import fake_qemu, options, publish_golden
 
 SECTIONS = {
@@ -103,18 +104,6 @@ def test_a_shard_run_records_its_shard_and_snapshot(tmp_path: Path, store: FileS
     assert shard["durations_digest"] == Durations(TIMES).digest
     assert set(shard["distros"]["debian13"]["tests"].values()) == {1, 2}
     assert result.exit_status == 3  # QEMU could not start: an infrastructure error
-
-
-def klab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "IMAGEFACTORY_STATE": str(tmp_path / "build-state"),
-        "KLAB_LOG_DIR": str(tmp_path / "runs"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "imagefactory", *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 def test_dry_run_prints_each_part_and_boots_nothing(tmp_path: Path, store: FileStore) -> None:
