@@ -42,13 +42,6 @@ BEGIN = 'imagefactory-status: {"event":"begin","hooks":1,"uptime":70.1}'
 
 
 @pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "build-state"
-    monkeypatch.setenv("IMAGEFACTORY_STATE", str(path))
-    return path
-
-
-@pytest.fixture
 def store(tmp_path: Path, state: Path) -> FileStore:
     store = FileStore(tmp_path / "store")
     publish_golden(store, tmp_path, inventory=suite_inventory(ATIME + ZIL, state))

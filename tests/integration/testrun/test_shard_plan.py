@@ -52,13 +52,6 @@ def inventory_doc() -> bytes:
 
 
 @pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "build-state"
-    monkeypatch.setenv("IMAGEFACTORY_STATE", str(path))
-    return path
-
-
-@pytest.fixture
 def store(tmp_path: Path, state: Path) -> FileStore:
     store = FileStore(tmp_path / "store")
     publish_golden(store, tmp_path, inventory=keep_inventory(inventory_doc(), state))

@@ -294,14 +294,6 @@ def test_rerun_failed_runs_the_last_runs_unexpected_failures_again(
 ZPOOL_CREATE = "cli_root/zpool_create/zpool_create_001_pos"
 
 
-@pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The build state directory the goldens' inventories are kept in."""
-    path = tmp_path / "build-state"
-    monkeypatch.setenv("IMAGEFACTORY_STATE", str(path))
-    return path
-
-
 def test_a_name_no_distro_knows_exits_2_with_suggestions_and_makes_no_clone(
     tmp_path: Path, state: Path
 ) -> None:
