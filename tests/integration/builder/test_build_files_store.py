@@ -93,7 +93,7 @@ def test_first_build_publishes_a_sealed_readonly_golden(project: Project) -> Non
         assert findings_in_root(root, default_user="debian") == []
         assert (root / "etc" / "machine-id").read_text().strip() == "uninitialized"
     status = project.cli("status", "--json", check=True)
-    rows = json.loads(status.stdout)["goldens"]
+    rows = [g for lineage in json.loads(status.stdout)["lineages"] for g in lineage["goldens"]]
     assert any(r["golden"] == LEAF and r["present"] for r in rows)
 
 
