@@ -39,13 +39,25 @@ def test_status_shows_the_payload(debian_ztest_golden: ZtestGolden) -> None:
         text=True,
         check=True,
     )
-    row = next(r for r in json.loads(proc.stdout)["goldens"] if r["golden"] == "klab-ztest-debian")
-    assert row["present"]
+    lineages = {entry["lineage"]: entry for entry in json.loads(proc.stdout)["lineages"]}
+    row = next(r for r in lineages["ztest"]["goldens"] if r["golden"] == "klab-ztest-debian")
+    assert row["present"] and row["ready"], row
+    assert row["problems"] == []
     assert row["zfs_version"].startswith("2.3.")
     assert row["suite_version"] == row["zfs_version"]
-    assert "ksh ✅" in row["payload"]
-    assert "zfs-tests.sh ✅" in row["payload"]
-    assert "vdev images ✅" in row["payload"]
+    # The guest facts travel in the golden's provenance (not this host's build state).
+    assert row["ksh"] and row["zfs_tests_sh"], row
+    assert row["vdevs"] and row["vdevs"] == row["vdev_count"], row
+    text = subprocess.run(
+        [sys.executable, "-m", "imagefactory", "status"],
+        env=debian_ztest_golden.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert text.startswith("=== klab status ===")
+    debian = next(line for line in text.splitlines() if "debian" in line and "2.3." in line)
+    assert "❌" not in debian, text
 
 
 def test_the_golden_keeps_its_suite_inventory(debian_ztest_golden: ZtestGolden) -> None:
