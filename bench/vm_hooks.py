@@ -27,7 +27,7 @@ from imagefactory.log import configure_logging
 from imagefactory.vm.accel import select_accel
 from imagefactory.vm.hookplan import Hook, HookPlan
 from imagefactory.vm.provision import provision
-from imagefactory.vm.qemu_args import VmConfig
+from imagefactory.vm.qemu_args import Accel, VmConfig
 from imagefactory.vm.seed import build_key_comment, build_seed, generate_ssh_key
 
 HOOKS = [
@@ -43,7 +43,7 @@ def default_image() -> Path:
     return guest_image()
 
 
-def one_boot(image: Path, accel: str, work: Path) -> tuple[float, float, float, float]:
+def one_boot(image: Path, accel: Accel, work: Path) -> tuple[float, float, float, float]:
     overlay = work / "disk.qcow2"
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image),
@@ -54,7 +54,7 @@ def one_boot(image: Path, accel: str, work: Path) -> tuple[float, float, float, 
     key = generate_ssh_key(work / "ssh", build_key_comment("bench"))
     seed = work / "seed.iso"
     build_seed(name="bench", default_user="debian", key=key, hooks=plan).write_iso(seed)
-    config = VmConfig(name="bench", disk=overlay, seed=seed, accel=accel, boot_timeout=1800)  # type: ignore[arg-type]
+    config = VmConfig(name="bench", disk=overlay, seed=seed, accel=accel, boot_timeout=1800)
     result = provision(config, plan, log_dir=work / "logs")
     result.raise_for_failure()
     assert result.boot_to_first_hook is not None and result.last_status_to_exit is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 from imagefactory import settings
 
 
-def add_merge(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_merge(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = actions.add_parser(
         "merge",
         help="merge run directories from several machines (shards) into one run",

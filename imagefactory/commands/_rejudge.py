@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from imagefactory.testrun.history.rejudge import Rejudged
 
 
-def add_rejudge(actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_rejudge(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = actions.add_parser(
         "rejudge",
         help="judge a stored run again against today's baselines",

@@ -24,7 +24,7 @@ DEFAULT_MIN_RATE = 0.02
 DEFAULT_MIN_RUNS = 5
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "baseline",
         help="work with baselines (known failures and flakes)",

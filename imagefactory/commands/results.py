@@ -35,7 +35,7 @@ RECORDED_SELECTION = "log"
 """The selection a judged log is recorded under (diffs compare runs of one selection)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "results",
         help="work with zfs-tests.sh results",

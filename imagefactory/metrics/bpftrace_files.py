@@ -85,11 +85,16 @@ def _fail(path: Path, where: str, what: str) -> BpftraceFileError:
 
 
 def _number(path: Path, where: str, value: object, *, whole: bool = False) -> float:
-    ok = isinstance(value, int) if whole else isinstance(value, int | float)
-    if not ok or isinstance(value, bool) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type, operator]
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if (
+        number is None
+        or (whole and not isinstance(number, int))
+        or not math.isfinite(number)
+        or number < 0
+    ):
         kind = "a whole number >= 0" if whole else "a finite number >= 0"
         raise _fail(path, where, f"{value!r:.40} is not {kind}")
-    return float(value)  # type: ignore[arg-type]
+    return float(number)
 
 
 def _bound(path: Path, where: str, value: object) -> float | None:

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from imagefactory.errors import UsageError
 from imagefactory.testrun.artifacts import RUN_FILE
-from imagefactory.testrun.selection import Selection
+from imagefactory.testrun.selection import Kind, Selection
 
 MAX_RUN_JSON = 256 * 1024 * 1024
-_KINDS = ("run", "group", "suite", "recipe")
+_KINDS: dict[str, Kind] = {"run": "run", "group": "group", "suite": "suite", "recipe": "recipe"}
 _DISTRO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
 
@@ -128,8 +128,9 @@ class RunInput:
 
     def as_selection(self) -> Selection:
         kind, sep, _ = self.selection.partition("=")
-        if sep and kind in _KINDS:
-            return Selection(kind, self.selected)  # type: ignore[arg-type]
+        known = _KINDS.get(kind) if sep else None
+        if known is not None:
+            return Selection(known, self.selected)
         return Selection("run", self.selected, label=self.selection)
 
 
