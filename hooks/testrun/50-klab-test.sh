@@ -398,6 +398,13 @@ collect() {
         } >"$out/zpool-status.txt" || log "zpool status failed"
     fi
     [[ -r $facts ]] && cp "$facts" "$out/golden.json"
+    # The module's parameters as this boot had them: part of the golden's fingerprint.
+    if [[ -d /sys/module/zfs/parameters ]]; then
+        local param
+        for param in /sys/module/zfs/parameters/*; do
+            printf '%s=%s\n' "${param##*/}" "$(cat -- "$param" 2>/dev/null)"
+        done >"$out/zfs-params.txt" || log "reading the zfs module's parameters failed"
+    fi
     log "collected $(du -sk "$out" | cut -f1) KiB of results"
 }
 

@@ -144,14 +144,33 @@ def _trace_metrics(artifacts: Path) -> dict[str, float]:
     return metrics
 
 
+MAX_PARAMS_FILE = 1024 * 1024
+"""The module has a few hundred parameters of a few bytes each: more is not that file."""
+
+
 def _module_params(artifacts: Path) -> dict[str, str] | None:
-    """`zfs-params.txt` (name=value lines) when the guest collected it; None otherwise."""
-    path = artifacts / "zfs-params.txt"
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    """`zfs-params.txt` (name=value lines, written by the guest's collection) of the
+    distro's clone (the first clone's when several ran: one golden, one module); None when
+    no boot collected it."""
+    candidates = [artifacts / "zfs-params.txt", *sorted(artifacts.glob("*/zfs-params.txt"))]
+    for path in candidates:
+        try:
+            with path.open("rb") as fh:
+                text = fh.read(MAX_PARAMS_FILE).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        return parse_module_params(text)
+    return None
+
+
+def parse_module_params(text: str) -> dict[str, str]:
+    """name=value lines; a line without `=` or with an empty name is not a parameter."""
+    params: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip():
+            params[name.strip()] = value.strip()
+    return params
 
 
 def derive(

@@ -114,6 +114,19 @@ def threshold_for(metric: str, rules: Sequence[Rule]) -> float:
     return DEFAULT_THRESHOLD
 
 
+def _param_changes(before: object, after: object) -> dict[str, tuple[str | None, str | None]]:
+    """The module parameters whose value differs, one by one (a few hundred are collected:
+    the whole map in a table line would hide the one that moved); nothing when either
+    build's run did not collect them (unknown is not a change)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return {}
+    return {
+        name: (before.get(name), after.get(name))
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    }
+
+
 def compare(before: dict[str, Any], after: dict[str, Any], rules: Sequence[Rule] = ()) -> Drift:
     """What moved from fingerprint `before` to `after` (same distro, same accelerator)."""
     drift = Drift(after["distro"], after.get("build_id"), before.get("build_id"))
@@ -124,10 +137,15 @@ def compare(before: dict[str, Any], after: dict[str, Any], rules: Sequence[Rule]
             f"build {after.get('build_id')} under {accel_after}"
         )
         return drift
-    for fact in ("kernel", "zfs_version", "module_params"):
+    for fact in ("kernel", "zfs_version"):
         b, a = before["facts"].get(fact), after["facts"].get(fact)
         if b != a:
             drift.facts[fact] = (b, a)
+    params = _param_changes(
+        before["facts"].get("module_params"), after["facts"].get("module_params")
+    )
+    for name, (b, a) in params.items():
+        drift.facts[f"zfs module parameter {name}"] = (b, a)
     old, new = before["metrics"], after["metrics"]
     for metric in sorted(set(old) & set(new)):
         b, a = old[metric], new[metric]

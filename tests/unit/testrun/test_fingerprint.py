@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imagefactory.commands.fingerprint import rc_drift
 from imagefactory.errors import UsageError
@@ -177,3 +179,32 @@ def test_capture_command_uses_the_current_golden_s_run(lab: tuple[Path, Path]) -
     # An older build without a run cannot be run any more: a usage error, no boot.
     proc = _klab("capture", "debian13", "--build-id", "debian13-b0", *args)
     assert proc.returncode == 2 and "it cannot be run any more" in proc.stderr
+
+
+def test_module_parameters_come_from_the_first_clone_and_drift_one_by_one(
+    lab: tuple[Path, Path],
+) -> None:
+    """The guest writes `zfs-params.txt` (hooks/testrun/50-klab-test.sh's collection); with
+    `--clones` it sits in `clone-<k>/`.  A changed parameter is a fact of the drift, by name."""
+    run_dir = _run(lab, 0, "b1")
+    clone = run_dir / "debian13" / "clone-1"
+    clone.mkdir(parents=True, exist_ok=True)
+    clone.joinpath("zfs-params.txt").write_text("zfs_arc_max=0\nzfs_txg_timeout=5\nnoise\n")
+    doc = fingerprint.derive(run_dir, "debian13", history=lab[1])
+    assert doc["facts"]["module_params"] == {"zfs_arc_max": "0", "zfs_txg_timeout": "5"}
+    later = json.loads(json.dumps(doc))
+    later["build_id"] = "b2"
+    later["facts"]["module_params"]["zfs_txg_timeout"] = "10"
+    drift = compare(doc, later)
+    assert drift.facts == {"zfs module parameter zfs_txg_timeout": ("5", "10")}
+    unknown = json.loads(json.dumps(doc))
+    unknown["facts"]["module_params"] = None
+    assert compare(unknown, later).facts == {}
+
+
+@given(st.text(max_size=4000))
+@settings(max_examples=200, deadline=None)
+def test_module_params_parser_takes_any_text(text: str) -> None:
+    params = fingerprint.parse_module_params(text)
+    for name, value in params.items():
+        assert name and name == name.strip() and "=" not in name and "\n" not in value
