@@ -1,6 +1,6 @@
 """The ZFS-host guest can collect its tests: a check that needs no VM.
 
-The guest runs `pytest --noconftest -p tests.fixtures.stores -m zfs tests/integration/store`
+The guest runs `pytest --noconftest -p tests.fixtures.stores -m zfs` over `ZFS_TEST_PATHS`
 with Debian's python3 plus python3-pytest, python3-structlog and what cloud-init pulls in
 (requests, jinja2, yaml) -- not pydantic, hypothesis, tenacity or the other libraries of
 this venv.  A module in that folder importing one of them at the top fails the guest's
@@ -13,6 +13,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.fixtures.zfs_host import ZFS_TEST_PATHS
 
 REPO = Path(__file__).resolve().parents[2]
 HOOK = REPO / "tests" / "integration" / "zfs" / "hooks" / "20-zfs-suite.sh"
@@ -32,7 +34,7 @@ sys.meta_path.insert(0, Absent())
 import pytest
 sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "--noconftest",
     "-p", "no:hypothesispytest", "-p", "tests.fixtures.stores", "-m", "zfs",
-    "tests/integration/store"]))
+    *sys.argv[2:]]))
 """
 
 
@@ -43,7 +45,7 @@ def test_the_guest_hook_still_runs_this_command() -> None:
 
 def test_the_zfs_store_tests_collect_without_the_venvs_libraries() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", COLLECT, ",".join(ABSENT_IN_GUEST)],
+        [sys.executable, "-c", COLLECT, ",".join(ABSENT_IN_GUEST), *ZFS_TEST_PATHS],
         cwd=REPO,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         capture_output=True,
