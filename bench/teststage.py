@@ -1,7 +1,7 @@
 """Benchmark the test stage: its start by golden size, and (--scale-out) clones and bpftrace.
 
     .venv/bin/python bench/teststage.py [--repeat 7]
-    .venv/bin/python bench/teststage.py --scale-out --durations FILE   (real guests, 4 runs, ~40 min)
+    .venv/bin/python bench/teststage.py --scale-out --durations FILE  (4 real runs, ~40 min)
 
 Targets (issue 8): clone + seed + QEMU process start <= 1 s, and for a 20 GiB golden at most
 1.1x the time for a 1 GiB golden (files store).  Two goldens are published into a scratch

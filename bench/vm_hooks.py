@@ -43,10 +43,12 @@ def default_image() -> Path:
     return guest_image()
 
 
-def one_boot(image: Path, accel: Accel, work: Path) -> tuple[float, float, float, float]:
+def one_boot(
+    image: Path, accel: Accel, work: Path, *, backing_format: str = "qcow2"
+) -> tuple[float, float, float, float]:
     overlay = work / "disk.qcow2"
     subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image),
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", backing_format, "-b", str(image),
          str(overlay)],
         check=True,
     )  # fmt: skip
