@@ -21,6 +21,7 @@ import structlog
 from imagefactory.errors import ImageFactoryError, UsageError
 from imagefactory.report.charts import trace_charts
 from imagefactory.testrun.artifacts import RUN_FILE
+from imagefactory.testrun.bpftrace_files import piece_dirs
 from imagefactory.testrun.test_logs import locate_test_logs
 
 log = structlog.get_logger(__name__)
@@ -121,6 +122,10 @@ def _link(run_dir: Path, path: Path) -> str | None:
         return path.as_uri() if path.is_absolute() else None
 
 
+ARTIFACT_FILES = ("test.log", "console.log", "crash.txt", "dmesg.txt", "system.txt", "runner.log")
+"""Linked from the distro's row, for the distro's directory and each clone/boot/shard piece."""
+
+
 def _artifacts_dir(run_dir: Path, entry: dict[str, Any]) -> Path:
     """The distro's directory: next to run.json first (a run copied elsewhere keeps working)."""
     local = run_dir / str(entry.get("distro", ""))
@@ -145,15 +150,17 @@ def _failures(run_dir: Path, entry: dict[str, Any], tests: list[dict[str, Any]])
     failing = [t for t in tests if t.get("verdict") in FAILING]
     if not failing:
         return []
-    artifacts = _artifacts_dir(run_dir, entry)
-    logs = locate_test_logs(artifacts / "test_results", [str(t["name"]) for t in failing])
+    names = [str(t["name"]) for t in failing]
+    # Each clone, boot and shard brought its own results home: the newest piece that has a
+    # test's log is where it last ran (a crash retry runs the interrupted section again).
+    pieces = list(reversed(piece_dirs(_artifacts_dir(run_dir, entry))))
+    found = [locate_test_logs(piece / "test_results", names) for piece in pieces]
     out = []
     for t in failing:
         name = str(t["name"])
-        path = _test_log(logs.get(name))
+        path = next((p for logs in found if (p := _test_log(logs.get(name)))), None)
         if path is None and name.startswith("recipes/"):
-            candidate = artifacts / f"{name}.log"
-            path = candidate if candidate.is_file() else None
+            path = next((c for piece in pieces if (c := piece / f"{name}.log").is_file()), None)
         excerpt = None
         if path is not None:
             try:
@@ -187,9 +194,10 @@ def _distro(run_dir: Path, entry: dict[str, Any]) -> DistroInfo:
     artifacts = _artifacts_dir(run_dir, entry)
     context = entry.get("context") or {}
     links = {
-        name: link
-        for name in ("test.log", "console.log", "dmesg.txt", "system.txt", "runner.log")
-        if (artifacts / name).is_file() and (link := _link(run_dir, artifacts / name))
+        (name if piece == artifacts else f"{piece.relative_to(artifacts)}/{name}"): link
+        for piece in piece_dirs(artifacts)
+        for name in ARTIFACT_FILES
+        if (piece / name).is_file() and (link := _link(run_dir, piece / name))
     }
     traces = _traces(artifacts)
     return DistroInfo(

@@ -100,3 +100,31 @@ def test_command(runs: tuple[list[Path], Path], tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     proc = _klab("report", "last~9", "--history", str(history))
     assert proc.returncode == 2 and "holds 3 run(s)" in proc.stderr
+
+
+def test_clones_and_boots_are_searched_and_linked(
+    runs: tuple[list[Path], Path], tmp_path: Path
+) -> None:
+    """With `--clones` (the default fills the host) a distro's results sit in `clone-<k>/`
+    and, after a crash, `boot-<n>/`: the excerpts come from there and each piece's files are
+    linked under its own name."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs[0][-1], run_dir)
+    debian = run_dir / "debian13"
+    first = debian / "clone-1"
+    retried = debian / "clone-2" / "boot-2"
+    retried.mkdir(parents=True)
+    first.mkdir()
+    shutil.move(debian / "test_results", retried / "test_results")
+    (first / "console.log").write_text("[    0.000000] Linux version 6.12\n")
+    (retried / "crash.txt").write_text("Kernel panic - not syncing\n")
+    data = gather(run_dir, history=runs[1])
+    [distro] = [d for d in data.distros if d.name == "debian13"]
+    assert {"clone-1/console.log", "clone-2/boot-2/crash.txt"} <= set(distro.links)
+    assert (run_dir / distro.links["clone-1/console.log"]).is_file()
+    failures = [f for f in data.failures if f.distro == "debian13"]
+    assert failures and all(f.excerpt and "ERROR:" in f.excerpt for f in failures[:1])
+    assert failures[0].log_link is not None
+    assert failures[0].log_link.startswith("debian13/clone-2/boot-2/test_results/")
