@@ -121,6 +121,7 @@ def _print_split(distro: str, split: DistroSplit, mine: int | None, *, unit: str
 
 def dry_run(specs: list[ResolvedSpec], selection: Selection, args: argparse.Namespace) -> int:
     """Print what would run where; exit 0.  Nothing boots, nothing is recorded."""
+    from imagefactory.spec.names import documented_rank
     from imagefactory.store.select import open_store
     from imagefactory.testrun.resolve import inventories_of, plan_distros
     from imagefactory.testrun.shard import split_plan
@@ -142,13 +143,14 @@ def dry_run(specs: list[ResolvedSpec], selection: Selection, args: argparse.Name
         f"{len(durations.tests)} test(s) known over {durations.runs} run(s)); "
         "an unknown test weighs the median of the known ones"
     )
-    for distro, golden in plan.goldens.items():
-        if golden is None:
-            print(f"{distro}: no ztest golden (make golden-ztest DISTRO={distro}): not run")
     clones = getattr(args, "clones", None) or 1
     if getattr(args, "clones", 1) is None and not selection.shard:
         print("clones: sized by the VM budget when the run starts; --clones K shows that split")
-    for distro, split in splits.items():
+    for distro in sorted(plan.goldens, key=documented_rank):
+        if plan.goldens[distro] is None:
+            print(f"{distro}: no ztest golden (make golden-ztest DISTRO={distro}): not run")
+        if (split := splits.get(distro)) is None:
+            continue
         _print_split(distro, split, mine, unit="clone" if mine is None and clones > 1 else "part")
         if mine is not None and clones > 1:  # this shard's part over its clones
             _print_clones(distro, split, mine, clones)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
 
 from imagefactory import settings
 from imagefactory.paths import distros_dir
@@ -29,9 +28,7 @@ from imagefactory.spec.loader import (
     spec_files,
 )
 from imagefactory.spec.located import LocatedDoc
-from imagefactory.spec.names import ShortName, golden_leaf, release_leaf
-
-DOCUMENTED_ORDER: tuple[str, ...] = get_args(ShortName)
+from imagefactory.spec.names import DOCUMENTED_ORDER, golden_leaf, release_leaf
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from imagefactory.errors import UsageError
 
@@ -24,6 +24,19 @@ if TYPE_CHECKING:  # the model does not need this module; the loader joins the t
 # The names the lab's documentation uses for goldens; specs are versioned files, names are not.
 # Their order is the documentation's: every row per distro (status, matrix) follows it.
 ShortName = Literal["centos", "rocky", "fedora", "debian", "ubuntu"]
+DOCUMENTED_ORDER: tuple[str, ...] = get_args(ShortName)
+"""The lab guide's order of distros: columns, status rows, dry runs."""
+
+
+def documented_rank(distro: str) -> tuple[int, str]:
+    """Sort key of a distro name (`fedora44`) in the lab guide's order -- centos rocky fedora
+    debian ubuntu -- by its short-name prefix; names it does not know go last."""
+    rank = next(
+        (n for n, short in enumerate(DOCUMENTED_ORDER) if distro.startswith(short)),
+        len(DOCUMENTED_ORDER),
+    )
+    return rank, distro
+
 
 DEFAULT_ZFS_ROOT = "rpool/vms"
 UPSTREAM_ZFS_URL = "https://github.com/openzfs/zfs"

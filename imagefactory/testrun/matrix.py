@@ -16,14 +16,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO, get_args
+from typing import TextIO
 
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from imagefactory.spec.model import ShortName
+from imagefactory.spec.names import documented_rank
 from imagefactory.testrun.outcome import DistroOutcome, DistroStatus
 from imagefactory.testrun.results import KILLED, TestResult
 from imagefactory.testrun.selection import Selection
@@ -56,8 +56,6 @@ MEANINGS: dict[str, str] = {
 NOT_RUN = "·"
 REGRESSION = "<-- regression"
 GROUP_THRESHOLD = 100
-DISTRO_ORDER: tuple[str, ...] = get_args(ShortName)
-"""The documented column order: centos rocky fedora debian ubuntu (spec names start so)."""
 SUMMARY_HEADING = "=== Summary ==="
 """More test rows than this and the matrix shows groups (directories) instead."""
 
@@ -166,14 +164,7 @@ def summary_line(outcome: DistroOutcome) -> str:
 def documented_order(outcomes: Sequence[DistroOutcome]) -> list[DistroOutcome]:
     """Outcomes by the documentation's distro order; names it does not know go last."""
 
-    def key(outcome: DistroOutcome) -> tuple[int, str]:
-        rank = next(
-            (n for n, short in enumerate(DISTRO_ORDER) if outcome.distro.startswith(short)),
-            len(DISTRO_ORDER),
-        )
-        return rank, outcome.distro
-
-    return sorted(outcomes, key=key)
+    return sorted(outcomes, key=lambda outcome: documented_rank(outcome.distro))
 
 
 def runfile_label(selection: Selection | None) -> str:

@@ -13,10 +13,10 @@ import pytest
 
 from imagefactory.errors import SpecError
 from imagefactory.paths import distros_dir
-from imagefactory.spec.index import DOCUMENTED_ORDER, release_goldens
+from imagefactory.spec.index import release_goldens
 from imagefactory.spec.loader import load_spec_file
 from imagefactory.spec.model import LINEAGES
-from imagefactory.spec.names import golden_leaf
+from imagefactory.spec.names import DOCUMENTED_ORDER, golden_leaf
 
 
 @pytest.fixture
