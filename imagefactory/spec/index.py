@@ -28,7 +28,7 @@ from imagefactory.spec.loader import (
     spec_files,
 )
 from imagefactory.spec.located import LocatedDoc
-from imagefactory.spec.names import DOCUMENTED_ORDER, golden_leaf, release_leaf
+from imagefactory.spec.names import DOCUMENTED_ORDER, documented_rank, golden_leaf, release_leaf
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,4 @@ def _goldens_of(path: Path, defaults: LocatedDoc | None) -> DistroGoldens:
 
 
 def _documented_position(distro: DistroGoldens) -> tuple[int, str, str]:
-    known = distro.short in DOCUMENTED_ORDER
-    position = DOCUMENTED_ORDER.index(distro.short) if known else len(DOCUMENTED_ORDER)
-    return position, distro.short, distro.spec
+    return (*documented_rank(distro.short), distro.spec)
