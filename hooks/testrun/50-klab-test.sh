@@ -402,8 +402,8 @@ collect() {
     if [[ -d /sys/module/zfs/parameters ]]; then
         local param
         for param in /sys/module/zfs/parameters/*; do
-            printf '%s=%s\n' "${param##*/}" "$(cat -- "$param" 2>/dev/null)"
-        done >"$out/zfs-params.txt" || log "reading the zfs module's parameters failed"
+            printf '%s=%s\n' "${param##*/}" "$(<"$param")"
+        done >"$out/zfs-params.txt" 2>/dev/null || log "reading the zfs module's parameters failed"
     fi
     log "collected $(du -sk "$out" | cut -f1) KiB of results"
 }

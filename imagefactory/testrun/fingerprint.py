@@ -152,10 +152,11 @@ def _module_params(artifacts: Path) -> dict[str, str] | None:
     """`zfs-params.txt` (name=value lines, written by the guest's collection) of the
     distro's clone (the first clone's when several ran: one golden, one module); None when
     no boot collected it."""
-    candidates = [artifacts / "zfs-params.txt", *sorted(artifacts.glob("*/zfs-params.txt"))]
-    for path in candidates:
+    from imagefactory.testrun.bpftrace_files import piece_dirs
+
+    for piece in piece_dirs(artifacts):  # run order: the distro's own, clone-1, clone-2, ...
         try:
-            with path.open("rb") as fh:
+            with (piece / "zfs-params.txt").open("rb") as fh:
                 text = fh.read(MAX_PARAMS_FILE).decode("utf-8", errors="replace")
         except OSError:
             continue

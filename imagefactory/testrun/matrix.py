@@ -56,8 +56,8 @@ MEANINGS: dict[str, str] = {
 NOT_RUN = "·"
 REGRESSION = "<-- regression"
 GROUP_THRESHOLD = 100
-SUMMARY_HEADING = "=== Summary ==="
 """More test rows than this and the matrix shows groups (directories) instead."""
+SUMMARY_HEADING = "=== Summary ==="
 
 _GROUP_ORDER: tuple[str, ...] = (
     "crashed", "killed", "fail", "unexpected-pass", "flaky", "expected", "skip", "pass", "absent"
