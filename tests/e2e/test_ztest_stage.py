@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -320,11 +321,13 @@ echo 'panic-kernel: still alive (the crash did not happen)'
 def test_a_guest_crash_is_reported_and_the_rest_runs_in_a_fresh_clone(
     debian_ztest_golden: ZtestGolden, tmp_path: Path
 ) -> None:
-    """A recipe panics the kernel (sysrq 'c'); the recipe after it runs in a second clone.
+    """A recipe panics the kernel (sysrq 'c'); the recipes after it run in a second clone.
 
-    Two boots; the crashed recipe is `crashed` with the console's panic lines, the other
-    passes; exit 1 (a crash is a failure); the first boot's console and crash.txt are kept
-    in debian13/, the second boot's artifacts in debian13/boot-2/; no clone is left."""
+    Two boots; the crashed recipe is `crashed` with the console's panic lines, the others
+    pass; exit 1 (a crash is a failure); the first boot's console and crash.txt are kept
+    in debian13/, the second boot's artifacts in debian13/boot-2/; no clone is left.  The
+    second clone also runs two shipped recipes by name (issue 17: zinject corruption, a send
+    over loopback with netem's 5 % loss) -- real ZFS, no boot of their own."""
     panic = tmp_path / "panic-kernel.sh"
     panic.write_text(PANIC_RECIPE)
     after = tmp_path / "after-crash.sh"
@@ -333,6 +336,7 @@ def test_a_guest_crash_is_reported_and_the_rest_runs_in_a_fresh_clone(
     proc = klab(
         debian_ztest_golden, tmp_path, "test", "debian13",
         "--recipe", str(panic), "--recipe", str(after),
+        "--recipe", "pool-corruption-block", "--recipe", "replication-chaos",
     )  # fmt: skip
 
     assert proc.returncode == 1, proc.stdout + proc.stderr[-6000:]
@@ -347,13 +351,23 @@ def test_a_guest_crash_is_reported_and_the_rest_runs_in_a_fresh_clone(
     assert "sysrq triggered crash" in crash
     assert "panic-kernel: crashing the kernel through sysrq" in crash  # the recipe's own output
     rows = (artifacts / "boot-2" / "recipes.tsv").read_text().splitlines()
-    assert [r.split("\t")[:2] for r in rows] == [["after-crash", "0"]]
+    assert [r.split("\t")[:2] for r in rows] == [
+        ["after-crash", "0"],
+        ["pool-corruption-block", "0"],
+        ["replication-chaos", "0"],
+    ], rows
+    logs = artifacts / "boot-2" / "recipes"
+    corruption = (logs / "pool-corruption-block.log").read_text()
+    assert "zpool status -v named the error" in corruption, corruption[-3000:]
+    chaos = (logs / "replication-chaos.log").read_text()
+    assert re.search(r"5% loss: identical \(\d+ segments retransmitted\)", chaos), chaos[-3000:]
     run = json.loads((run_dir / "run.json").read_text())
     [debian] = [d for d in run["distros"] if d["distro"] == "debian13"]
     verdicts = {v["name"]: v for v in debian["tests"]}
     assert verdicts["recipes/panic-kernel"]["verdict"] == "crashed"
     assert "sysrq triggered crash" in verdicts["recipes/panic-kernel"]["reason"]
-    assert verdicts["recipes/after-crash"]["verdict"] == "pass"
+    for name in ("after-crash", "pool-corruption-block", "replication-chaos"):
+        assert verdicts[f"recipes/{name}"]["verdict"] == "pass", verdicts[f"recipes/{name}"]
     assert "after-crash: PASS" not in proc.stdout  # recipes' output stays in the artifacts
     [row] = matrix_rows(run_dir, "recipes/panic-kernel")
     assert "💥" in row or "crashed" in row, row
