@@ -46,7 +46,8 @@ def add_scale_options(parser: argparse.ArgumentParser) -> None:
         "--durations",
         type=Path,
         metavar="FILE",
-        help="balance with this snapshot (klab history --export-durations), not the history",
+        help="balance shards (and klab test's clones) with this snapshot "
+        "(klab history --export-durations), not the history",
     )
     scale.add_argument(
         "--dry-run",
@@ -75,8 +76,14 @@ def sharded(args: argparse.Namespace, selection: Selection) -> Selection:
     from imagefactory.testrun.shard import Shard
 
     if args.shard is None:
-        if args.durations is not None and not args.dry_run:
-            raise UsageError("--durations applies to --shard and --dry-run")
+        # `klab test` balances its clones by the snapshot too (unless --clones 1); `klab rc`
+        # has no --clones: there the snapshot only cuts shards and dry runs.
+        balances_clones = getattr(args, "clones", 1) != 1
+        if args.durations is not None and not args.dry_run and not balances_clones:
+            raise UsageError(
+                "--durations applies to --shard, --clones K (K > 1) and --dry-run",
+                hint="drop --durations, or add --shard i/N",
+            )
         return selection
     durations = durations_for(args)
     if args.durations is None and args.shard.count > 1:

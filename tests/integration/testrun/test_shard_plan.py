@@ -116,6 +116,25 @@ def test_dry_run_prints_each_part_and_boots_nothing(tmp_path: Path, store: FileS
     assert store.list_clones() == []
 
 
+def test_clones_balance_by_a_snapshot_and_one_clone_refuses_it(
+    tmp_path: Path, store: FileStore
+) -> None:
+    """--durations also balances `klab test`'s clones (the bench runs them from one snapshot);
+    with one clone and no shard it would change nothing: a usage error, not a silent no-op."""
+    snapshot = tmp_path / "durations.json"
+    write_snapshot(dataclasses.replace(Durations(TIMES), runs=4), snapshot)
+    common = ("test", "debian13", "--suite", "quick", "--store", f"file:{store.root}")
+    planned = klab(tmp_path, *common, "--clones", "2", "--durations", str(snapshot), "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "2 clone(s)" in planned.stdout and "clone 2:" in planned.stdout
+    assert Durations(TIMES).digest[:19] in planned.stdout
+    refused = klab(tmp_path, *common, "--clones", "1", "--durations", str(snapshot))
+    assert refused.returncode == 2
+    assert "--durations applies to --shard, --clones K (K > 1)" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert store.list_clones() == []
+
+
 @pytest.mark.parametrize("value", ["0/2", "3/2", "1/0", "a/b", "1/999"])
 def test_bad_shard_values_exit_2_with_one_line(tmp_path: Path, value: str) -> None:
     done = klab(tmp_path, "test", "debian13", "--suite", "quick", "--shard", value)
