@@ -37,7 +37,7 @@
 #   KLAB_VDEV_DIR        the golden's vdev images (for recipes)
 #   KLAB_RESULTS_SERIAL  serial of the results disk (default klab-results)
 #   KLAB_ZTS_FILESIZE    optional: zfs-tests.sh -s (size of its file vdevs)
-#   KLAB_BPF_SCRIPTS     bpftrace scripts to run alongside (default "zio txg"; empty: none)
+#   KLAB_BPF_SCRIPTS     bpftrace scripts to run alongside (default "zio txg arc spl"; empty: none)
 #   KLAB_BPF_ATTACH_WAIT seconds to wait for bpftrace to attach before the tests start
 # The payload appended to this script (imagefactory.testrun.guest) holds select_tests.py,
 # tests.txt (zts: only these tests), absent.txt (zts: names the host found this suite
@@ -58,7 +58,7 @@ facts=${KLAB_GOLDEN_FACTS:-/etc/imagefactory/golden.json}
 results_root=${KLAB_TEST_RESULTS_DIR:-/var/tmp/test_results}
 recipes_dir=${KLAB_RECIPES_DIR:-/usr/local/share/klab/recipes}
 bpf_dir=${KLAB_BPF_DIR:-/usr/local/share/zfs-bt}
-bpf_scripts=${KLAB_BPF_SCRIPTS-zio txg}
+bpf_scripts=${KLAB_BPF_SCRIPTS-zio txg arc spl}
 bpf_wait=${KLAB_BPF_ATTACH_WAIT:-120}
 serial=${KLAB_RESULTS_SERIAL:-klab-results}
 header_size=4096

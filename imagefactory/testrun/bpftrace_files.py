@@ -49,7 +49,7 @@ _DATE = re.compile(r"date: ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2
 def with_bpf_scripts(plan: HookPlan, scripts: Sequence[str]) -> HookPlan:
     """The plan with KLAB_BPF_SCRIPTS set on every hook (only the test runner reads it).
 
-    An empty value is "none" for the runner (`${KLAB_BPF_SCRIPTS-zio txg}`)."""
+    An empty value is "none" for the runner (`${KLAB_BPF_SCRIPTS-zio txg arc spl}`)."""
     value = " ".join(scripts)
     return HookPlan(tuple(replace(h, env={**h.env, ENV_SCRIPTS: value}) for h in plan.hooks))
 

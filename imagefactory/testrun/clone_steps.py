@@ -276,7 +276,7 @@ class CollectStep:
                 )
             )
             return
-        bpf = scripts_for(self.stage.options.bpf, boot.config.accel)
+        bpf = scripts_for(self.stage.options.bpf)
         judging = Judging(self.stage.options.baseline, boot.config.accel, bpf)
         selection = ctx.selection or self.stage.selection
         judged = await asyncio.to_thread(

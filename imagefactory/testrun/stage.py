@@ -250,8 +250,8 @@ class Stage:
             retries=self.options.retries,
         )
         plan = HookPlan.of([hook])
-        accel = self._accel_for(spec.vm.cpu_model).accel  # --bpf's default depends on it
-        plan = with_bpf_scripts(plan, scripts_for(self.options.bpf, accel))
+        accel = self._accel_for(spec.vm.cpu_model).accel
+        plan = with_bpf_scripts(plan, scripts_for(self.options.bpf))
         iso = work / "seed.iso"
         seed_files(spec, plan, seed_key, name=name, mac=mac).write_iso(iso)
         disk = create_results_disk(work / "results.img", self.options.results_disk_size)

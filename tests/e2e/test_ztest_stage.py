@@ -149,7 +149,7 @@ def see_it(golden: ZtestGolden, tmp_path: Path, run_dir: Path, artifacts: Path) 
     """Issue 15 on the same real run, no extra boot: the bpftrace JSON of every script the
     run asked for, report.html, and the run's metrics scraped by a real Prometheus."""
     traces = sorted(p.stem for p in (artifacts / "bpftrace").glob("*.json"))
-    assert {"txg", "zio"} <= set(traces), traces
+    assert set(traces) == {"arc", "spl", "txg", "zio"}, traces  # the default: all four
     for name in traces:
         data = json.loads((artifacts / "bpftrace" / f"{name}.json").read_text())
         assert data["schema"] == "klab-bpftrace/1", data

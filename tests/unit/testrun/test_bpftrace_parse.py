@@ -113,9 +113,8 @@ def test_options() -> None:
     assert bpf_option("spl,zio") == ("zio", "spl")  # the canonical order
     with pytest.raises(argparse.ArgumentTypeError, match="unknown bpftrace script nfs"):
         bpf_option("zio,nfs")
-    assert scripts_for(None, "kvm") == ("zio", "txg", "arc", "spl")
-    assert scripts_for(None, "tcg") == ("zio", "txg")
-    assert scripts_for((), "kvm") == ()
+    assert scripts_for(None) == ("zio", "txg", "arc", "spl")  # under TCG too: +7 %, measured
+    assert scripts_for(()) == ()
 
 
 def test_the_hook_plan_carries_the_choice() -> None:
