@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/teststage.py [--repeat 7]
     .venv/bin/python bench/teststage.py --scale-out --durations FILE [--rounds 2]  (4 real runs
-        a round, ~35 min each on a 2-core TCG host)
+        a round, ~35 min a round on a 2-core TCG host)
 
 Targets (issue 8): clone + seed + QEMU process start <= 1 s, and for a 20 GiB golden at most
 1.1x the time for a 1 GiB golden (files store).  Two goldens are published into a scratch
