@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
@@ -105,7 +104,9 @@ ALL_BPF = "zio,txg,arc,spl"
 def scale_tests(durations: Path) -> list[str]:
     """The quick suite's tests of SCALE_GROUPS, as the durations snapshot names them (a
     `--group` would select the whole group from the linux runfile: over an hour)."""
-    known = json.loads(durations.read_text())["tests"]
+    from imagefactory.testrun.durations import load_snapshot  # checks format and digest
+
+    known = load_snapshot(durations).tests
     return [
         name
         for name in known
